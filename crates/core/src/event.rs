@@ -1,0 +1,77 @@
+//! What the core tells its driver's application.
+
+use crate::error::ConnectionError;
+use crate::payload::Payload;
+use crate::Millis;
+
+/// Why a session could not be continued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// The server did not know the session (expired after its TTL, or the server restarted).
+    Expired,
+    /// The server dropped the session because its replay buffer for this client overflowed.
+    Overflow,
+    /// The server refused the resume (other identity, or an impossible resume point).
+    Refused,
+    /// The server no longer speaks the durable protocol (plain mode), so nothing can be resumed.
+    NotDurable,
+    /// The client stopped for good (user close, terminal close code, attempt limit) with
+    /// messages still unconfirmed.
+    Closed,
+}
+
+/// An event for the application (client role) or the server driver (server role).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A connection is open and ready. `durable` is false in plain mode (no recovery).
+    /// Not emitted when an existing session was resumed: see `Resumed`.
+    Open {
+        /// Whether the server speaks `durable.v1`.
+        durable: bool,
+    },
+    /// The session was resumed on a new connection; `replayed` of our messages were re-sent.
+    Resumed {
+        /// How many unacknowledged messages were sent again.
+        replayed: u64,
+    },
+    /// An application message, delivered exactly once and in order.
+    Message(Payload),
+    /// Every message this side sent with a sequence number up to `seq` is confirmed delivered
+    /// (in plain mode: handed to the socket; there is no confirmation).
+    Acked {
+        /// Highest confirmed sequence number.
+        seq: u64,
+    },
+    /// Client: the connection is gone; the next attempt starts after `delay_ms`.
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Delay before the attempt.
+        delay_ms: Millis,
+    },
+    /// The session cannot continue. `unconfirmed` holds, in order, every message this side sent
+    /// (or queued) that the peer never confirmed: nothing is lost silently.
+    SessionLost {
+        /// Why.
+        reason: LostReason,
+        /// `(sequence number, payload)` of each unconfirmed message.
+        unconfirmed: Vec<(u64, Payload)>,
+    },
+    /// Client: a connection closed. `will_reconnect` false means the socket is closed for good.
+    Closed {
+        /// Close code (1006 when the connection dropped without a close frame).
+        code: u16,
+        /// Close reason.
+        reason: String,
+        /// Whether the closing handshake completed.
+        was_clean: bool,
+        /// Whether a reconnect follows.
+        will_reconnect: bool,
+    },
+    /// Client: why a connection was given up (precedes `Closed`).
+    Error(ConnectionError),
+    /// Server role: the client ended the session with `Goodbye`.
+    Goodbye,
+    /// Server role: the heartbeat found the link dead; close the connection, keep the session.
+    Dead,
+}

@@ -1,0 +1,1 @@
+//! Receive side: in-order delivery, duplicate drop, acknowledgement scheduling.

@@ -1,0 +1,40 @@
+//! Sans-IO core of durable-ws.
+//!
+//! Pure code, fed received bytes, application sends and the current time (milliseconds since an
+//! epoch the driver chooses), returning frames to transmit, events and the next deadline. No I/O,
+//! no clock, no randomness it was not handed. Two drivers sit on it: the browser library
+//! (`durable-ws`) and the reference server (`durable-ws-server`).
+//!
+//! - [`frame`]: the `durable.v1` wire format.
+//! - [`ReplayBuffer`]: what was sent and not yet acknowledged, bounded by count and bytes.
+//! - [`Session`]: one logical session across connections, in the client or the server role.
+//! - [`Backoff`]: the reconnect delay policy.
+//! - [`Client`]: the client-role supervisor: session + connection lifecycle + reconnect policy.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod buffer;
+mod client;
+mod close;
+mod config;
+mod error;
+mod event;
+pub mod frame;
+mod inbound;
+mod payload;
+mod session;
+
+pub use backoff::{Backoff, BackoffConfig, SplitMix64};
+pub use buffer::{BufferLimits, ReplayBuffer};
+pub use client::{Action, Client, ClientConfig, ClientState, ClientStats};
+pub use close::{close_code, ClosePolicy};
+pub use config::{HeartbeatConfig, SessionConfig};
+pub use error::{ConnectionError, DecodeError, ProtocolError, ResumeError, SendError};
+pub use event::{Event, LostReason};
+pub use frame::{Token, WelcomeStatus, SUBPROTOCOL};
+pub use payload::{MessageKind, Payload, PayloadRef};
+pub use session::{Role, Session, SessionStats};
+
+/// Milliseconds since an epoch chosen by the driver (monotonic).
+pub type Millis = u64;
