@@ -1,0 +1,68 @@
+# Sourced by the other scripts: runs them from the repository root with the project's tools on PATH.
+# (wasm-pack looks up wasm-bindgen, wasm-opt and chromedriver on PATH; wasm-opt comes from npm's binaryen.)
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+export PATH="$HOME/.cargo/bin:$REPO_ROOT/node_modules/.bin:$PATH"
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# The version of the `wasm-bindgen` crate in Cargo.lock: wasm-bindgen-cli must match it exactly.
+locked_wasm_bindgen_version() {
+    awk '
+        /^\[\[package\]\]/ { in_bindgen = 0 }
+        $0 == "name = \"wasm-bindgen\"" { in_bindgen = 1; next }
+        in_bindgen && /^version = / { gsub(/version = |"/, ""); print; exit }
+    ' Cargo.lock
+}
+
+# Extra cargo arguments for wasm builds of the root crate: its `js` feature (the JS/TS API) when it has one.
+wasm_feature_args() {
+    if awk '/^\[features\]/ { f = 1; next } /^\[/ { f = 0 } f && /^[[:space:]]*js[[:space:]]*=/ { found = 1 } END { exit !found }' Cargo.toml; then
+        printf '%s\n' -- --no-default-features --features js
+    fi
+}
+
+# Builds the npm package (bundler target) into pkg/ and, when www/ exists, the demo's copy (web target) into www/pkg/.
+build_wasm_packages() {
+    local -a extra
+    mapfile -t extra < <(wasm_feature_args)
+    say "wasm-pack build --target bundler --out-dir pkg ${extra[*]}"
+    wasm-pack build --mode no-install --release --target bundler --out-dir pkg "${extra[@]}"
+    if [[ -d www ]]; then
+        build_demo_package
+    fi
+}
+
+# Builds the demo's copy of the package (web target: loadable with a plain <script type="module">) into www/pkg/.
+build_demo_package() {
+    local -a extra
+    mapfile -t extra < <(wasm_feature_args)
+    say "wasm-pack build --target web --out-dir www/pkg ${extra[*]}"
+    wasm-pack build --mode no-install --release --target web --out-dir www/pkg "${extra[@]}"
+}
+
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+    node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+
+# Waits until something accepts TCP connections on 127.0.0.1:$1, giving up after $2 seconds or when process $3 exits.
+wait_for_port() {
+    local port=$1 seconds=$2 pid=$3 i
+    for ((i = 0; i < seconds * 10; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
