@@ -71,6 +71,14 @@ pub enum ProtocolError {
         /// The highest number sent in this session.
         last_sent: u64,
     },
+    /// A `Welcome` resumed from a point before what the server had already acknowledged.
+    #[error("resume point {claimed} is behind the acknowledged {acked}")]
+    ResumeBehindAck {
+        /// What the peer claims to have received.
+        claimed: u64,
+        /// What it had already acknowledged.
+        acked: u64,
+    },
     /// A text WebSocket message arrived on a durable connection (all frames are binary).
     #[error("text message on a durable connection")]
     TextInDurableMode,
@@ -104,6 +112,14 @@ pub enum ResumeError {
         claimed: u64,
         /// The highest number sent in this session.
         last_sent: u64,
+    },
+    /// The client claims less than it already acknowledged (those messages are freed).
+    #[error("client claims {claimed} but already acknowledged {acked}")]
+    BehindAck {
+        /// What the client claims to have received.
+        claimed: u64,
+        /// What it had already acknowledged.
+        acked: u64,
     },
 }
 

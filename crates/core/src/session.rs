@@ -1,11 +1,18 @@
 //! One logical session across connections, in the client or the server role.
 
+use std::collections::VecDeque;
+
+use crate::buffer::ReplayBuffer;
 use crate::config::SessionConfig;
 use crate::error::{ProtocolError, ResumeError, SendError};
-use crate::event::Event;
-use crate::frame::{Token, WelcomeStatus};
+use crate::event::{Event, LostReason};
+use crate::frame::{Frame, FrameType, Token, WelcomeStatus};
+use crate::inbound::{Inbound, Receipt};
 use crate::payload::{MessageKind, Payload, PayloadRef};
 use crate::Millis;
+
+/// Longest header a data frame can have (type byte and a 10-byte varint).
+const MAX_DATA_HEADER: usize = 11;
 
 /// Which end of the session this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,23 +46,102 @@ pub struct SessionStats {
 ///
 /// Outbound data frames are never queued separately: `poll_transmit` writes control frames first,
 /// then the replay buffer from the first message not yet sent on the current connection.
+///
+/// ```
+/// use durable_ws_core::{Event, Payload, PayloadRef, Session, SessionConfig, Token, WelcomeStatus};
+/// let mut client = Session::client(SessionConfig::default());
+/// let mut server = Session::server(SessionConfig::default(), Token([7; 16]), WelcomeStatus::New, 0);
+/// client.send(0, Payload::from("hello")).unwrap();
+/// client.connect(0);
+/// let mut buf = Vec::new();
+/// // The client's Hello goes to the server driver, which decoded it to create `server`.
+/// assert!(client.poll_transmit(0, &mut buf).is_some());
+/// // The server's Welcome opens the client's session; then the queued message goes out.
+/// server.poll_transmit(0, &mut buf).unwrap();
+/// client.handle_message(0, PayloadRef::Binary(&buf)).unwrap();
+/// assert_eq!(client.poll_event(), Some(Event::Open { durable: true }));
+/// client.poll_transmit(0, &mut buf).unwrap();
+/// server.handle_message(0, PayloadRef::Binary(&buf)).unwrap();
+/// assert_eq!(server.poll_event(), Some(Event::Message(Payload::from("hello"))));
+/// ```
 pub struct Session {
-    _todo: (),
+    role: Role,
+    config: SessionConfig,
+    token: Option<Token>,
+    link: Link,
+    out: ReplayBuffer,
+    /// Next sequence number to transmit on the current connection.
+    next_send: u64,
+    /// Highest sequence number ever transmitted in this session.
+    highest_sent: u64,
+    inbound: Inbound,
+    control: VecDeque<Control>,
+    next_ping: Option<Millis>,
+    dead_at: Option<Millis>,
+    goodbye: Goodbye,
+    events: VecDeque<Event>,
+    stats: SessionStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Down,
+    /// Client: `Hello` queued or sent, waiting for `Welcome`.
+    Handshaking,
+    Durable,
+    Plain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Goodbye {
+    None,
+    Queued,
+    Sent,
+    Received,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Control {
+    Hello(Option<(Token, u64)>),
+    Welcome(WelcomeStatus, Token, u64),
+    Ping(u64),
+    Pong(u64),
 }
 
 impl Session {
+    fn new(role: Role, config: SessionConfig) -> Self {
+        Session {
+            role,
+            out: ReplayBuffer::new(config.limits),
+            inbound: Inbound::new(config.ack_delay_ms, config.ack_every),
+            config,
+            token: None,
+            link: Link::Down,
+            next_send: 1,
+            highest_sent: 0,
+            control: VecDeque::new(),
+            next_ping: None,
+            dead_at: None,
+            goodbye: Goodbye::None,
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
     /// A client session with no server session yet. Call [`connect`](Self::connect) when a
     /// durable connection opens, or [`connect_plain`](Self::connect_plain) for plain mode.
     pub fn client(config: SessionConfig) -> Self {
-        let _ = config;
-        todo!()
+        Session::new(Role::Client, config)
     }
 
     /// A server session created for a `Hello` that asked for no session, or for one that could
     /// not be resumed (`status` says why). The connection is attached and a `Welcome` queued.
     pub fn server(config: SessionConfig, token: Token, status: WelcomeStatus, now: Millis) -> Self {
-        let _ = (config, token, status, now);
-        todo!()
+        let mut session = Session::new(Role::Server, config);
+        session.token = Some(token);
+        session.control.push_back(Control::Welcome(status, token, 0));
+        session.establish(now);
+        session
     }
 
     /// Server: attaches a new connection to this existing session for a client whose `Hello`
@@ -63,14 +149,28 @@ impl Session {
     /// replays every unacknowledged message after it. On error nothing changes (the driver then
     /// creates a new session with `WelcomeStatus::LostRefused`).
     pub fn resume(&mut self, now: Millis, last_received: u64) -> Result<(), ResumeError> {
-        let _ = (now, last_received);
-        todo!()
+        if last_received > self.highest_sent {
+            return Err(ResumeError::FromFuture { claimed: last_received, last_sent: self.highest_sent });
+        }
+        let acked = self.out.first_seq() - 1;
+        if last_received < acked {
+            return Err(ResumeError::BehindAck { claimed: last_received, acked });
+        }
+        self.detach();
+        self.confirm(last_received);
+        self.rewind(last_received);
+        let token = self.token.expect("a server session always has a token");
+        self.control.push_back(Control::Welcome(WelcomeStatus::Resumed, token, self.inbound.delivered()));
+        self.establish(now);
+        Ok(())
     }
 
     /// Client: a durable connection opened; queues `Hello` (resuming if a session exists).
     pub fn connect(&mut self, now: Millis) {
         let _ = now;
-        todo!()
+        self.detach();
+        self.control.push_back(Control::Hello(self.token.map(|t| (t, self.inbound.delivered()))));
+        self.link = Link::Handshaking;
     }
 
     /// Client: a connection opened without the durable subprotocol. No handshake, no acks, no
@@ -79,101 +179,327 @@ impl Session {
     /// `LostReason::NotDurable`).
     pub fn connect_plain(&mut self, now: Millis) {
         let _ = now;
-        todo!()
+        self.detach();
+        if self.token.is_some() {
+            self.lose(LostReason::NotDurable);
+        }
+        self.next_send = self.out.first_seq();
+        self.link = Link::Plain;
+        self.events.push_back(Event::Open { durable: false });
     }
 
     /// The connection is gone. Frames not yet transmitted are dropped (they are re-created from
     /// the replay buffer on the next connection); the session itself stays.
     pub fn disconnect(&mut self, now: Millis) {
         let _ = now;
-        todo!()
+        self.detach();
     }
 
     /// A binary WebSocket message arrived on a durable connection (`frame`), or in plain mode
     /// any message (`Payload` delivered as is). Errors leave the session resumable; the driver
     /// closes the connection with `err.close_code()`.
     pub fn handle_message(&mut self, now: Millis, message: PayloadRef<'_>) -> Result<(), ProtocolError> {
-        let _ = (now, message);
-        todo!()
+        match self.link {
+            Link::Down => return Ok(()),
+            Link::Plain => {
+                self.stats.received += 1;
+                self.events.push_back(Event::Message(message.to_owned()));
+                return Ok(());
+            }
+            Link::Handshaking | Link::Durable => {}
+        }
+        let PayloadRef::Binary(bytes) = message else {
+            return Err(ProtocolError::TextInDurableMode);
+        };
+        let max = self.config.max_message_bytes + MAX_DATA_HEADER;
+        if bytes.len() > max {
+            return Err(ProtocolError::TooLarge { len: bytes.len(), max });
+        }
+        let frame = Frame::decode(bytes)?;
+        self.dead_at = None;
+        match (frame, self.link) {
+            (Frame::Welcome { status, token, last_received }, Link::Handshaking) if self.role == Role::Client => {
+                self.welcome(now, status, token, last_received)
+            }
+            (Frame::Data { seq, payload }, Link::Durable) => {
+                match self.inbound.receive(now, seq)? {
+                    Receipt::Deliver => {
+                        self.stats.received += 1;
+                        self.events.push_back(Event::Message(payload.to_owned()));
+                    }
+                    Receipt::Duplicate => self.stats.duplicates_dropped += 1,
+                }
+                Ok(())
+            }
+            (Frame::Ack { seq }, Link::Durable) => {
+                if seq > self.highest_sent {
+                    return Err(ProtocolError::AckFromFuture { acked: seq, last_sent: self.highest_sent });
+                }
+                self.confirm(seq);
+                Ok(())
+            }
+            (Frame::Ping { value }, Link::Durable) => {
+                // Only the latest ping needs an answer: a peer cannot grow the queue.
+                self.control.retain(|c| !matches!(c, Control::Pong(_)));
+                self.control.push_back(Control::Pong(value));
+                Ok(())
+            }
+            (Frame::Pong { value }, Link::Durable) => {
+                if value <= now {
+                    self.stats.last_rtt_ms = Some(now - value);
+                }
+                Ok(())
+            }
+            (Frame::Goodbye, Link::Durable) => {
+                self.goodbye = Goodbye::Received;
+                self.events.push_back(Event::Goodbye);
+                Ok(())
+            }
+            (frame, _) => Err(ProtocolError::Unexpected(frame.frame_type())),
+        }
     }
 
     /// Queues an application message; returns its sequence number. While disconnected it waits
     /// in the replay buffer and goes out after the next handshake.
     pub fn send(&mut self, now: Millis, payload: Payload) -> Result<u64, SendError> {
-        let _ = (now, payload);
-        todo!()
+        let _ = now;
+        if self.is_ended() {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > self.config.max_message_bytes {
+            return Err(SendError::TooLarge { len: payload.len(), max: self.config.max_message_bytes });
+        }
+        let seq = self.out.push(payload)?;
+        self.stats.sent += 1;
+        Ok(seq)
     }
 
     /// Whether `send` would accept a payload of `len` bytes now (for backpressure).
     pub fn has_room(&self, len: usize) -> bool {
-        let _ = len;
-        todo!()
+        len <= self.config.max_message_bytes && self.out.has_room(len)
     }
 
     /// Queues a `Goodbye`: the session ends for good once it is transmitted.
     pub fn goodbye(&mut self) {
-        todo!()
+        if self.goodbye == Goodbye::None {
+            self.goodbye = Goodbye::Queued;
+        }
     }
 
     /// Sends a ping now (e.g. when a hidden page becomes visible), restarting the heartbeat.
     pub fn ping(&mut self, now: Millis) {
-        let _ = now;
-        todo!()
+        if self.link != Link::Durable {
+            return;
+        }
+        self.control.push_back(Control::Ping(now));
+        if let Some(heartbeat) = self.config.heartbeat {
+            self.next_ping = Some(now + heartbeat.interval_ms);
+            self.dead_at.get_or_insert(now + heartbeat.timeout_ms);
+        }
     }
 
     /// Writes the next frame to send on the current connection into `buf` (cleared first) and
     /// returns how to send it; `None` when there is nothing (or no connection).
     pub fn poll_transmit(&mut self, now: Millis, buf: &mut Vec<u8>) -> Option<MessageKind> {
-        let _ = (now, buf);
-        todo!()
+        buf.clear();
+        match self.link {
+            Link::Down => None,
+            Link::Plain => self.transmit_plain(buf),
+            Link::Handshaking | Link::Durable => {
+                if let Some(control) = self.control.pop_front() {
+                    control.frame().encode(buf);
+                    return Some(MessageKind::Binary);
+                }
+                if self.link == Link::Handshaking {
+                    return None;
+                }
+                if let Some(seq) = self.inbound.take_ack(now) {
+                    Frame::Ack { seq }.encode(buf);
+                    return Some(MessageKind::Binary);
+                }
+                if let Some(payload) = self.out.get(self.next_send) {
+                    Frame::Data { seq: self.next_send, payload: payload.as_ref() }.encode(buf);
+                    self.highest_sent = self.highest_sent.max(self.next_send);
+                    self.next_send += 1;
+                    return Some(MessageKind::Binary);
+                }
+                if self.goodbye == Goodbye::Queued {
+                    self.goodbye = Goodbye::Sent;
+                    Frame::Goodbye.encode(buf);
+                    return Some(MessageKind::Binary);
+                }
+                None
+            }
+        }
+    }
+
+    fn transmit_plain(&mut self, buf: &mut Vec<u8>) -> Option<MessageKind> {
+        let seq = self.next_send;
+        let payload = self.out.get(seq)?;
+        buf.extend_from_slice(payload.as_bytes());
+        let kind = match payload {
+            Payload::Text(_) => MessageKind::Text,
+            Payload::Binary(_) => MessageKind::Binary,
+        };
+        self.next_send += 1;
+        self.highest_sent = seq;
+        // Plain mode has no acknowledgements: handing the message to the socket is all there is.
+        self.confirm(seq);
+        Some(kind)
     }
 
     /// The next event for the application or driver.
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called (ack delay, ping, pong
     /// timeout), if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        todo!()
+        if self.link != Link::Durable {
+            return None;
+        }
+        [self.inbound.deadline(), self.next_ping, self.dead_at].into_iter().flatten().min()
     }
 
     /// Time has reached a deadline: flushes a delayed ack, sends a ping, or declares the link
     /// dead (`Event::Dead`; the driver closes the connection).
     pub fn handle_timeout(&mut self, now: Millis) {
-        let _ = now;
-        todo!()
+        if self.link != Link::Durable {
+            return;
+        }
+        if self.dead_at.is_some_and(|at| at <= now) {
+            self.dead_at = None;
+            self.next_ping = None;
+            self.events.push_back(Event::Dead);
+            return;
+        }
+        if self.next_ping.is_some_and(|at| at <= now) {
+            self.ping(now);
+        }
     }
 
     /// Removes and returns every unconfirmed message in order (when the driver gives the session
-    /// up); numbering starts again with a new session.
+    /// up), and forgets the session: the next connection starts a new one, numbered from 1.
     pub fn take_unconfirmed(&mut self) -> Vec<(u64, Payload)> {
-        todo!()
+        let unconfirmed = self.out.drain();
+        self.reset();
+        unconfirmed
     }
 
     /// The session token, once known.
     pub fn token(&self) -> Option<Token> {
-        todo!()
+        self.token
     }
 
     /// Whether the handshake on the current connection is complete (or plain mode is open).
     pub fn is_established(&self) -> bool {
-        todo!()
+        matches!(self.link, Link::Durable | Link::Plain)
     }
 
     /// Whether a `Goodbye` was sent or received: the session is over.
     pub fn is_ended(&self) -> bool {
-        todo!()
+        matches!(self.goodbye, Goodbye::Sent | Goodbye::Received)
     }
 
     /// Which end this is.
     pub fn role(&self) -> Role {
-        todo!()
+        self.role
     }
 
     /// Counters.
     pub fn stats(&self) -> SessionStats {
-        todo!()
+        SessionStats { pending: self.out.len() as u64, ..self.stats }
+    }
+
+    fn welcome(&mut self, now: Millis, status: WelcomeStatus, token: Token, last_received: u64) -> Result<(), ProtocolError> {
+        let asked = self.token;
+        if status == WelcomeStatus::Resumed {
+            if asked != Some(token) {
+                return Err(ProtocolError::Unexpected(FrameType::Welcome));
+            }
+            if last_received > self.highest_sent {
+                return Err(ProtocolError::ResumeFromFuture { claimed: last_received, last_sent: self.highest_sent });
+            }
+            let acked = self.out.first_seq() - 1;
+            if last_received < acked {
+                return Err(ProtocolError::ResumeBehindAck { claimed: last_received, acked });
+            }
+            self.confirm(last_received);
+            let replayed = self.rewind(last_received);
+            self.establish(now);
+            self.events.push_back(Event::Resumed { replayed });
+            return Ok(());
+        }
+        if asked.is_some() {
+            self.lose(match status {
+                WelcomeStatus::LostOverflow => LostReason::Overflow,
+                WelcomeStatus::LostRefused => LostReason::Refused,
+                _ => LostReason::Expired,
+            });
+        }
+        self.token = Some(token);
+        self.next_send = self.out.first_seq();
+        self.establish(now);
+        self.events.push_back(Event::Open { durable: true });
+        Ok(())
+    }
+
+    /// Frees what the peer confirmed, reporting it.
+    fn confirm(&mut self, seq: u64) {
+        let freed = self.out.ack(seq);
+        if freed > 0 {
+            self.stats.acked += freed as u64;
+            self.events.push_back(Event::Acked { seq });
+        }
+    }
+
+    /// Re-sends everything after `last_received` on the new connection; returns how many.
+    fn rewind(&mut self, last_received: u64) -> u64 {
+        self.next_send = last_received + 1;
+        let replayed = self.highest_sent - last_received;
+        self.stats.replayed += replayed;
+        replayed
+    }
+
+    fn establish(&mut self, now: Millis) {
+        self.link = Link::Durable;
+        self.inbound.on_connect();
+        self.dead_at = None;
+        self.next_ping = self.config.heartbeat.map(|h| now + h.interval_ms);
+    }
+
+    fn detach(&mut self) {
+        self.link = Link::Down;
+        self.control.clear();
+        self.inbound.on_connect();
+        self.next_ping = None;
+        self.dead_at = None;
+    }
+
+    /// The session cannot go on: report every unconfirmed message and start afresh.
+    fn lose(&mut self, reason: LostReason) {
+        let unconfirmed = self.take_unconfirmed();
+        self.events.push_back(Event::SessionLost { reason, unconfirmed });
+    }
+
+    fn reset(&mut self) {
+        self.out = ReplayBuffer::new(self.config.limits);
+        self.inbound.reset();
+        self.token = None;
+        self.next_send = 1;
+        self.highest_sent = 0;
+        self.goodbye = Goodbye::None;
+    }
+}
+
+impl Control {
+    fn frame(self) -> Frame<'static> {
+        match self {
+            Control::Hello(resume) => Frame::Hello { resume },
+            Control::Welcome(status, token, last_received) => Frame::Welcome { status, token, last_received },
+            Control::Ping(value) => Frame::Ping { value },
+            Control::Pong(value) => Frame::Pong { value },
+        }
     }
 }
