@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Runs every test stage, goes on after a failure, prints a summary and ends with `N passed, M failed`
+# (exit status 1 when a stage failed). Each stage's output is also written to test-output/NN-stage.log.
+#
+#   bash scripts/test.sh              all stages
+#   bash scripts/test.sh STAGE...     only these (the reference server is started when a stage needs it)
+#
+# Stages whose tests do not exist yet are not listed. The browser and end-to-end stages run against the real
+# reference server on a free port of 127.0.0.1, started once and stopped on exit.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages. Each runs in its own `bash -euo pipefail`, so any failing command fails the stage.
+
+stage_setup() {
+    bash scripts/setup.sh
+}
+
+stage_build() {
+    cargo build --workspace --all-targets
+}
+
+# The root crate is the browser driver: its tests run in Chromium (browser-tests); its doctests run natively.
+stage_native_tests() {
+    if command -v cargo-nextest >/dev/null; then
+        cargo nextest run --workspace --exclude durable-ws --no-fail-fast
+    else
+        cargo test --workspace --exclude durable-ws --lib --bins --tests --no-fail-fast
+    fi
+}
+
+stage_doctests() {
+    cargo test --workspace --doc --no-fail-fast
+}
+
+stage_server() {
+    local profile_flag=()
+    if [[ $server_profile == release ]]; then profile_flag=(--release); fi
+    cargo build -p durable-ws-server "${profile_flag[@]}"
+}
+
+stage_wasm_package() {
+    build_wasm_packages
+}
+
+stage_types() {
+    tsc --noEmit -p tests/types
+}
+
+# The server URL reaches the wasm test crates at compile time (`option_env!("DURABLE_WS_SERVER")`).
+stage_browser_tests() {
+    export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
+    wasm-pack test --mode no-install --headless --chrome --chromedriver "$(command -v chromedriver)" \
+        -- --test 'browser_*'
+}
+
+stage_e2e_tests() {
+    node --test tests/e2e/*.test.mjs
+}
+
+has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
+has_e2e_tests() { compgen -G 'tests/e2e/*.test.mjs' >/dev/null; }
+
+all_stages() {
+    printf '%s\n' setup build native-tests doctests wasm-package
+    if [[ -d tests/types ]]; then echo types; fi
+    if has_browser_tests || has_e2e_tests; then echo server; fi
+    if has_browser_tests; then echo browser-tests; fi
+    if has_e2e_tests; then echo e2e-tests; fi
+}
+
+needs_server() { [[ $1 == browser-tests || $1 == e2e-tests ]]; }
+
+# Upper bounds (seconds) so that a hung stage cannot eat CI's time; a first run on a new machine compiles a lot.
+stage_time_limit() {
+    case $1 in
+        setup) echo 2400 ;;
+        build) echo 1800 ;;
+        wasm-package | browser-tests) echo 1500 ;;
+        server) echo 1200 ;;
+        types) echo 300 ;;
+        *) echo 900 ;;
+    esac
+}
+
+# The debug build of the reference server reuses what the build stage compiled;
+# DURABLE_WS_SERVER_PROFILE=release tests the optimised one.
+server_profile=${DURABLE_WS_SERVER_PROFILE:-debug}
+
+# Entry point of the child process that runs one stage.
+if [[ ${1:-} == --run-stage ]]; then
+    "stage_${2//-/_}"
+    exit
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# The reference server, shared by the browser and end-to-end stages.
+
+server_pid=""
+
+stop_server() {
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+server_running() { [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; }
+
+# Starts the server (built by the server stage) in the background of this shell, so the EXIT trap can stop it.
+launch_server() {
+    local log=$1 server_log=${1%.log}.server.log port
+    note() { say "$*" | tee -a "$log"; }
+    port=$(free_port)
+    mkdir -p www
+    note "target/$server_profile/durable-ws-server --listen 127.0.0.1:$port --enable-faults --www www (log: $server_log)"
+    "target/$server_profile/durable-ws-server" --listen "127.0.0.1:$port" --enable-faults --www www \
+        >"$server_log" 2>&1 </dev/null &
+    server_pid=$!
+    if ! wait_for_port "$port" 60 "$server_pid"; then
+        note "the reference server did not start listening on 127.0.0.1:$port; the end of its log:"
+        tail -n 40 "$server_log" | tee -a "$log"
+        stop_server
+        return 1
+    fi
+    export DURABLE_WS_SERVER="ws://127.0.0.1:$port"
+    export DURABLE_WS_HTTP="http://127.0.0.1:$port"
+    note "reference server listening on $DURABLE_WS_HTTP"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+
+mapfile -t known < <(all_stages)
+if (($#)); then
+    selected=()
+    for name in "$@"; do
+        [[ " ${known[*]} " == *" $name "* ]] || die "unknown or unavailable stage '$name' (available: ${known[*]})"
+        if needs_server "$name" && [[ " ${selected[*]} " != *" server "* ]]; then selected+=(server); fi
+        selected+=("$name")
+    done
+else
+    selected=("${known[@]}")
+fi
+
+rm -rf test-output
+mkdir -p test-output
+names=() results=() times=() logs=()
+index=0
+
+for name in "${selected[@]}"; do
+    log=$(printf 'test-output/%02d-%s.log' "$index" "$name")
+    index=$((index + 1))
+    limit=$(stage_time_limit "$name")
+    printf '\n======== stage %s (limit %ss, log %s) ========\n' "$name" "$limit" "$log"
+    started=$SECONDS
+    set +e
+    if needs_server "$name" && ! server_running; then
+        echo "not run: the reference server is not running (see the server stage)" | tee "$log"
+        rc=1
+    else
+        timeout -k 30 "$limit" bash "$REPO_ROOT/scripts/test.sh" --run-stage "$name" 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+        if [[ $name == server && $rc == 0 ]]; then
+            launch_server "$log"
+            rc=$?
+        fi
+    fi
+    set -e
+    case $rc in
+        0) result=PASS ;;
+        124 | 137) result=TIMEOUT ;;
+        *) result=FAIL ;;
+    esac
+    names+=("$name") results+=("$result") times+=($((SECONDS - started))) logs+=("$log")
+done
+
+stop_server
+
+failed=0
+printf '\n%-16s %-8s %8s  %s\n' stage result seconds log
+for i in "${!names[@]}"; do
+    printf '%-16s %-8s %8s  %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}" "${logs[$i]}"
+    [[ ${results[$i]} == PASS ]] || failed=$((failed + 1))
+done
+echo
+echo "$((${#names[@]} - failed)) passed, $failed failed"
+((failed == 0)) || exit 1
