@@ -418,3 +418,227 @@ impl Client {
         self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: false });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Frame, Token, WelcomeStatus};
+    use crate::{LostReason, Payload};
+
+    const TOKEN: Token = Token([9; 16]);
+
+    fn config() -> ClientConfig {
+        ClientConfig {
+            backoff: BackoffConfig { jitter: false, min_delay_ms: 100, max_delay_ms: 1_000, ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    fn frame(f: Frame<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        out
+    }
+
+    fn events(client: &mut Client) -> Vec<Event> {
+        std::iter::from_fn(|| client.poll_event()).collect()
+    }
+
+    fn transmitted(client: &mut Client, now: Millis) -> Vec<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::iter::from_fn(|| client.poll_transmit(now, &mut buf).map(|_| buf.clone())).collect()
+    }
+
+    /// A client with an open durable session.
+    fn open_client(config: ClientConfig) -> Client {
+        let mut client = Client::new(config, 1, 0, true);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        client.on_open(10, true);
+        assert_eq!(transmitted(&mut client, 10), [frame(Frame::Hello { resume: None })]);
+        let welcome = frame(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
+        client.on_message(20, PayloadRef::Binary(&welcome));
+        assert_eq!(events(&mut client), [Event::Open { durable: true }]);
+        assert_eq!(client.state(), ClientState::Open);
+        client
+    }
+
+    #[test]
+    fn terminal_close_codes_stop_reconnection_and_report_the_unconfirmed() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        transmitted(&mut client, 30);
+        client.on_close(40, 4403, "forbidden", true);
+        assert_eq!(
+            events(&mut client),
+            [
+                Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] },
+                Event::Closed { code: 4403, reason: "forbidden".into(), was_clean: true, will_reconnect: false },
+            ]
+        );
+        assert_eq!(client.state(), ClientState::Closed);
+        assert_eq!(client.poll_action(), None);
+        assert_eq!(client.send(50, Payload::from("b")), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn going_away_and_restart_codes_reconnect_with_growing_delays() {
+        let mut client = open_client(config());
+        for (attempt, code, delay) in [(1, 1001, 100), (2, 1012, 200), (3, 1006, 400)] {
+            client.on_close(100, code, "", false);
+            let evs = events(&mut client);
+            assert_eq!(evs[1], Event::Reconnecting { attempt, delay_ms: delay });
+            assert_eq!(client.state(), ClientState::Reconnecting { at: 100 + delay });
+            assert_eq!(client.poll_timeout(), Some(100 + delay));
+            client.handle_timeout(100 + delay);
+            assert_eq!(client.poll_action(), Some(Action::Connect));
+        }
+        assert_eq!(client.stats().reconnects, 3);
+    }
+
+    #[test]
+    fn user_close_drains_acks_then_says_goodbye_and_never_reconnects() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        assert_eq!(transmitted(&mut client, 30).len(), 1);
+        client.close(40, 1000, "bye");
+        assert_eq!(client.state(), ClientState::Closing);
+        assert!(transmitted(&mut client, 40).is_empty(), "goodbye waits for the ack");
+        client.on_message(50, PayloadRef::Binary(&frame(Frame::Ack { seq: 1 })));
+        assert_eq!(transmitted(&mut client, 50), [frame(Frame::Goodbye)]);
+        assert_eq!(client.poll_action(), Some(Action::Close { code: 1000, reason: "bye".into() }));
+        assert_eq!(
+            events(&mut client),
+            [
+                Event::Acked { seq: 1 },
+                Event::Closed { code: 1000, reason: "bye".into(), was_clean: true, will_reconnect: false }
+            ]
+        );
+        client.on_close(60, 1000, "bye", true);
+        client.reconnect_now(70);
+        assert_eq!((client.poll_action(), client.state()), (None, ClientState::Closed));
+    }
+
+    #[test]
+    fn close_gives_up_waiting_for_acks_at_the_close_timeout() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        transmitted(&mut client, 30);
+        client.close(40, 1000, "");
+        assert_eq!(client.poll_timeout(), Some(40 + 2_000));
+        client.handle_timeout(2_040);
+        assert_eq!(transmitted(&mut client, 2_040), [frame(Frame::Goodbye)]);
+        assert!(matches!(client.poll_action(), Some(Action::Close { code: 1000, .. })));
+        let evs = events(&mut client);
+        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+    }
+
+    #[test]
+    fn connect_timeout_closes_and_retries() {
+        let mut client = Client::new(config(), 1, 0, true);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        assert_eq!(client.poll_timeout(), Some(10_000));
+        client.handle_timeout(10_000);
+        assert_eq!(client.poll_action(), Some(Action::Close { code: 4008, reason: "connect timeout".into() }));
+        let evs = events(&mut client);
+        assert_eq!(evs[0], Event::Error(ConnectionError::ConnectTimeout));
+        assert!(matches!(evs[1], Event::Closed { code: 4008, will_reconnect: true, .. }));
+        assert_eq!(client.state(), ClientState::Reconnecting { at: 10_100 });
+    }
+
+    #[test]
+    fn attempt_limit_gives_up_and_reconnect_now_restarts() {
+        let mut c = config();
+        c.backoff.max_attempts = Some(1);
+        let mut client = Client::new(c, 1, 0, true);
+        client.poll_action();
+        client.on_close(5, 1006, "", false);
+        client.handle_timeout(105);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        client.on_close(110, 1006, "", false);
+        assert_eq!(client.state(), ClientState::Closed);
+        assert!(matches!(events(&mut client).last(), Some(Event::Closed { will_reconnect: false, .. })));
+        client.reconnect_now(200);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+    }
+
+    #[test]
+    fn offline_waits_and_online_connects_at_once() {
+        let mut client = Client::new(config(), 1, 0, false);
+        assert_eq!((client.poll_action(), client.state()), (None, ClientState::Offline));
+        client.set_online(50, true);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        client.on_close(60, 1006, "", false);
+        client.set_online(70, false);
+        assert_eq!(client.state(), ClientState::Offline);
+        assert_eq!(client.poll_timeout(), None, "no attempt while offline");
+        client.set_online(80, true);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+    }
+
+    #[test]
+    fn a_stable_connection_resets_the_backoff() {
+        let mut client = open_client(config());
+        client.on_close(30, 1006, "", false);
+        client.handle_timeout(130);
+        client.poll_action();
+        client.on_open(140, true);
+        transmitted(&mut client, 140);
+        let welcome = frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 });
+        client.on_message(150, PayloadRef::Binary(&welcome));
+        assert!(events(&mut client).contains(&Event::Resumed { replayed: 0 }));
+        client.handle_timeout(150 + 5_000);
+        client.on_close(6_000, 1006, "", false);
+        assert!(events(&mut client).contains(&Event::Reconnecting { attempt: 1, delay_ms: 100 }));
+    }
+
+    #[test]
+    fn plain_mode_sends_raw_messages_and_loses_a_durable_session_explicitly() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        client.on_close(40, 1006, "", false);
+        client.handle_timeout(140);
+        client.poll_action();
+        events(&mut client);
+        client.on_open(150, false);
+        assert_eq!(
+            events(&mut client),
+            [
+                Event::SessionLost { reason: LostReason::NotDurable, unconfirmed: vec![(1, Payload::from("a"))] },
+                Event::Open { durable: false }
+            ]
+        );
+        client.send(160, Payload::from("b")).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(client.poll_transmit(160, &mut buf), Some(MessageKind::Text));
+        assert_eq!(buf, b"b");
+        client.on_message(170, PayloadRef::Text("raw"));
+        assert!(events(&mut client).contains(&Event::Message(Payload::from("raw"))));
+        assert_eq!(client.is_durable(), Some(false));
+    }
+
+    #[test]
+    fn protocol_errors_close_with_4002_and_keep_the_session() {
+        let mut client = open_client(config());
+        client.on_message(30, PayloadRef::Binary(&[0x42]));
+        assert_eq!(client.poll_action(), Some(Action::Close { code: 4002, reason: "protocol error".into() }));
+        assert!(matches!(events(&mut client)[0], Event::Error(ConnectionError::Protocol(_))));
+        client.handle_timeout(130);
+        client.poll_action();
+        client.on_open(140, true);
+        assert_eq!(transmitted(&mut client, 140), [frame(Frame::Hello { resume: Some((TOKEN, 0)) })]);
+    }
+
+    #[test]
+    fn the_heartbeat_declares_a_silent_link_dead() {
+        let mut client = open_client(config());
+        assert_eq!(client.poll_timeout(), Some(20 + 5_000), "stable-after first");
+        client.handle_timeout(5_020);
+        assert_eq!(client.poll_timeout(), Some(20 + 15_000));
+        client.handle_timeout(15_020);
+        assert!(matches!(&transmitted(&mut client, 15_020)[..], [ping] if ping[0] == 0x06));
+        assert_eq!(client.poll_timeout(), Some(25_020));
+        client.handle_timeout(25_020);
+        assert_eq!(client.poll_action(), Some(Action::Close { code: 4000, reason: "heartbeat timeout".into() }));
+        assert_eq!(events(&mut client)[0], Event::Error(ConnectionError::HeartbeatTimeout));
+    }
+}
