@@ -503,3 +503,122 @@ impl Control {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: Token = Token([5; 16]);
+
+    fn frame(f: Frame<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        out
+    }
+
+    fn drain(session: &mut Session, now: Millis) -> Vec<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::iter::from_fn(|| session.poll_transmit(now, &mut buf).map(|_| buf.clone())).collect()
+    }
+
+    fn server_with_sent(n: u64) -> Session {
+        let mut s = Session::server(SessionConfig::default(), TOKEN, WelcomeStatus::New, 0);
+        for i in 0..n {
+            s.send(0, Payload::from(i.to_string())).unwrap();
+        }
+        drain(&mut s, 0);
+        s
+    }
+
+    #[test]
+    fn server_resume_replays_exactly_what_the_client_lacks() {
+        let mut s = server_with_sent(5);
+        s.disconnect(10);
+        s.resume(20, 3).unwrap();
+        let sent = drain(&mut s, 20);
+        assert_eq!(sent[0], frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 }));
+        assert_eq!(sent[1..], [
+            frame(Frame::Data { seq: 4, payload: PayloadRef::Text("3") }),
+            frame(Frame::Data { seq: 5, payload: PayloadRef::Text("4") }),
+        ]);
+        assert_eq!(s.stats().replayed, 2);
+        assert_eq!(s.stats().pending, 2);
+    }
+
+    #[test]
+    fn impossible_resume_points_are_refused_without_changing_anything() {
+        let mut s = server_with_sent(5);
+        s.handle_message(1, PayloadRef::Binary(&frame(Frame::Ack { seq: 2 }))).unwrap();
+        s.disconnect(10);
+        assert_eq!(s.resume(20, 6), Err(ResumeError::FromFuture { claimed: 6, last_sent: 5 }));
+        assert_eq!(s.resume(20, 1), Err(ResumeError::BehindAck { claimed: 1, acked: 2 }));
+        assert!(!s.is_established());
+        assert_eq!(s.stats().pending, 3);
+    }
+
+    #[test]
+    fn bad_frames_are_typed_protocol_errors() {
+        let mut s = server_with_sent(2);
+        assert_eq!(s.handle_message(0, PayloadRef::Text("hi")), Err(ProtocolError::TextInDurableMode));
+        assert_eq!(
+            s.handle_message(0, PayloadRef::Binary(&frame(Frame::Ack { seq: 3 }))),
+            Err(ProtocolError::AckFromFuture { acked: 3, last_sent: 2 })
+        );
+        assert_eq!(
+            s.handle_message(0, PayloadRef::Binary(&frame(Frame::Hello { resume: None }))),
+            Err(ProtocolError::Unexpected(FrameType::Hello))
+        );
+        assert_eq!(
+            s.handle_message(0, PayloadRef::Binary(&[0x04, 0x02])),
+            Err(ProtocolError::SequenceGap { expected: 1, got: 2 })
+        );
+        let big = vec![0u8; (1 << 20) + 12];
+        assert!(matches!(s.handle_message(0, PayloadRef::Binary(&big)), Err(ProtocolError::TooLarge { .. })));
+        assert_eq!(s.handle_message(0, PayloadRef::Binary(&[0x42])), Err(ProtocolError::Decode(crate::DecodeError::UnknownFrameType(0x42))));
+        // None of it broke the session.
+        s.handle_message(0, PayloadRef::Binary(&frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") }))).unwrap();
+        assert_eq!(s.poll_event(), Some(Event::Message(Payload::from("ok"))));
+    }
+
+    #[test]
+    fn oversized_and_overflowing_sends_are_refused() {
+        let config = SessionConfig {
+            limits: crate::BufferLimits { max_messages: 2, max_bytes: 100 },
+            max_message_bytes: 10,
+            ..Default::default()
+        };
+        let mut s = Session::client(config);
+        assert_eq!(s.send(0, Payload::from("x".repeat(11))), Err(SendError::TooLarge { len: 11, max: 10 }));
+        s.send(0, Payload::from("a")).unwrap();
+        s.send(0, Payload::from("b")).unwrap();
+        assert!(!s.has_room(1));
+        assert_eq!(s.send(0, Payload::from("c")), Err(SendError::BufferFull { messages: 2, bytes: 2 }));
+    }
+
+    #[test]
+    fn pings_are_answered_and_pongs_measure_the_round_trip() {
+        let mut s = server_with_sent(0);
+        s.handle_message(0, PayloadRef::Binary(&frame(Frame::Ping { value: 7 }))).unwrap();
+        s.handle_message(0, PayloadRef::Binary(&frame(Frame::Ping { value: 8 }))).unwrap();
+        assert_eq!(drain(&mut s, 0), [frame(Frame::Pong { value: 8 })], "only the latest ping is answered");
+        s.ping(100);
+        assert_eq!(drain(&mut s, 100), [frame(Frame::Ping { value: 100 })]);
+        s.handle_message(130, PayloadRef::Binary(&frame(Frame::Pong { value: 100 }))).unwrap();
+        assert_eq!(s.stats().last_rtt_ms, Some(30));
+    }
+
+    #[test]
+    fn goodbye_ends_the_session_after_pending_data() {
+        let mut s = server_with_sent(0);
+        s.send(0, Payload::from("last")).unwrap();
+        s.goodbye();
+        let sent = drain(&mut s, 0);
+        assert_eq!(sent.last(), Some(&frame(Frame::Goodbye)));
+        assert!(s.is_ended());
+        assert_eq!(s.send(0, Payload::from("more")), Err(SendError::Closed));
+        let mut peer = server_with_sent(0);
+        peer.handle_message(0, PayloadRef::Binary(&frame(Frame::Goodbye))).unwrap();
+        assert_eq!(peer.poll_event(), Some(Event::Goodbye));
+        assert!(peer.is_ended());
+    }
+}
