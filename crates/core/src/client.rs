@@ -329,6 +329,12 @@ impl Client {
         self.durable
     }
 
+    /// The token of the current durable session, once the server assigned one. It is a
+    /// credential: show it only to tools that need it (e.g. a demo's "cut this session" button).
+    pub fn session_token(&self) -> Option<crate::Token> {
+        self.session.token()
+    }
+
     /// Counters.
     pub fn stats(&self) -> ClientStats {
         ClientStats { session: self.session.stats(), reconnects: self.reconnects, sessions_lost: self.sessions_lost }
