@@ -1,0 +1,50 @@
+//! Settings of the reference server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use durable_ws_core::SessionConfig;
+
+/// Everything the server can be configured with.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Directory served as static files at `/` (`None`: no static files).
+    pub www: Option<PathBuf>,
+    /// How long a session without a connection is kept for a resume.
+    pub session_ttl: Duration,
+    /// Most sessions held at once (connected or waiting for a resume).
+    pub max_sessions: usize,
+    /// Largest application message accepted (larger ones close the connection with 1009).
+    pub max_message_bytes: usize,
+    /// Serve the fault-injection endpoints under `/admin/`.
+    pub enable_faults: bool,
+    /// How long a new durable connection may take to send its `Hello`.
+    pub handshake_timeout: Duration,
+    /// How long shutdown waits for connections to finish their closing handshakes.
+    pub shutdown_grace: Duration,
+    /// Settings of each server-side session (its `max_message_bytes` is overridden by
+    /// [`max_message_bytes`](Self::max_message_bytes)).
+    pub session: SessionConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            www: None,
+            session_ttl: Duration::from_secs(120),
+            max_sessions: 10_000,
+            max_message_bytes: 1 << 20,
+            enable_faults: false,
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(3),
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The session settings actually used (message limit applied).
+    pub(crate) fn session_config(&self) -> SessionConfig {
+        SessionConfig { max_message_bytes: self.max_message_bytes, ..self.session.clone() }
+    }
+}

@@ -1,0 +1,176 @@
+//! The durable connection driver: the `Hello` handshake, then a loop that feeds the core
+//! [`Session`](durable_ws_core::Session) with received messages, deadlines and wake-ups, and
+//! after every input drains its frames to the socket and its events to the [`App`].
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket};
+use durable_ws_core::frame::Frame;
+use durable_ws_core::{close_code, Event, MessageKind, PayloadRef, Token, WelcomeStatus};
+use tokio::time::timeout;
+
+use crate::app::{App, SessionHandle};
+use crate::lock;
+use crate::socket::{Input, Socket};
+use crate::state::Shared;
+use crate::stats::Counters;
+use crate::store::{Gone, OpenError};
+
+/// How a connection ends.
+enum Ending {
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// Drop without a close frame (cut, superseded, dead link, peer gone).
+    Drop,
+}
+
+/// Runs one durable connection to its end. The session outlives it unless the client said
+/// goodbye or the session was dropped.
+pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>) {
+    let Some(guard) = shared.connections.register() else {
+        return Socket::refuse(ws).await;
+    };
+    let mut socket = Socket::new(ws, guard);
+    let ending = match handshake(&mut socket, &shared).await {
+        Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, resume).await,
+        Err(ending) => ending,
+    };
+    match ending {
+        Ending::Close(code, reason) => socket.close(code, reason).await,
+        Ending::Drop => socket.cut(),
+    }
+}
+
+/// Waits for the first frame, which must be a `Hello`.
+async fn handshake(socket: &mut Socket<'_>, shared: &Shared) -> Result<Option<(Token, u64)>, Ending> {
+    let input = timeout(shared.config.handshake_timeout, socket.next(None, None)).await;
+    let Ok(input) = input else {
+        return Err(Ending::Close(close_code::PROTOCOL_ERROR, "no hello"));
+    };
+    match input {
+        Input::Message(Message::Binary(bytes)) => match Frame::decode(&bytes) {
+            Ok(Frame::Hello { resume }) => Ok(resume),
+            Ok(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "first frame must be hello")),
+            Err(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "malformed hello")),
+        },
+        Input::Message(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "first frame must be binary hello")),
+        other => Err(ending_for(other)),
+    }
+}
+
+async fn attach_and_drive(
+    socket: &mut Socket<'_>,
+    shared: &Arc<Shared>,
+    app: &dyn App,
+    resume: Option<(Token, u64)>,
+) -> Ending {
+    let opened = match shared.store.open(resume, socket.id(), shared.clock.now()) {
+        Ok(opened) => opened,
+        Err(OpenError::Full) => return Ending::Close(close_code::TRY_AGAIN_LATER, "too many sessions"),
+        Err(OpenError::Random(error)) => {
+            tracing::error!(%error, "cannot draw a session token");
+            return Ending::Close(close_code::INTERNAL_ERROR, "no randomness");
+        }
+    };
+    match opened.status {
+        WelcomeStatus::Resumed => Counters::add(&shared.counters.resumes, 1),
+        status if status.is_lost() => Counters::add(&shared.counters.sessions_lost, 1),
+        _ => {}
+    }
+    tracing::debug!(conn = socket.id(), status = ?opened.status, "session attached");
+    if let Some(old) = opened.superseded {
+        shared.connections.send(old, crate::registry::Control::Superseded);
+    }
+    let handle = SessionHandle::new(opened.entry, shared.clone());
+    app.on_open(&handle, opened.status == WelcomeStatus::Resumed);
+    let ending = drive(socket, shared, app, &handle).await;
+    lock(handle.entry()).detach(socket.id(), shared.clock.now());
+    ending
+}
+
+/// The loop: drain, then wait for one input, until the connection ends.
+async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: &SessionHandle) -> Ending {
+    let id = socket.id();
+    let wake = lock(handle.entry()).wake.clone();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    loop {
+        let deadline = {
+            let mut entry = lock(handle.entry());
+            if entry.attached != Some(id) {
+                return Ending::Drop;
+            }
+            match entry.gone {
+                Some(Gone::Overflow) => return Ending::Close(close_code::TRY_AGAIN_LATER, "replay buffer overflow"),
+                Some(Gone::Expired) => return Ending::Drop,
+                Some(Gone::Ended) => return Ending::Close(close_code::NORMAL, "goodbye"),
+                None => {}
+            }
+            let now = shared.clock.now();
+            while let Some(kind) = entry.session.poll_transmit(now, &mut buf) {
+                socket.send(match kind {
+                    MessageKind::Binary => Message::Binary(std::mem::take(&mut buf).into()),
+                    // A server session is always durable: every frame is binary.
+                    MessageKind::Text => Message::Text(String::from_utf8_lossy(&buf).into_owned().into()),
+                });
+            }
+            events.extend(std::iter::from_fn(|| entry.session.poll_event()));
+            let stats = entry.session.stats();
+            Counters::add(&shared.counters.replayed, stats.replayed.saturating_sub(entry.seen.replayed));
+            Counters::add(&shared.counters.duplicates_dropped, stats.duplicates_dropped.saturating_sub(entry.seen.duplicates_dropped));
+            entry.seen = stats;
+            entry.session.poll_timeout().map(|at| shared.clock.instant(at).into())
+        };
+        if !events.is_empty() {
+            for event in events.drain(..) {
+                match event {
+                    Event::Message(payload) => {
+                        Counters::add(&shared.counters.messages_in, 1);
+                        app.on_message(handle, payload);
+                    }
+                    Event::Goodbye => {
+                        shared.store.remove(handle.entry(), Gone::Ended);
+                    }
+                    Event::Dead => return Ending::Drop,
+                    _ => {}
+                }
+            }
+            // The app may have queued replies: drain again before waiting.
+            continue;
+        }
+        match socket.next(deadline, Some(&wake)).await {
+            Input::Message(message) => {
+                let mut entry = lock(handle.entry());
+                if entry.attached != Some(id) {
+                    return Ending::Drop;
+                }
+                let payload = match &message {
+                    Message::Binary(bytes) => PayloadRef::Binary(bytes),
+                    Message::Text(text) => PayloadRef::Text(text.as_str()),
+                    _ => continue,
+                };
+                if let Err(error) = entry.session.handle_message(shared.clock.now(), payload) {
+                    tracing::debug!(conn = id, %error, "protocol error");
+                    return Ending::Close(error.close_code(), "protocol error");
+                }
+            }
+            Input::Deadline => {
+                let mut entry = lock(handle.entry());
+                if entry.attached != Some(id) {
+                    return Ending::Drop;
+                }
+                entry.session.handle_timeout(shared.clock.now());
+            }
+            Input::Woken => {}
+            other => return ending_for(other),
+        }
+    }
+}
+
+fn ending_for(input: Input) -> Ending {
+    match input {
+        Input::Close(code, reason) => Ending::Close(code, reason),
+        Input::TooLarge => Ending::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
+        _ => Ending::Drop,
+    }
+}

@@ -1,0 +1,72 @@
+//! `GET /echo`: a durable echo session when the client offers `durable.v1`, a plain echo of
+//! text and binary messages otherwise.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
+
+use crate::app::{App, SessionHandle};
+use crate::connection::run_durable;
+use crate::socket::{Input, Socket};
+use crate::state::Shared;
+use crate::stats::Counters;
+
+/// Room for a data frame's header on top of the largest payload (type byte + 10-byte varint).
+pub(crate) const FRAME_OVERHEAD: usize = 11;
+
+/// Echoes every message back into the same session.
+struct Echo;
+
+impl App for Echo {
+    fn on_message(&self, session: &SessionHandle, payload: Payload) {
+        // Overflow and gone sessions are handled by the store; nothing else to do here.
+        let _ = session.send(payload);
+    }
+}
+
+/// Upgrades to a WebSocket, selecting `durable.v1` if offered.
+pub(crate) async fn handler(ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
+    let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
+    let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
+    let durable = ws.selected_protocol().is_some();
+    ws.on_upgrade(move |socket| async move {
+        if durable {
+            run_durable(socket, shared, Arc::new(Echo)).await;
+        } else {
+            plain_echo(socket, shared).await;
+        }
+    })
+}
+
+/// Sends every text and binary message straight back.
+async fn plain_echo(ws: WebSocket, shared: Arc<Shared>) {
+    let Some(guard) = shared.connections.register() else {
+        return Socket::refuse(ws).await;
+    };
+    let mut socket = Socket::new(ws, guard);
+    let max = shared.config.max_message_bytes;
+    loop {
+        match socket.next(None, None).await {
+            Input::Message(message) => {
+                let len = match &message {
+                    Message::Text(text) => text.len(),
+                    Message::Binary(bytes) => bytes.len(),
+                    _ => continue,
+                };
+                if len > max {
+                    return socket.close(close_code::MESSAGE_TOO_BIG, "message too big").await;
+                }
+                Counters::add(&shared.counters.messages_in, 1);
+                Counters::add(&shared.counters.messages_out, 1);
+                socket.send(message);
+            }
+            Input::Close(code, reason) => return socket.close(code, reason).await,
+            Input::TooLarge => return socket.close(close_code::MESSAGE_TOO_BIG, "message too big").await,
+            Input::Deadline | Input::Woken => {}
+            Input::Cut | Input::Superseded | Input::Ended => return socket.cut(),
+        }
+    }
+}

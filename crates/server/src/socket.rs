@@ -1,0 +1,187 @@
+//! One server-side WebSocket: a writer task (so reading never waits on writing), the
+//! connection's control channel, stalls, and the three ways to end (close, cut, peer gone).
+
+use std::future::pending;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use durable_ws_core::close_code;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite;
+
+use crate::registry::{ConnGuard, ConnId, Control};
+
+/// How long a closing handshake may take before the connection is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What woke the connection.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A text or binary message (pings and pongs are answered by the WebSocket layer).
+    Message(Message),
+    /// The deadline passed.
+    Deadline,
+    /// The wake signal fired.
+    Woken,
+    /// Drop the connection without a close frame.
+    Cut,
+    /// Another connection took this one's session.
+    Superseded,
+    /// Close with this code.
+    Close(u16, &'static str),
+    /// The peer sent a message over the size limit (close with 1009).
+    TooLarge,
+    /// The peer closed, or the connection failed.
+    Ended,
+}
+
+/// A registered server-side WebSocket.
+pub(crate) struct Socket<'a> {
+    stream: SplitStream<WebSocket>,
+    writer: mpsc::UnboundedSender<Message>,
+    /// `None` once the writer finished.
+    writer_task: Option<JoinHandle<()>>,
+    guard: ConnGuard<'a>,
+    stalled_until: Option<Instant>,
+}
+
+impl<'a> Socket<'a> {
+    pub fn new(ws: WebSocket, guard: ConnGuard<'a>) -> Self {
+        let (sink, stream) = ws.split();
+        let (writer, queue) = mpsc::unbounded_channel();
+        let writer_task = tokio::spawn(write_loop(sink, queue));
+        Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None }
+    }
+
+    /// Closes a connection that arrived during shutdown, with 1012.
+    pub async fn refuse(mut ws: WebSocket) {
+        let frame = CloseFrame { code: close_code::SERVICE_RESTART, reason: "server restart".into() };
+        let _ = timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    }
+
+    /// The connection's id in the registry.
+    pub fn id(&self) -> ConnId {
+        self.guard.id
+    }
+
+    /// Queues a message for the writer task.
+    pub fn send(&self, message: Message) {
+        let _ = self.writer.send(message);
+    }
+
+    /// Waits for the next input. While stalled, only control messages are seen: nothing is
+    /// read, no deadline fires, nothing is written by the caller.
+    pub async fn next(&mut self, deadline: Option<Instant>, wake: Option<&Notify>) -> Input {
+        let Socket { stream, writer_task, guard, stalled_until, .. } = self;
+        loop {
+            let control = if let Some(until) = *stalled_until {
+                tokio::select! {
+                    biased;
+                    control = guard.control.recv() => control,
+                    _ = sleep_until(until) => {
+                        *stalled_until = None;
+                        continue;
+                    }
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    control = guard.control.recv() => control,
+                    _ = async {
+                        match writer_task.as_mut() {
+                            Some(task) => { let _ = task.await; }
+                            None => pending().await,
+                        }
+                    } => {
+                        *writer_task = None;
+                        return Input::Ended;
+                    }
+                    message = stream.next() => return match message {
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_))) => {
+                            // Reading on lets the WebSocket layer send its close reply.
+                            let _ = timeout(CLOSE_TIMEOUT, drain(stream)).await;
+                            Input::Ended
+                        }
+                        Some(Ok(message)) => Input::Message(message),
+                        Some(Err(error)) if is_too_large(&error) => Input::TooLarge,
+                        Some(Err(_)) | None => Input::Ended,
+                    },
+                    _ = async { match deadline { Some(at) => sleep_until(at).await, None => pending().await } } => {
+                        return Input::Deadline;
+                    }
+                    _ = async { match wake { Some(wake) => wake.notified().await, None => pending().await } } => {
+                        return Input::Woken;
+                    }
+                }
+            };
+            match control {
+                Some(Control::Cut) => return Input::Cut,
+                Some(Control::Superseded) => return Input::Superseded,
+                Some(Control::Close(code, reason)) => return Input::Close(code, reason),
+                Some(Control::Stall(duration)) => *stalled_until = Some(Instant::now() + duration),
+                // The registry outlives every guard: unreachable, but harmless.
+                None => return Input::Ended,
+            }
+        }
+    }
+
+    /// Sends a close frame after everything queued, waits (briefly) for the peer's answer,
+    /// then drops the connection.
+    pub async fn close(self, code: u16, reason: &'static str) {
+        let Socket { mut stream, writer, writer_task, guard, .. } = self;
+        let _ = writer.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+        drop(writer);
+        let _ = timeout(CLOSE_TIMEOUT, async {
+            if let Some(task) = writer_task {
+                let _ = task.await;
+            }
+            drain(&mut stream).await;
+        })
+        .await;
+        drop(guard);
+    }
+
+    /// Drops the connection abruptly: no close frame, whatever is queued is lost.
+    pub fn cut(self) {
+        if let Some(task) = &self.writer_task {
+            task.abort();
+        }
+    }
+}
+
+async fn drain(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(_)) = stream.next().await {}
+}
+
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::UnboundedReceiver<Message>) {
+    while let Some(message) = queue.recv().await {
+        let mut closing = matches!(message, Message::Close(_));
+        if sink.feed(message).await.is_err() {
+            return;
+        }
+        // Batch whatever else is ready into one flush.
+        while !closing {
+            let Ok(message) = queue.try_recv() else { break };
+            closing = matches!(message, Message::Close(_));
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+}
+
+fn is_too_large(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        error.source().and_then(|source| source.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { .. }))
+    )
+}

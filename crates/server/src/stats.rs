@@ -1,0 +1,73 @@
+//! Server-wide counters, served as JSON at `GET /stats`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Monotonic counters, updated by connections and the session store.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub replayed: AtomicU64,
+    pub duplicates_dropped: AtomicU64,
+    pub resumes: AtomicU64,
+    pub sessions_lost: AtomicU64,
+    pub sessions_expired: AtomicU64,
+    pub sessions_overflowed: AtomicU64,
+    pub cuts: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A snapshot of the server's state and counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Sessions held (connected or waiting for a resume).
+    pub sessions: u64,
+    /// Open WebSocket connections (durable and plain).
+    pub connections: u64,
+    /// Application messages received.
+    pub messages_in: u64,
+    /// Application messages sent (queued into sessions, or echoed in plain mode).
+    pub messages_out: u64,
+    /// Messages re-sent after resumes.
+    pub replayed: u64,
+    /// Duplicate messages received and dropped.
+    pub duplicates_dropped: u64,
+    /// Sessions resumed on a new connection.
+    pub resumes: u64,
+    /// Resume requests that could not be honoured (unknown, overflowed or refused session).
+    pub sessions_lost: u64,
+    /// Sessions forgotten after their TTL (or by `/admin/expire`).
+    pub sessions_expired: u64,
+    /// Sessions dropped because their replay buffer overflowed.
+    pub sessions_overflowed: u64,
+    /// Connections dropped abruptly by `/admin/cut`.
+    pub cuts: u64,
+}
+
+impl Stats {
+    pub(crate) fn snapshot(counters: &Counters, sessions: usize, connections: usize) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            sessions: sessions as u64,
+            connections: connections as u64,
+            messages_in: get(&counters.messages_in),
+            messages_out: get(&counters.messages_out),
+            replayed: get(&counters.replayed),
+            duplicates_dropped: get(&counters.duplicates_dropped),
+            resumes: get(&counters.resumes),
+            sessions_lost: get(&counters.sessions_lost),
+            sessions_expired: get(&counters.sessions_expired),
+            sessions_overflowed: get(&counters.sessions_overflowed),
+            cuts: get(&counters.cuts),
+        }
+    }
+}
