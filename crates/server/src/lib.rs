@@ -24,6 +24,7 @@ mod state;
 mod stats;
 mod store;
 mod token;
+mod writer;
 
 pub mod chaos_proxy;
 pub mod native_client;

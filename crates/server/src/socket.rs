@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use durable_ws_core::close_code;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite;
 
 use crate::registry::{ConnGuard, ConnId, Control};
+use crate::writer::write_loop;
 
 /// How long a closing handshake may take before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -53,7 +54,7 @@ impl<'a> Socket<'a> {
     pub fn new(ws: WebSocket, guard: ConnGuard<'a>) -> Self {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
-        let writer_task = tokio::spawn(write_loop(sink, queue));
+        let writer_task = tokio::spawn(write_loop(sink, queue, |m| matches!(m, Message::Close(_))));
         Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None }
     }
 
@@ -156,26 +157,6 @@ impl<'a> Socket<'a> {
 
 async fn drain(stream: &mut SplitStream<WebSocket>) {
     while let Some(Ok(_)) = stream.next().await {}
-}
-
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::UnboundedReceiver<Message>) {
-    while let Some(message) = queue.recv().await {
-        let mut closing = matches!(message, Message::Close(_));
-        if sink.feed(message).await.is_err() {
-            return;
-        }
-        // Batch whatever else is ready into one flush.
-        while !closing {
-            let Ok(message) = queue.try_recv() else { break };
-            closing = matches!(message, Message::Close(_));
-            if sink.feed(message).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() || closing {
-            return;
-        }
-    }
 }
 
 fn is_too_large(error: &axum::Error) -> bool {
