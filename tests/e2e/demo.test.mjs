@@ -1,0 +1,213 @@
+// End-to-end test of the chat demo (www/): real reference server, real headless Chromium, real wasm package.
+//
+// Both panels chat (150+ messages each, through the page's own auto-chat toggles) while the chaos toggle and
+// explicit "Cut my connection" clicks keep dropping connections. Once everything settled, both panels must hold
+// the same complete history: every sent message exactly once, in the order the server broadcast them.
+//
+//   DURABLE_WS_HTTP=http://127.0.0.1:8080 node --test tests/e2e/demo.test.mjs
+//
+// (scripts/test.sh starts the server with --enable-faults --www www and builds www/pkg first.)
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const OUTPUT_DIR = join(REPO_ROOT, "test-output");
+const BASE_URL = process.env.DURABLE_WS_HTTP;
+const MESSAGES_PER_CLIENT = 150;
+const NAMES = ["Alice", "Bob"];
+
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+let browser;
+
+before(async () => {
+  assert.ok(BASE_URL, "DURABLE_WS_HTTP is not set: start the reference server (scripts/test.sh e2e-tests does)");
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Opens the demo and records what would make it untrustworthy: page errors and failed fault requests. */
+async function openDemo(context) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  page.on("response", (response) => {
+    if (new URL(response.url()).pathname.startsWith("/admin/") && !response.ok()) {
+      problems.push(`${response.request().method()} ${response.url()} → HTTP ${response.status()}`);
+    }
+  });
+  await page.goto(new URL("/", BASE_URL).href);
+  await page.waitForFunction(() => window.demo !== undefined, null, { timeout: 30_000 });
+  await waitUntilConnected(page);
+  return { page, problems };
+}
+
+function waitUntilConnected(page, timeout = 30_000) {
+  return page.waitForFunction(
+    (names) => names.every((name) => ["open", "resumed"].includes(window.demo.counters(name).state)),
+    NAMES,
+    { timeout, polling: 100 },
+  );
+}
+
+const panel = (page, name) => page.locator(`[data-client="${name.toLowerCase()}"]`);
+
+async function setToggle(page, scope, on) {
+  const input = scope.locator("input[type=checkbox]");
+  if ((await input.isChecked()) !== on) await scope.click();
+  assert.equal(await input.isChecked(), on);
+}
+
+const autoChatToggle = (page, name) => panel(page, name).locator("label.toggle");
+const chaosToggle = (page) => page.locator("label.toggle:has(#chaos-toggle)");
+
+const counters = (page, name) => page.evaluate((n) => window.demo.counters(n), name);
+const history = (page, name) => page.evaluate((n) => window.demo.history(n), name);
+
+/** Both clients connected, nothing pending, and each received every message both of them sent. */
+function waitUntilSettled(page, timeout = 120_000) {
+  return page.waitForFunction(
+    (names) => {
+      const all = names.map((name) => window.demo.counters(name));
+      const sent = all.reduce((sum, c) => sum + c.sent, 0);
+      return all.every((c) => ["open", "resumed"].includes(c.state) && c.pending === 0 && c.received >= sent);
+    },
+    NAMES,
+    { timeout, polling: 250 },
+  );
+}
+
+async function describeState(page) {
+  const lines = [];
+  for (const name of NAMES) {
+    const c = await counters(page, name).catch((error) => ({ error: error.message }));
+    lines.push(`${name}: ${JSON.stringify(c)}`);
+  }
+  return lines.join("\n");
+}
+
+test("chat demo: both clients end with the same complete, ordered history under repeated cuts", { timeout: 300_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const { page, problems } = await openDemo(context);
+  try {
+    // Chat from both panels while the chaos toggle cuts a random client every 1–2 s.
+    await setToggle(page, chaosToggle(page), true);
+    for (const name of NAMES) await setToggle(page, autoChatToggle(page, name), true);
+
+    // Besides chaos, cut each client explicitly with its own button a few times.
+    for (let round = 0; round < 3; round++) {
+      for (const name of NAMES) {
+        await page.waitForTimeout(1500);
+        await panel(page, name).locator("button[data-ref=cut]").click();
+      }
+    }
+
+    for (const name of NAMES) {
+      await page.waitForFunction(
+        ([n, count]) => window.demo.counters(n).sent >= count,
+        [name, MESSAGES_PER_CLIENT],
+        { timeout: 120_000, polling: 50 },
+      );
+      await setToggle(page, autoChatToggle(page, name), false);
+    }
+    await setToggle(page, chaosToggle(page), false);
+    const cuts = await page.evaluate(() => window.demo.chaosCuts());
+
+    try {
+      await waitUntilSettled(page);
+    } catch (error) {
+      throw new Error(`the demo did not settle:\n${await describeState(page)}\n${error.message}`);
+    }
+
+    const final = {};
+    for (const name of NAMES) final[name] = { counters: await counters(page, name), history: await history(page, name) };
+    console.log(
+      `chaos cuts: ${cuts}\n` + NAMES.map((name) => `${name}: ${JSON.stringify(final[name].counters)}`).join("\n"),
+    );
+
+    assert.deepEqual(problems, [], "no page errors and every fault request succeeded");
+    assert.ok(cuts > 0, "the chaos toggle cut connections");
+    const reconnects = NAMES.reduce((sum, name) => sum + final[name].counters.reconnects, 0);
+    assert.ok(reconnects > 0, "the clients reconnected after the cuts");
+
+    for (const name of NAMES) {
+      const c = final[name].counters;
+      assert.ok(c.sent >= MESSAGES_PER_CLIENT, `${name} sent at least ${MESSAGES_PER_CLIENT} messages`);
+      assert.equal(c.lost, 0, `${name}: no message lost`);
+      assert.equal(c.pending, 0, `${name}: nothing pending`);
+      assert.equal(c.acknowledged, c.sent, `${name}: every message acknowledged`);
+      assert.equal(c.unconfirmed, 0, `${name}: no session was lost, so nothing was handed back`);
+    }
+
+    // Every sent message exactly once: sort the history and compare it with what was sent.
+    const expected = NAMES.flatMap((name) =>
+      Array.from({ length: final[name].counters.sent }, (_, i) => `${name}#${i + 1}`),
+    ).sort();
+    for (const name of NAMES) {
+      assert.deepEqual([...final[name].history].sort(), expected, `${name} received every message exactly once`);
+      // Each sender's messages arrive in the order they were sent.
+      for (const sender of NAMES) {
+        const numbers = final[name].history
+          .filter((key) => key.startsWith(`${sender}#`))
+          .map((key) => Number(key.slice(sender.length + 1)));
+        assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} sees ${sender}'s messages in order`);
+      }
+    }
+    // Both saw the same broadcast order.
+    assert.deepEqual(final.Alice.history, final.Bob.history, "both panels hold the identical history");
+
+    await page.screenshot({ path: join(OUTPUT_DIR, "demo.png"), fullPage: true });
+  } catch (error) {
+    await page.screenshot({ path: join(OUTPUT_DIR, "demo-failure.png"), fullPage: true }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+});
+
+test("chat demo: phone-size layout", { timeout: 120_000 }, async () => {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const { page, problems } = await openDemo(context);
+  try {
+    const input = panel(page, "Alice").locator("input[type=text]");
+    await input.fill("Hi Bob! Cutting my connection now…");
+    await panel(page, "Alice").locator("button[type=submit]").click();
+    await panel(page, "Alice").locator("button[data-ref=cut]").click();
+    await panel(page, "Bob").locator("input[type=text]").fill("Still here. Nothing got lost.");
+    await panel(page, "Bob").locator("button[type=submit]").click();
+    await waitUntilSettled(page, 60_000);
+    await waitUntilConnected(page);
+    for (const name of NAMES) {
+      assert.deepEqual(await history(page, name), await history(page, "Alice"), `${name} has the same history`);
+      assert.equal((await counters(page, name)).lost, 0);
+    }
+    assert.deepEqual(problems, []);
+    await page.screenshot({ path: join(OUTPUT_DIR, "demo-mobile.png"), fullPage: true });
+  } finally {
+    await context.close();
+  }
+});
