@@ -6,7 +6,9 @@
 #   bash scripts/test.sh STAGE...     only these (the reference server is started when a stage needs it)
 #
 # Stages whose tests do not exist yet are not listed. The browser and end-to-end stages run against the real
-# reference server on a free port of 127.0.0.1, started once and stopped on exit.
+# reference server on a free port of 127.0.0.1, started once and stopped on exit. They get its address in
+# DURABLE_WS_SERVER (ws://127.0.0.1:PORT) and DURABLE_WS_HTTP (http://127.0.0.1:PORT), and the directory of the
+# server's binaries (durable-ws-server, chaos-proxy) in DURABLE_WS_BIN_DIR.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -129,6 +131,7 @@ launch_server() {
     fi
     export DURABLE_WS_SERVER="ws://127.0.0.1:$port"
     export DURABLE_WS_HTTP="http://127.0.0.1:$port"
+    export DURABLE_WS_BIN_DIR="$REPO_ROOT/target/$server_profile"
     note "reference server listening on $DURABLE_WS_HTTP"
 }
 
