@@ -322,9 +322,10 @@ class ChatClient {
   }
 
   async stall() {
+    const selector = this.sessionSelector("go offline");
     this.log(`going offline for ${STALL_MS / 1000} s: the link turns half-open, the heartbeat has to notice`, "fault");
     try {
-      await postAdmin(`/admin/stall?ms=${STALL_MS}`);
+      await postAdmin(`/admin/stall?ms=${STALL_MS}&${selector}`);
     } catch (error) {
       this.log(error.message, "bad");
     }
@@ -332,18 +333,11 @@ class ChatClient {
 
   async restartSession() {
     const selector = this.sessionSelector("restart session");
-    this.log("asking the server to forget this session", "fault");
+    this.log("asking the server to forget this session (it drops the connection too)", "fault");
     try {
       await postAdmin(`/admin/expire?${selector}`);
     } catch (error) {
       this.log(error.message, "bad");
-      return;
-    }
-    // The server noticing is not enough: the client learns on its next connection. Cut it so that happens now.
-    try {
-      await postAdmin(`/admin/cut?${selector}`);
-    } catch {
-      // The expiry may already have closed the connection.
     }
   }
 
