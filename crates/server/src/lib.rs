@@ -3,6 +3,7 @@
 //! - `GET /echo`: a durable echo session when the client offers `durable.v1`, a plain echo
 //!   otherwise.
 //! - `GET /stats`: counters as JSON ([`Stats`]).
+//! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`].
 //! - `/`: static files of [`ServerConfig::www`].
 //!
 //! Sessions live in memory; a session whose connection dropped is kept for
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod app;
 mod clock;
 mod config;

@@ -36,6 +36,7 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let config = ServerConfig {
@@ -53,7 +54,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing::info!(addr = %args.listen, faults = config.enable_faults, "listening");
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    tracing::info!(%addr, faults = config.enable_faults, "listening");
+    // A stable line on stdout, so scripts and tests that asked for port 0 learn the port.
+    println!("durable-ws-server listening on {addr}");
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -165,23 +165,22 @@ impl SessionStore {
         Ok(Opened { entry, status, superseded: None })
     }
 
-    /// Takes the session out of the store for `reason`; returns the connection attached to it.
-    /// Does nothing if it already left.
-    pub fn remove(&self, entry: &EntryRef, reason: Gone) -> Option<ConnId> {
-        self.remove_if(entry, reason, |_| true).flatten()
+    /// Takes the session out of the store for `reason` and wakes its connection (which then
+    /// sees it gone). False if it had already left.
+    pub fn remove(&self, entry: &EntryRef, reason: Gone) -> bool {
+        self.remove_if(entry, reason, |_| true)
     }
 
-    /// Like [`remove`](Self::remove), if `condition` holds under the entry's lock; `None` if
-    /// nothing was removed.
-    fn remove_if(&self, entry: &EntryRef, reason: Gone, condition: impl FnOnce(&Entry) -> bool) -> Option<Option<ConnId>> {
-        let (token, attached) = {
+    /// Like [`remove`](Self::remove), if `condition` holds under the entry's lock.
+    fn remove_if(&self, entry: &EntryRef, reason: Gone, condition: impl FnOnce(&Entry) -> bool) -> bool {
+        let token = {
             let mut e = lock(entry);
             if e.gone.is_some() || !condition(&e) {
-                return None;
+                return false;
             }
             e.gone = Some(reason);
             e.wake.notify_one();
-            (e.token, e.attached)
+            e.token
         };
         {
             let mut sessions = lock(&self.sessions);
@@ -201,7 +200,7 @@ impl SessionStore {
             Gone::Expired => Counters::add(&self.counters.sessions_expired, 1),
             Gone::Ended => {}
         }
-        Some(attached)
+        true
     }
 
     /// Forgets every session detached for longer than the TTL, and old tombstones.
@@ -209,7 +208,7 @@ impl SessionStore {
         let now = Instant::now();
         let mut expired = 0;
         for entry in self.all() {
-            if self.remove_if(&entry, Gone::Expired, |e| e.expired(now, self.ttl)).is_some() {
+            if self.remove_if(&entry, Gone::Expired, |e| e.expired(now, self.ttl)) {
                 expired += 1;
             }
         }

@@ -1,0 +1,252 @@
+//! Phase 2: the fault-injection endpoints, `/stats`, and shutdown closing every connection
+//! with 1012 (in process and as the real binary receiving SIGTERM).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use durable_ws_core::frame::Frame;
+use durable_ws_core::{BackoffConfig, ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus};
+use durable_ws_server::native_client::NativeClient;
+use durable_ws_server::{token_to_hex, Server, ServerConfig, Stats};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn server_with_faults() -> Server {
+    Server::bind("127.0.0.1:0", ServerConfig { enable_faults: true, ..ServerConfig::default() }).await.unwrap()
+}
+
+fn fast_client() -> ClientConfig {
+    ClientConfig {
+        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() },
+        ..ClientConfig::default()
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns status, raw head and body.
+async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+async fn affected(addr: SocketAddr, path: &str) -> u64 {
+    let (status, head, body) = http(addr, "POST", path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(head.contains("access-control-allow-origin: *"), "{path} allows any origin: {head}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["affected"].as_u64().expect("affected count")
+}
+
+async fn raw(addr: SocketAddr, durable: bool) -> Raw {
+    let mut request = format!("ws://{addr}/echo").into_client_request().unwrap();
+    if durable {
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
+    }
+    tokio_tungstenite::connect_async(request).await.expect("raw connect").0
+}
+
+fn encode(frame: Frame<'_>) -> Message {
+    let mut out = Vec::new();
+    frame.encode(&mut out);
+    Message::Binary(out.into())
+}
+
+async fn close_code(ws: &mut Raw) -> u16 {
+    loop {
+        match timeout(Duration::from_secs(5), ws.next()).await.expect("close in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
+    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client still running")
+}
+
+async fn wait_for(events: &mut UnboundedReceiver<Event>, mut wanted: impl FnMut(&Event) -> bool) -> Event {
+    loop {
+        let event = next_event(events).await;
+        assert!(!matches!(event, Event::SessionLost { .. }), "unexpected {event:?}");
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+async fn connected(addr: SocketAddr, config: ClientConfig) -> (NativeClient, UnboundedReceiver<Event>) {
+    let (client, mut events) = NativeClient::connect(&format!("ws://{addr}/echo"), config).unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Open { durable: true })).await;
+    (client, events)
+}
+
+#[tokio::test]
+async fn admin_endpoints_exist_only_with_faults_enabled() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+    let (status, _, _) = http(server.local_addr(), "POST", "/admin/cut?session=all").await;
+    assert_eq!(status, 404);
+    let faulty = server_with_faults().await;
+    assert_eq!(http(faulty.local_addr(), "POST", "/admin/cut").await.0, 400, "session is required");
+    assert_eq!(http(faulty.local_addr(), "POST", "/admin/cut?session=xyz").await.0, 400);
+    assert_eq!(http(faulty.local_addr(), "POST", &format!("/admin/cut?session={}", "ab".repeat(16))).await.0, 404);
+    assert_eq!(http(faulty.local_addr(), "POST", "/admin/stall").await.0, 400, "ms is required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_drops_connections_without_a_close_frame_and_the_client_resumes() {
+    let server = server_with_faults().await;
+    let addr = server.local_addr();
+    let (first, mut first_events) = connected(addr, fast_client()).await;
+    let (_second, mut second_events) = connected(addr, fast_client()).await;
+
+    // One session by token: only its connection is cut.
+    let token = token_to_hex(&first.session_token().expect("token after open"));
+    assert_eq!(affected(addr, &format!("/admin/cut?session={token}")).await, 1);
+    let closed = wait_for(&mut first_events, |e| matches!(e, Event::Closed { .. })).await;
+    assert!(matches!(closed, Event::Closed { code: 1006, was_clean: false, will_reconnect: true, .. }), "{closed:?}");
+    wait_for(&mut first_events, |e| matches!(e, Event::Resumed { .. })).await;
+
+    // Everything: both clients are cut, both resume, and messages still get through.
+    assert_eq!(affected(addr, "/admin/cut?session=all").await, 2);
+    for events in [&mut first_events, &mut second_events] {
+        wait_for(events, |e| matches!(e, Event::Closed { code: 1006, .. })).await;
+        wait_for(events, |e| matches!(e, Event::Resumed { .. })).await;
+    }
+    first.send(Payload::from("still here")).unwrap();
+    wait_for(&mut first_events, |e| matches!(e, Event::Message(p) if *p == Payload::from("still here"))).await;
+    let stats = server.stats();
+    assert_eq!((stats.cuts, stats.resumes), (3, 3), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_looks_half_open_so_the_heartbeat_reconnects_and_resumes() {
+    let server = server_with_faults().await;
+    let addr = server.local_addr();
+    let config = ClientConfig {
+        session: SessionConfig {
+            heartbeat: Some(HeartbeatConfig { interval_ms: 100, timeout_ms: 200 }),
+            ..SessionConfig::default()
+        },
+        ..fast_client()
+    };
+    let (client, mut events) = connected(addr, config).await;
+    assert_eq!(affected(addr, "/admin/stall?ms=5000").await, 1);
+    client.send(Payload::from("during the stall")).unwrap();
+    // Nothing comes back, so the heartbeat declares the link dead; the new connection resumes
+    // the session (taking it over from the stalled one) and the message is echoed once.
+    let error = wait_for(&mut events, |e| matches!(e, Event::Error(_))).await;
+    assert!(format!("{error:?}").contains("HeartbeatTimeout"), "{error:?}");
+    wait_for(&mut events, |e| matches!(e, Event::Resumed { .. })).await;
+    wait_for(&mut events, |e| matches!(e, Event::Message(p) if *p == Payload::from("during the stall"))).await;
+    assert_eq!(server.stats().messages_in, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_forgets_sessions_so_the_resume_is_lost_unknown() {
+    let server = server_with_faults().await;
+    let addr = server.local_addr();
+    let (client, mut events) = connected(addr, fast_client()).await;
+    let old_token = client.session_token().unwrap();
+    assert_eq!(affected(addr, "/admin/expire?session=all").await, 1);
+    let lost = loop {
+        match next_event(&mut events).await {
+            event @ Event::SessionLost { .. } => break event,
+            Event::Resumed { .. } => panic!("an expired session cannot resume"),
+            _ => {}
+        }
+    };
+    assert_eq!(lost, Event::SessionLost { reason: LostReason::Expired, unconfirmed: vec![] });
+    assert_eq!(next_event(&mut events).await, Event::Open { durable: true });
+    assert_ne!(client.session_token(), Some(old_token));
+    let stats = server.stats();
+    assert_eq!((stats.sessions_expired, stats.sessions_lost, stats.sessions), (1, 1, 1), "{stats:?}");
+}
+
+#[tokio::test]
+async fn stats_are_json_with_every_counter() {
+    let server = server_with_faults().await;
+    let addr = server.local_addr();
+    let mut ws = raw(addr, true).await;
+    ws.send(encode(Frame::Hello { resume: None })).await.unwrap();
+    ws.send(encode(Frame::Data { seq: 1, payload: PayloadRef::Text("one") })).await.unwrap();
+    loop {
+        let Some(Ok(Message::Binary(bytes))) = ws.next().await else { panic!("echo expected") };
+        match Frame::decode(&bytes).unwrap() {
+            Frame::Welcome { status, .. } => assert_eq!(status, WelcomeStatus::New),
+            Frame::Data { seq: 1, payload } => {
+                assert_eq!(payload, PayloadRef::Text("one"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let (status, head, body) = http(addr, "GET", "/stats").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("application/json"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for key in ["sessions", "connections", "messages_in", "messages_out", "replayed", "duplicates_dropped", "resumes", "sessions_lost"] {
+        assert!(json[key].is_u64(), "stats has {key}: {body}");
+    }
+    let stats: Stats = serde_json::from_str(&body).unwrap();
+    assert_eq!((stats.sessions, stats.connections, stats.messages_in, stats.messages_out), (1, 1, 1, 1), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_connection_with_1012() {
+    let server = server_with_faults().await;
+    let addr = server.local_addr();
+    let mut durable = raw(addr, true).await;
+    durable.send(encode(Frame::Hello { resume: None })).await.unwrap();
+    let mut plain = raw(addr, false).await;
+    plain.send(Message::Text("ping".into())).await.unwrap();
+    assert_eq!(plain.next().await.unwrap().unwrap(), Message::Text("ping".into()));
+    let (_client, mut events) = connected(addr, fast_client()).await;
+
+    let shutdown = tokio::spawn(server.shutdown());
+    assert_eq!(close_code(&mut durable).await, 1012);
+    assert_eq!(close_code(&mut plain).await, 1012);
+    let closed = wait_for(&mut events, |e| matches!(e, Event::Closed { .. })).await;
+    assert!(matches!(closed, Event::Closed { code: 1012, was_clean: true, will_reconnect: true, .. }), "{closed:?}");
+    timeout(Duration::from_secs(10), shutdown).await.expect("shutdown completes").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_closes_connections_with_1012_on_sigterm() {
+    let www = std::env::temp_dir();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_durable-ws-server"))
+        .args(["--listen", "127.0.0.1:0", "--www"])
+        .arg(&www)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(Duration::from_secs(10), stdout.next_line()).await.unwrap().unwrap().expect("a listening line");
+    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let mut durable = raw(addr, true).await;
+    durable.send(encode(Frame::Hello { resume: None })).await.unwrap();
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    assert_eq!(close_code(&mut durable).await, 1012);
+    let status = timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
