@@ -1,2 +1,31 @@
 //! durable-ws: a browser WebSocket that reconnects, resumes and never silently loses a message.
+//!
+//! Every message gets a sequence number and stays in a bounded replay buffer until the server
+//! acknowledges it. When the connection drops, the socket reconnects with exponential backoff and
+//! jitter, resumes the session (`durable.v1`, see `docs/PROTOCOL.md`) and re-sends only what the
+//! server did not receive; received messages are delivered exactly once and in order. If the
+//! server cannot resume, a `SessionLost` event lists every unconfirmed message.
+//!
+//! Two APIs share one engine:
+//! - [`typed`] (features `json`, the default, or `postcard`): `DurableSocket<Out, In>`, a
+//!   `Sink` of `Out` and a `Stream` of [`typed::SocketEvent<In>`], for Rust/wasm applications.
+//! - `js` (feature `js`, the npm package): the `DurableWebSocket` class, a drop-in for
+//!   `WebSocket` with `EventTarget`-style events and promise-returning `send`.
+//!
+//! Everything runs on the browser's event loop: nothing is `Send`; use `spawn_local`.
 #![deny(missing_docs)]
+
+mod clock;
+mod config;
+mod engine;
+mod environment;
+mod error;
+mod socket;
+mod stats;
+mod timer;
+#[cfg(feature = "typed")]
+pub mod typed;
+
+pub use durable_ws_core::{close_code, ClientState, ConnectionError, LostReason, Payload, SendError};
+pub use error::Error;
+pub use stats::Stats;

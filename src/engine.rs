@@ -1,0 +1,518 @@
+//! The shared driver: the core [`Client`] wired to a browser socket, a timer and the page's
+//! online/visibility signals. Both public APIs (Rust typed, JS) sit on it.
+//!
+//! Every input (socket event, timer, environment change, user call) is processed while the state
+//! is borrowed, then the *pump* drains the client: actions (open/close a socket), frames to
+//! transmit, events; and re-arms the timer. What the pump produces for the outside world (events,
+//! settled acknowledgement waiters, wakers, URL provider calls) is queued as a [`Delivery`] and
+//! handed out only after the borrow ends, in order, so user code called from there may use the
+//! socket again without ever re-entering a borrow.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::task::Waker;
+
+use durable_ws_core::{Action, Client, ClientState, Event, LostReason, MessageKind, Millis, Payload, SUBPROTOCOL};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::clock;
+use crate::config::{EngineConfig, Resolution, UrlSource};
+use crate::environment::{Environment, EnvironmentEvent};
+use crate::error::Error;
+use crate::socket::{Socket, SocketEvent};
+use crate::stats::Stats;
+use crate::timer::Timer;
+
+/// Called once with the fate of a sent message: `Ok` when acknowledged.
+pub(crate) type AckWaiter = Box<dyn FnOnce(Result<(), Error>)>;
+
+/// What the application is told: the core's events without acknowledgements, plus driver errors.
+pub(crate) enum Output {
+    /// A connection opened on a new session (`durable` false: plain server, no recovery).
+    Open {
+        /// Whether the server speaks `durable.v1`.
+        durable: bool,
+    },
+    /// A received message, exactly once and in order.
+    Message(Payload),
+    /// The connection is gone; attempt `attempt` starts in `delay_ms`.
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Delay before it.
+        delay_ms: Millis,
+    },
+    /// The session was resumed; `replayed` messages were sent again.
+    Resumed {
+        /// Messages sent again.
+        replayed: u64,
+    },
+    /// The session could not continue; these messages were never confirmed.
+    SessionLost {
+        /// Why.
+        reason: LostReason,
+        /// The unconfirmed messages, in order.
+        unconfirmed: Vec<Payload>,
+    },
+    /// A connection closed.
+    Closed {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+        /// Whether the closing handshake completed.
+        was_clean: bool,
+        /// Whether a reconnect follows.
+        will_reconnect: bool,
+    },
+    /// Something failed (a connection given up, the URL).
+    Error(Error),
+}
+
+/// Work handed out after the state borrow ends.
+enum Delivery {
+    Output(Output),
+    Settle(AckWaiter, Result<(), Error>),
+    Wake(Waker),
+    ResolveUrl { attempt: u64 },
+}
+
+/// An input from the browser.
+enum Input {
+    Socket { attempt: u64, event: SocketEvent },
+    Url { attempt: u64, url: Result<String, String> },
+    Timer,
+    Environment(EnvironmentEvent),
+}
+
+/// A running durable socket. Dropping it ends everything: goodbye if possible, socket closed,
+/// listeners and timer removed, no further events.
+pub(crate) struct Engine {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    state: RefCell<State>,
+    inputs: RefCell<VecDeque<Input>>,
+    deliveries: RefCell<VecDeque<Delivery>>,
+    delivering: Cell<bool>,
+    shut_down: Cell<bool>,
+    provider: RefCell<Option<Box<dyn FnMut() -> Resolution>>>,
+    sink: Box<dyn Fn(Output)>,
+    me: Weak<Shared>,
+}
+
+struct State {
+    client: Client,
+    me: Weak<Shared>,
+    fixed_url: Option<String>,
+    /// `durable.v1` first, then the extra ones.
+    protocols: Vec<String>,
+    socket: Option<Socket>,
+    /// Bumped for every connect and close, so late events of an old attempt are ignored.
+    attempt: u64,
+    timer: Timer,
+    environment: Option<Environment>,
+    /// Waiters in sequence order (sequence numbers only grow within a session).
+    acks: VecDeque<(u64, AckWaiter)>,
+    wakers: Vec<Waker>,
+    scratch: Vec<u8>,
+    stopped: bool,
+}
+
+impl Engine {
+    /// Starts connecting at once (or when the browser is online); `sink` receives the outputs.
+    pub(crate) fn start(config: EngineConfig, sink: impl Fn(Output) + 'static) -> Engine {
+        let now = clock::now();
+        let (fixed_url, provider) = match config.url {
+            UrlSource::Fixed(url) => (Some(url), None),
+            UrlSource::Provider(provider) => (None, Some(provider)),
+        };
+        let mut protocols = vec![SUBPROTOCOL.to_owned()];
+        protocols.extend(config.protocols);
+        let client = Client::new(config.client, clock::seed(), now, Environment::is_online());
+        let shared = Rc::new_cyclic(|me: &Weak<Shared>| {
+            let target = me.clone();
+            let timer = Timer::new(move || input(&target, Input::Timer));
+            let target = me.clone();
+            let environment = Environment::watch(move |change| input(&target, Input::Environment(change)));
+            Shared {
+                state: RefCell::new(State {
+                    client,
+                    me: me.clone(),
+                    fixed_url,
+                    protocols,
+                    socket: None,
+                    attempt: 0,
+                    timer,
+                    environment: Some(environment),
+                    acks: VecDeque::new(),
+                    wakers: Vec::new(),
+                    scratch: Vec::new(),
+                    stopped: false,
+                }),
+                inputs: RefCell::new(VecDeque::new()),
+                deliveries: RefCell::new(VecDeque::new()),
+                delivering: Cell::new(false),
+                shut_down: Cell::new(false),
+                provider: RefCell::new(provider),
+                sink: Box::new(sink),
+                me: me.clone(),
+            }
+        });
+        shared.run();
+        Engine { shared }
+    }
+
+    /// Queues a message; `waiter` (if any) learns whether it was acknowledged.
+    pub(crate) fn send(&self, payload: Payload, waiter: Option<AckWaiter>) -> Result<u64, Error> {
+        self.shared.update(|state, now| {
+            let seq = state.client.send(now, payload)?;
+            if let Some(waiter) = waiter {
+                state.acks.push_back((seq, waiter));
+            }
+            Ok(seq)
+        })?
+    }
+
+    /// Closes for good with `code` and `reason` (after draining acknowledgements).
+    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        self.shared.update(|state, now| state.client.close(now, code, reason))
+    }
+
+    /// Reconnects now, skipping the remaining backoff delay.
+    pub(crate) fn reconnect_now(&self) -> Result<(), Error> {
+        self.shared.update(|state, now| state.client.reconnect_now(now))
+    }
+
+    /// Whether a message of `len` bytes would be accepted now.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.shared.read(|state| state.client.has_room(len)).unwrap_or(false)
+    }
+
+    /// Lifecycle state.
+    pub(crate) fn state(&self) -> ClientState {
+        self.shared.read(|state| state.client.state()).unwrap_or(ClientState::Closed)
+    }
+
+    /// Counters.
+    pub(crate) fn stats(&self) -> Stats {
+        self.shared.read(|state| Stats::from(state.client.stats())).unwrap_or_default()
+    }
+
+    /// Wakes `waker` at the next acknowledgement, session loss or close.
+    pub(crate) fn wake_on_progress(&self, waker: &Waker) {
+        if let Ok(mut state) = self.shared.state.try_borrow_mut() {
+            if !state.wakers.iter().any(|w| w.will_wake(waker)) {
+                state.wakers.push(waker.clone());
+            }
+        } else {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.shut_down.set(true);
+        shared.inputs.borrow_mut().clear();
+        if let Ok(mut state) = shared.state.try_borrow_mut() {
+            state.shut_down(clock::now(), &mut shared.deliveries.borrow_mut());
+        }
+        // Settle the waiters and wake the wakers; outputs are discarded.
+        shared.run();
+    }
+}
+
+/// Feeds `input` to the engine behind `target`, if it still runs.
+fn input(target: &Weak<Shared>, input: Input) {
+    if let Some(shared) = target.upgrade() {
+        shared.input(input);
+    }
+}
+
+impl Shared {
+    fn input(&self, input: Input) {
+        if self.shut_down.get() {
+            return;
+        }
+        self.inputs.borrow_mut().push_back(input);
+        self.run();
+    }
+
+    /// Applies a user call, then pumps and delivers.
+    fn update<R>(&self, apply: impl FnOnce(&mut State, Millis) -> R) -> Result<R, Error> {
+        let result = {
+            let mut state = self.state.try_borrow_mut().map_err(|_| Error::Busy)?;
+            let now = clock::now();
+            let result = apply(&mut state, now);
+            state.pump(now, &mut self.deliveries.borrow_mut());
+            result
+        };
+        self.run();
+        Ok(result)
+    }
+
+    fn read<R>(&self, read: impl FnOnce(&State) -> R) -> Option<R> {
+        self.state.try_borrow().ok().map(|state| read(&state))
+    }
+
+    /// Processes queued inputs, then hands out deliveries one at a time. A delivery may call back
+    /// into the engine; that nested call processes its input and leaves delivering to this frame,
+    /// so outputs keep their order.
+    fn run(&self) {
+        loop {
+            {
+                let Ok(mut state) = self.state.try_borrow_mut() else {
+                    return; // the frame holding the state drains the inputs before it lets go
+                };
+                let now = clock::now();
+                let mut deliveries = self.deliveries.borrow_mut();
+                loop {
+                    let next = self.inputs.borrow_mut().pop_front();
+                    match next {
+                        Some(input) => state.handle(input, now, &mut deliveries),
+                        None => break,
+                    }
+                }
+                state.pump(now, &mut deliveries);
+            }
+            if self.delivering.get() {
+                return;
+            }
+            let next = self.deliveries.borrow_mut().pop_front();
+            let Some(delivery) = next else {
+                return;
+            };
+            self.delivering.set(true);
+            self.deliver(delivery);
+            self.delivering.set(false);
+        }
+    }
+
+    fn deliver(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Output(output) => {
+                if !self.shut_down.get() {
+                    (self.sink)(output)
+                }
+            }
+            Delivery::Settle(waiter, result) => waiter(result),
+            Delivery::Wake(waker) => waker.wake(),
+            Delivery::ResolveUrl { attempt } => {
+                if !self.shut_down.get() {
+                    self.resolve_url(attempt)
+                }
+            }
+        }
+    }
+
+    /// Runs the URL provider (user code, hence outside the state borrow).
+    fn resolve_url(&self, attempt: u64) {
+        let resolution = match self.provider.try_borrow_mut() {
+            Ok(mut provider) => match provider.as_mut() {
+                Some(provider) => provider(),
+                None => return,
+            },
+            Err(_) => Resolution::Ready(Err("the URL provider was called while it was running".into())),
+        };
+        match resolution {
+            Resolution::Ready(url) => self.input(Input::Url { attempt, url }),
+            Resolution::Pending(future) => {
+                let target = self.me.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let url = future.await;
+                    input(&target, Input::Url { attempt, url });
+                });
+            }
+        }
+    }
+}
+
+impl State {
+    fn handle(&mut self, input: Input, now: Millis, out: &mut VecDeque<Delivery>) {
+        if self.stopped {
+            return;
+        }
+        match input {
+            Input::Socket { attempt, event } if attempt == self.attempt => match event {
+                SocketEvent::Open { protocol } => self.client.on_open(now, protocol == SUBPROTOCOL),
+                SocketEvent::Message(payload) => self.client.on_message(now, payload.as_ref()),
+                SocketEvent::Close { code, reason, was_clean } => {
+                    self.socket = None;
+                    self.client.on_close(now, code, &reason, was_clean);
+                }
+            },
+            Input::Url { attempt, url } if attempt == self.attempt && self.socket.is_none() => match url {
+                Ok(url) => self.open(&url, now, out),
+                Err(message) => self.attempt_failed(now, Error::Url(message), out),
+            },
+            Input::Socket { .. } | Input::Url { .. } => {} // from an attempt given up already
+            Input::Timer => {
+                self.timer.fired();
+                self.client.handle_timeout(now);
+            }
+            Input::Environment(EnvironmentEvent::Online(online)) => self.client.set_online(now, online),
+            Input::Environment(EnvironmentEvent::Visible) => self.client.on_visible(now),
+        }
+    }
+
+    /// Drains the client until it has nothing more to say, then re-arms the timer.
+    fn pump(&mut self, now: Millis, out: &mut VecDeque<Delivery>) {
+        if self.stopped {
+            return;
+        }
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.client.poll_action() {
+                progressed = true;
+                self.act(action, now, out);
+            }
+            self.transmit(now);
+            while let Some(event) = self.client.poll_event() {
+                progressed = true;
+                self.on_event(event, out);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        match self.client.poll_timeout() {
+            Some(deadline) => self.timer.arm(deadline, now),
+            None => self.timer.disarm(),
+        }
+    }
+
+    fn transmit(&mut self, now: Millis) {
+        while let Some(kind) = self.client.poll_transmit(now, &mut self.scratch) {
+            let Some(socket) = &self.socket else { continue };
+            match kind {
+                MessageKind::Binary => socket.send_binary(&self.scratch),
+                MessageKind::Text => socket.send_text(std::str::from_utf8(&self.scratch).unwrap_or_default()),
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action, now: Millis, out: &mut VecDeque<Delivery>) {
+        self.attempt += 1;
+        if let Some(old) = self.socket.take() {
+            let (code, reason) = match &action {
+                Action::Close { code, reason } => (*code, reason.as_str()),
+                Action::Connect => (1000, ""),
+            };
+            old.close(code, reason);
+        }
+        if action == Action::Connect {
+            match self.fixed_url.clone() {
+                Some(url) => self.open(&url, now, out),
+                None => out.push_back(Delivery::ResolveUrl { attempt: self.attempt }),
+            }
+        }
+    }
+
+    fn open(&mut self, url: &str, now: Millis, out: &mut VecDeque<Delivery>) {
+        let target = self.me.clone();
+        let attempt = self.attempt;
+        let opened = Socket::open(url, &self.protocols, move |event| input(&target, Input::Socket { attempt, event }));
+        match opened {
+            Ok(socket) => self.socket = Some(socket),
+            Err(exception) => {
+                let error = Error::Url(error_message(&exception));
+                if self.fixed_url.is_some() {
+                    // The same URL would fail the same way forever.
+                    out.push_back(Delivery::Output(Output::Error(error)));
+                    self.client.close(now, 1000, "invalid url");
+                } else {
+                    self.attempt_failed(now, error, out);
+                }
+            }
+        }
+    }
+
+    /// A connection attempt failed before a socket existed.
+    fn attempt_failed(&mut self, now: Millis, error: Error, out: &mut VecDeque<Delivery>) {
+        out.push_back(Delivery::Output(Output::Error(error)));
+        self.client.on_close(now, 1006, "", false);
+    }
+
+    fn on_event(&mut self, event: Event, out: &mut VecDeque<Delivery>) {
+        let output = match event {
+            Event::Acked { seq } => {
+                while self.acks.front().is_some_and(|(waiting, _)| *waiting <= seq) {
+                    if let Some((_, waiter)) = self.acks.pop_front() {
+                        out.push_back(Delivery::Settle(waiter, Ok(())));
+                    }
+                }
+                self.wake_all(out);
+                return;
+            }
+            Event::SessionLost { reason, unconfirmed } => {
+                self.fail_waiters(reason, out);
+                Output::SessionLost { reason, unconfirmed: unconfirmed.into_iter().map(|(_, payload)| payload).collect() }
+            }
+            Event::Closed { code, reason, was_clean, will_reconnect } => {
+                if !will_reconnect {
+                    self.fail_waiters(LostReason::Closed, out);
+                }
+                self.wake_all(out);
+                Output::Closed { code, reason, was_clean, will_reconnect }
+            }
+            Event::Open { durable } => Output::Open { durable },
+            Event::Resumed { replayed } => Output::Resumed { replayed },
+            Event::Message(payload) => Output::Message(payload),
+            Event::Reconnecting { attempt, delay_ms } => Output::Reconnecting { attempt, delay_ms },
+            Event::Error(error) => Output::Error(Error::Connection(error)),
+            Event::Goodbye | Event::Dead => return, // server role only
+        };
+        out.push_back(Delivery::Output(output));
+    }
+
+    fn fail_waiters(&mut self, reason: LostReason, out: &mut VecDeque<Delivery>) {
+        for (_, waiter) in self.acks.drain(..) {
+            out.push_back(Delivery::Settle(waiter, Err(Error::Unconfirmed(reason))));
+        }
+        self.wake_all(out);
+    }
+
+    fn wake_all(&mut self, out: &mut VecDeque<Delivery>) {
+        out.extend(self.wakers.drain(..).map(Delivery::Wake));
+    }
+
+    /// The last handle is gone: goodbye if the client can say it now, then release everything.
+    fn shut_down(&mut self, now: Millis, out: &mut VecDeque<Delivery>) {
+        if self.stopped {
+            return;
+        }
+        self.client.close(now, 1000, "");
+        self.transmit(now);
+        while self.client.poll_action().is_some() {}
+        while let Some(event) = self.client.poll_event() {
+            self.on_event(event, out);
+        }
+        self.fail_waiters(LostReason::Closed, out);
+        self.stopped = true;
+        if let Some(socket) = self.socket.take() {
+            socket.close(1000, "");
+        }
+        self.timer.disarm();
+        self.environment = None;
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            socket.close(1000, "");
+        }
+    }
+}
+
+/// The message of a JS exception.
+pub(crate) fn error_message(exception: &JsValue) -> String {
+    if let Some(error) = exception.dyn_ref::<js_sys::Error>() {
+        return error.message().into();
+    }
+    exception.as_string().unwrap_or_else(|| "unknown error".into())
+}
