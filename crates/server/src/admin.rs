@@ -47,14 +47,23 @@ enum Sessions {
     One(EntryRef),
 }
 
-fn sessions(shared: &Shared, session: Option<&str>, default_all: bool) -> Result<Sessions, Response> {
+/// A request the endpoints cannot carry out.
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn sessions(shared: &Shared, session: Option<&str>, default_all: bool) -> Result<Sessions, Refusal> {
     match session {
         Some("all") => Ok(Sessions::All),
         None if default_all => Ok(Sessions::All),
-        None => Err(error(StatusCode::BAD_REQUEST, "missing session=all|<token-hex>")),
+        None => Err(Refusal(StatusCode::BAD_REQUEST, "missing session=all|<token-hex>")),
         Some(hex) => {
-            let token = token_from_hex(hex).ok_or_else(|| error(StatusCode::BAD_REQUEST, "session must be all or 32 hex digits"))?;
-            shared.store.get(&token).map(Sessions::One).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such session"))
+            let token = token_from_hex(hex).ok_or(Refusal(StatusCode::BAD_REQUEST, "session must be all or 32 hex digits"))?;
+            shared.store.get(&token).map(Sessions::One).ok_or(Refusal(StatusCode::NOT_FOUND, "no such session"))
         }
     }
 }
@@ -73,7 +82,7 @@ fn tell(shared: &Shared, target: &Sessions, control: Control) -> usize {
 async fn cut(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
     let target = match sessions(&shared, query.session.as_deref(), false) {
         Ok(target) => target,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let affected = tell(&shared, &target, Control::Cut);
     Counters::add(&shared.counters.cuts, affected as u64);
@@ -83,15 +92,15 @@ async fn cut(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> 
 
 async fn stall(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
     let Some(ms) = query.ms else {
-        return error(StatusCode::BAD_REQUEST, "missing ms=N");
+        return Refusal(StatusCode::BAD_REQUEST, "missing ms=N").into_response();
     };
     let duration = Duration::from_millis(ms);
     if duration > MAX_STALL {
-        return error(StatusCode::BAD_REQUEST, "ms must be at most 600000");
+        return Refusal(StatusCode::BAD_REQUEST, "ms must be at most 600000").into_response();
     }
     let target = match sessions(&shared, query.session.as_deref(), true) {
         Ok(target) => target,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let affected = tell(&shared, &target, Control::Stall(duration));
     tracing::info!(affected, ms, "admin: stall");
@@ -101,7 +110,7 @@ async fn stall(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -
 async fn expire(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
     let target = match sessions(&shared, query.session.as_deref(), false) {
         Ok(target) => target,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let entries = match target {
         Sessions::All => shared.store.all(),
@@ -115,8 +124,4 @@ async fn expire(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) 
 
 fn affected_response(affected: usize) -> Response {
     Json(json!({ "affected": affected })).into_response()
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
 }

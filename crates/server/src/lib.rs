@@ -2,6 +2,7 @@
 //!
 //! - `GET /echo`: a durable echo session when the client offers `durable.v1`, a plain echo
 //!   otherwise.
+//! - `GET /chat`: one room broadcasting every message to every member (durable only).
 //! - `GET /stats`: counters as JSON ([`Stats`]).
 //! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`].
 //! - `/`: static files of [`ServerConfig::www`].
@@ -15,6 +16,7 @@
 
 mod admin;
 mod app;
+mod chat;
 mod clock;
 mod config;
 mod connection;

@@ -201,7 +201,7 @@ impl Conn {
 
 /// What woke the driver.
 enum Input {
-    Opened(Result<(Ws, bool), tungstenite::Error>),
+    Opened(Result<(Box<Ws>, bool), tungstenite::Error>),
     Received(Option<Result<Message, tungstenite::Error>>),
     Deadline,
     Woken,
@@ -230,7 +230,7 @@ impl Driver {
             let input = tokio::select! {
                 result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
                     connecting = None;
-                    Input::Opened(result)
+                    Input::Opened(result.map(|(ws, durable)| (Box::new(ws), durable)))
                 }
                 message = async { conn.as_mut().expect("guarded").stream.next().await }, if conn.is_some() => {
                     Input::Received(message)
@@ -244,7 +244,7 @@ impl Driver {
             let now = self.shared.clock.now();
             match input {
                 Input::Opened(Ok((ws, durable))) => {
-                    conn = Some(Conn::new(ws));
+                    conn = Some(Conn::new(*ws));
                     client.on_open(now, durable);
                 }
                 Input::Opened(Err(error)) => {

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{middleware, Json, Router};
 use tower_http::services::ServeDir;
 
-use crate::{admin, echo};
+use crate::{admin, chat, echo};
 use crate::state::Shared;
 use crate::stats::Stats;
 
@@ -20,7 +20,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         open_to_all = open_to_all.merge(admin::routes());
     }
     let open_to_all = open_to_all.layer(middleware::map_response(allow_any_origin));
-    let mut router = Router::new().route("/echo", get(echo::handler)).merge(open_to_all);
+    let room = Arc::new(chat::Room::default());
+    let mut router = Router::new()
+        .route("/echo", get(echo::handler))
+        .route("/chat", get(move |ws, state| chat::handler(ws, state, room.clone())))
+        .merge(open_to_all);
     if let Some(www) = &shared.config.www {
         router = router.fallback_service(ServeDir::new(www));
     }

@@ -59,9 +59,19 @@ impl<'a> Socket<'a> {
     }
 
     /// Closes a connection that arrived during shutdown, with 1012.
-    pub async fn refuse(mut ws: WebSocket) {
-        let frame = CloseFrame { code: close_code::SERVICE_RESTART, reason: "server restart".into() };
-        let _ = timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    pub async fn refuse(ws: WebSocket) {
+        Socket::reject(ws, close_code::SERVICE_RESTART, "server restart").await;
+    }
+
+    /// Closes an unregistered connection at once, waiting briefly for the peer's answer.
+    pub async fn reject(mut ws: WebSocket, code: u16, reason: &'static str) {
+        let frame = CloseFrame { code, reason: reason.into() };
+        let _ = timeout(CLOSE_TIMEOUT, async {
+            if ws.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = ws.recv().await {}
+            }
+        })
+        .await;
     }
 
     /// The connection's id in the registry.

@@ -1,0 +1,89 @@
+//! `/chat`: every member gets every message once, in one order shared by all members, even
+//! when one member's connection keeps being cut.
+
+use std::time::Duration;
+
+use durable_ws_core::{BackoffConfig, ClientConfig, Event, Payload};
+use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
+use durable_ws_server::native_client::NativeClient;
+use durable_ws_server::{Server, ServerConfig};
+use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{sleep, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+fn fast_client() -> ClientConfig {
+    ClientConfig {
+        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() },
+        ..ClientConfig::default()
+    }
+}
+
+async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
+    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client still running")
+}
+
+/// Collects `count` chat messages, failing on a lost session.
+async fn collect(events: &mut UnboundedReceiver<Event>, count: usize) -> Vec<String> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        match next_event(events).await {
+            Event::Message(Payload::Text(text)) => received.push(text),
+            event @ Event::SessionLost { .. } => panic!("unexpected {event:?}"),
+            _ => {}
+        }
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_gets_every_message_in_the_same_order_despite_cuts() {
+    const EACH: usize = 300;
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+    let chaos = ChaosConfig { lifetime_ms: Some((50, 300)), latency_ms: 5, seed: None };
+    let proxy = ChaosProxy::start(server.local_addr(), chaos).await.unwrap();
+    let (alice, mut alice_events) = NativeClient::connect(&format!("ws://{}/chat", server.local_addr()), fast_client()).unwrap();
+    let (bob, mut bob_events) = NativeClient::connect(&format!("ws://{}/chat", proxy.local_addr()), fast_client()).unwrap();
+    for events in [&mut alice_events, &mut bob_events] {
+        loop {
+            if let Event::Open { durable } = next_event(events).await {
+                assert!(durable);
+                break;
+            }
+        }
+    }
+
+    let sending = tokio::spawn(async move {
+        for i in 0..EACH {
+            alice.send(Payload::Text(format!("alice {i}"))).unwrap();
+            bob.send(Payload::Text(format!("bob {i}"))).unwrap();
+            sleep(Duration::from_millis(5)).await;
+        }
+        (alice, bob)
+    });
+    let (seen_by_alice, seen_by_bob) = timeout(Duration::from_secs(18), async {
+        tokio::join!(collect(&mut alice_events, 2 * EACH), collect(&mut bob_events, 2 * EACH))
+    })
+    .await
+    .expect("every message reaches both members");
+    let _clients = sending.await.unwrap();
+
+    assert_eq!(seen_by_alice, seen_by_bob, "one order for every member");
+    for name in ["alice", "bob"] {
+        let own: Vec<_> = seen_by_alice.iter().filter(|m| m.starts_with(name)).cloned().collect();
+        let expected: Vec<_> = (0..EACH).map(|i| format!("{name} {i}")).collect();
+        assert_eq!(own, expected, "{name}'s messages once each, in order");
+    }
+    assert!(proxy.stats().cuts >= 3, "bob's link was cut ({:?})", proxy.stats());
+}
+
+#[tokio::test]
+async fn chat_without_the_subprotocol_is_refused_with_1008() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", server.local_addr())).await.unwrap();
+    let close = timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1008),
+        other => panic!("expected close 1008, got {other:?}"),
+    }
+}
