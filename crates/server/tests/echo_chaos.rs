@@ -351,3 +351,53 @@ async fn an_expired_session_reports_exactly_the_unconfirmed_messages() {
     assert_eq!(client.send(Payload::from("after")).unwrap(), 1);
     wait_for(&mut events, |e| matches!(e, Event::Message(p) if *p == Payload::from("after"))).await;
 }
+
+#[tokio::test]
+async fn replay_buffer_overflow_closes_with_1013_and_the_resume_gets_lost_overflow() {
+    let session = durable_ws_core::SessionConfig {
+        limits: durable_ws_core::BufferLimits { max_messages: 4, max_bytes: 1 << 20 },
+        ..durable_ws_core::SessionConfig::default()
+    };
+    let server = server(ServerConfig { session, ..ServerConfig::default() }).await;
+    let (mut ws, _) = raw(server.local_addr(), true).await;
+    let token = hello_new(&mut ws).await;
+    // Five messages echoed into a session whose client never acknowledges: the fifth echo
+    // does not fit.
+    for seq in 1..=5 {
+        ws.send(encode(Frame::Data { seq, payload: PayloadRef::Text("x") })).await.unwrap();
+    }
+    assert_eq!(close_code(&mut ws).await, 1013);
+    let (mut again, _) = raw(server.local_addr(), true).await;
+    again.send(encode(Frame::Hello { resume: Some((token, 4)) })).await.unwrap();
+    next_frame(&mut again, |frame| {
+        assert!(matches!(frame, Frame::Welcome { status: WelcomeStatus::LostOverflow, .. }), "{frame:?}");
+    })
+    .await;
+    assert_eq!(server.stats().sessions_overflowed, 1);
+}
+
+#[tokio::test]
+async fn goodbye_ends_the_session_with_1000() {
+    let server = server(ServerConfig::default()).await;
+    let (mut ws, _) = raw(server.local_addr(), true).await;
+    let token = hello_new(&mut ws).await;
+    ws.send(encode(Frame::Goodbye)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 1000);
+    assert_eq!(server.stats().sessions, 0);
+    let (mut again, _) = raw(server.local_addr(), true).await;
+    again.send(encode(Frame::Hello { resume: Some((token, 0)) })).await.unwrap();
+    next_frame(&mut again, |frame| {
+        assert!(matches!(frame, Frame::Welcome { status: WelcomeStatus::LostUnknown, .. }), "{frame:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_server_refuses_new_sessions_with_1013() {
+    let server = server(ServerConfig { max_sessions: 1, ..ServerConfig::default() }).await;
+    let (mut first, _) = raw(server.local_addr(), true).await;
+    hello_new(&mut first).await;
+    let (mut second, _) = raw(server.local_addr(), true).await;
+    second.send(encode(Frame::Hello { resume: None })).await.unwrap();
+    assert_eq!(close_code(&mut second).await, 1013);
+}
