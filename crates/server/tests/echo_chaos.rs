@@ -140,10 +140,13 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
     });
 
     let mut next = 0;
-    let (mut opens, mut resumes) = (0, 0);
+    let (mut opens, mut resumes, mut acked) = (0, 0, 0);
     let received = timeout(Duration::from_secs(18), async {
-        while next < COUNT {
+        // Every echo, and the server's acknowledgement of every message (so that the close
+        // below has nothing left to hand back, even if a cut interrupts it).
+        while next < COUNT || acked < COUNT {
             match next_event(&mut events).await {
+                Event::Acked { seq } => acked = seq,
                 Event::Message(payload) => {
                     assert_eq!(number_of(&payload), next, "echoes arrive exactly once and in order");
                     assert_eq!(payload, numbered(next), "echo is byte-identical, same kind");
@@ -162,7 +165,7 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
     .await;
     sending.await.unwrap();
     let cuts = proxy.stats().cuts;
-    assert!(received.is_ok(), "only {next} of {COUNT} echoes arrived (cuts {cuts}, resumes {resumes})");
+    assert!(received.is_ok(), "{next} of {COUNT} echoes arrived, {acked} acknowledged (cuts {cuts}, resumes {resumes})");
     assert_eq!(opens, 1, "one session from start to end");
     assert!(resumes >= 1, "at least one resume");
     assert!(cuts > 10, "the proxy cut only {cuts} connections");
@@ -303,8 +306,14 @@ async fn an_oversized_message_closes_with_1009() {
         }
     };
     assert_eq!(echoed, 1024);
+    let just_over = vec![2u8; 1025];
+    durable.send(encode(Frame::Data { seq: 2, payload: PayloadRef::Binary(&just_over) })).await.unwrap();
+    assert_eq!(close_code(&mut durable).await, 1009, "one byte over the limit");
+
+    let (mut durable, _) = raw(server.local_addr(), true).await;
+    hello_new(&mut durable).await;
     let too_big = vec![2u8; 4096];
-    durable.send(encode(Frame::Data { seq: 2, payload: PayloadRef::Binary(&too_big) })).await.unwrap();
+    durable.send(encode(Frame::Data { seq: 1, payload: PayloadRef::Binary(&too_big) })).await.unwrap();
     assert_eq!(close_code(&mut durable).await, 1009);
 }
 
