@@ -187,6 +187,7 @@ impl Engine {
     }
 
     /// Whether a message of `len` bytes would be accepted now.
+    #[cfg_attr(not(feature = "typed"), allow(dead_code))]
     pub(crate) fn has_room(&self, len: usize) -> bool {
         self.shared.read(|state| state.client.has_room(len)).unwrap_or(false)
     }
@@ -202,6 +203,7 @@ impl Engine {
     }
 
     /// Wakes `waker` at the next acknowledgement, session loss or close.
+    #[cfg_attr(not(feature = "typed"), allow(dead_code))]
     pub(crate) fn wake_on_progress(&self, waker: &Waker) {
         if let Ok(mut state) = self.shared.state.try_borrow_mut() {
             if !state.wakers.iter().any(|w| w.will_wake(waker)) {

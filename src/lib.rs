@@ -20,6 +20,8 @@ mod config;
 mod engine;
 mod environment;
 mod error;
+#[cfg(feature = "js")]
+pub mod js;
 mod socket;
 mod stats;
 mod timer;

@@ -1,0 +1,218 @@
+//! The exported `DurableWebSocket` class.
+
+use std::cell::RefCell;
+
+use durable_ws_core::{close_code, ClientState};
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::config::{url_scheme_ok, EngineConfig, Resolution, UrlSource};
+use crate::engine::{error_message, Engine};
+use crate::js::emitter::{Emitter, Target, EVENT_TYPES};
+use crate::js::errors::{js_error, type_error};
+use crate::js::{options, payload};
+
+/// A WebSocket that reconnects, resumes its session and never silently loses a message.
+#[wasm_bindgen]
+pub struct DurableWebSocket {
+    engine: Engine,
+    target: Target,
+    json: bool,
+    /// The `on…` handlers, in `EVENT_TYPES` order.
+    handlers: RefCell<[Option<JsValue>; 7]>,
+}
+
+#[wasm_bindgen]
+impl DurableWebSocket {
+    /// Starts connecting to `url` (a string, or a function returning a string or a promise of
+    /// one, called before every attempt). Throws a `TypeError` for invalid arguments.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "DurableWebSocketUrl")] url: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DurableWebSocketOptions")] options: Option<Object>,
+    ) -> Result<DurableWebSocket, JsValue> {
+        let url = url_source(url)?;
+        let parsed = options::parse(&options.map_or(JsValue::UNDEFINED, JsValue::from))?;
+        let emitter = Emitter::new(parsed.json);
+        let target = emitter.target().clone();
+        let config = EngineConfig { client: parsed.client, url, protocols: parsed.protocols };
+        let engine = Engine::start(config, move |output| emitter.emit(output));
+        Ok(DurableWebSocket { engine, target, json: parsed.json, handlers: RefCell::new(Default::default()) })
+    }
+
+    /// Sends `data` (queued while disconnected). The promise resolves once the server
+    /// acknowledged it and rejects with a `BufferFullError`, `TooLargeError`, `InvalidStateError`
+    /// (closed) or, if the session is lost first, a `SessionLostError`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn send(&self, #[wasm_bindgen(unchecked_param_type = "DurableWebSocketData")] data: JsValue) -> Promise {
+        let payload = match payload::encode(&data, self.json) {
+            Ok(payload) => payload,
+            Err(error) => return Promise::reject(&error),
+        };
+        let mut settle = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let Some((resolve, reject)) = settle else {
+            return promise;
+        };
+        let waiter = Box::new(move |result| {
+            let _ = match result {
+                Ok(()) => resolve.call0(&JsValue::UNDEFINED),
+                Err(error) => reject.call1(&JsValue::UNDEFINED, &js_error(&error)),
+            };
+        });
+        match self.engine.send(payload, Some(waiter)) {
+            Ok(_) => promise,
+            Err(error) => Promise::reject(&js_error(&error)),
+        }
+    }
+
+    /// Closes for good: waits up to `closeTimeoutMs` for outstanding acknowledgements, says
+    /// goodbye and closes with `code` (1000 or 3000–4999, default 1000) and `reason` (at most
+    /// 123 UTF-8 bytes). Messages still unconfirmed are listed by a `sessionlost` event.
+    pub fn close(&self, code: Option<f64>, reason: Option<String>) -> Result<(), JsValue> {
+        let code = code.unwrap_or(close_code::NORMAL as f64);
+        if !(code == 1000.0 || (3000.0..=4999.0).contains(&code)) || code.fract() != 0.0 {
+            return Err(type_error(&["DurableWebSocket.close: code must be 1000 or an integer in 3000–4999"]));
+        }
+        let reason = reason.unwrap_or_default();
+        if reason.len() > 123 {
+            return Err(type_error(&["DurableWebSocket.close: reason must be at most 123 UTF-8 bytes"]));
+        }
+        self.engine.close(code as u16, &reason).map_err(|error| js_error(&error))
+    }
+
+    /// Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`).
+    pub fn reconnect(&self) -> Result<(), JsValue> {
+        self.engine.reconnect_now().map_err(|error| js_error(&error))
+    }
+
+    /// `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed.
+    #[wasm_bindgen(getter, js_name = readyState)]
+    pub fn ready_state(&self) -> u8 {
+        match self.engine.state() {
+            ClientState::Connecting | ClientState::Reconnecting { .. } | ClientState::Offline => 0,
+            ClientState::Open => 1,
+            ClientState::Closing => 2,
+            ClientState::Closed => 3,
+        }
+    }
+
+    /// Messages sent or queued and not yet acknowledged.
+    #[wasm_bindgen(getter)]
+    pub fn pending(&self) -> f64 {
+        self.engine.stats().pending as f64
+    }
+
+    /// Counters since the socket was created.
+    #[wasm_bindgen(unchecked_return_type = "DurableWebSocketStats")]
+    pub fn stats(&self) -> Object {
+        let stats = self.engine.stats();
+        let object = Object::new();
+        let fields = [
+            ("sent", stats.sent as f64),
+            ("acked", stats.acked as f64),
+            ("pending", stats.pending as f64),
+            ("replayed", stats.replayed as f64),
+            ("received", stats.received as f64),
+            ("duplicates", stats.duplicates as f64),
+            ("reconnects", stats.reconnects as f64),
+            ("sessionsLost", stats.sessions_lost as f64),
+        ];
+        for (key, value) in fields {
+            let _ = Reflect::set(&object, &key.into(), &value.into());
+        }
+        let rtt = stats.last_rtt_ms.map_or(JsValue::NULL, |ms| (ms as f64).into());
+        let _ = Reflect::set(&object, &"lastRttMs".into(), &rtt);
+        object
+    }
+
+    /// Registers a listener (as `EventTarget.addEventListener`).
+    #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
+    pub fn add_event_listener(&self, kind: &str, listener: JsValue, options: JsValue) -> Result<(), JsValue> {
+        self.target.add_event_listener(kind, &listener, &options)
+    }
+
+    /// Removes a listener (as `EventTarget.removeEventListener`).
+    #[wasm_bindgen(js_name = removeEventListener, skip_typescript)]
+    pub fn remove_event_listener(&self, kind: &str, listener: JsValue, options: JsValue) -> Result<(), JsValue> {
+        self.target.remove_event_listener(kind, &listener, &options)
+    }
+
+    fn handler(&self, slot: usize) -> JsValue {
+        self.handlers.borrow()[slot].clone().unwrap_or(JsValue::NULL)
+    }
+
+    /// Replaces the handler of event type `EVENT_TYPES[slot]`; non-functions clear it (as in the DOM).
+    fn set_handler(&self, slot: usize, handler: JsValue) {
+        let kind = EVENT_TYPES[slot];
+        let mut handlers = self.handlers.borrow_mut();
+        if let Some(old) = handlers[slot].take() {
+            let _ = self.target.remove_event_listener(kind, &old, &JsValue::UNDEFINED);
+        }
+        if handler.is_function() {
+            let _ = self.target.add_event_listener(kind, &handler, &JsValue::UNDEFINED);
+            handlers[slot] = Some(handler);
+        }
+    }
+}
+
+/// `on…` property pairs, typed in the TypeScript section.
+macro_rules! handler_properties {
+    ($($slot:literal: $get:ident, $set:ident;)*) => {
+        #[wasm_bindgen]
+        impl DurableWebSocket {
+            $(
+                #[doc(hidden)]
+                #[wasm_bindgen(getter, skip_typescript)]
+                pub fn $get(&self) -> JsValue {
+                    self.handler($slot)
+                }
+
+                #[doc(hidden)]
+                #[wasm_bindgen(setter, skip_typescript)]
+                pub fn $set(&self, handler: JsValue) {
+                    self.set_handler($slot, handler)
+                }
+            )*
+        }
+    };
+}
+
+handler_properties! {
+    0: onopen, set_onopen;
+    1: onmessage, set_onmessage;
+    2: onreconnecting, set_onreconnecting;
+    3: onresumed, set_onresumed;
+    4: onsessionlost, set_onsessionlost;
+    5: onclose, set_onclose;
+    6: onerror, set_onerror;
+}
+
+/// The URL argument: a string, or a function asked before every attempt.
+fn url_source(url: JsValue) -> Result<UrlSource, JsValue> {
+    if let Some(url) = url.as_string() {
+        if !url_scheme_ok(&url) {
+            return Err(type_error(&["DurableWebSocket: url must be absolute (ws://, wss://, http:// or https://)"]));
+        }
+        return Ok(UrlSource::Fixed(url));
+    }
+    let Some(provider) = url.dyn_ref::<Function>().cloned() else {
+        return Err(type_error(&["DurableWebSocket: url must be a string or a function returning one (or a promise of one)"]));
+    };
+    Ok(UrlSource::Provider(Box::new(move || match provider.call0(&JsValue::UNDEFINED) {
+        Err(exception) => Resolution::Ready(Err(error_message(&exception))),
+        Ok(value) => match value.as_string() {
+            Some(url) => Resolution::Ready(Ok(url)),
+            None => {
+                let resolved = JsFuture::from(Promise::resolve(&value));
+                Resolution::Pending(Box::pin(async move {
+                    match resolved.await {
+                        Ok(value) => value.as_string().ok_or_else(|| "the url function did not give a string".into()),
+                        Err(exception) => Err(error_message(&exception)),
+                    }
+                }))
+            }
+        },
+    })))
+}

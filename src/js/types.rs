@@ -1,0 +1,148 @@
+//! TypeScript declarations of the options, events and payloads (merged into the generated
+//! `durable_ws.d.ts`; the `DurableWebSocket` interface merges with the class).
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPESCRIPT: &str = r#"
+/** A value as `JSON.parse` returns it. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** The URL (`ws:`, `wss:`, `http:` or `https:`), or a function asked before every connection attempt. */
+export type DurableWebSocketUrl = string | (() => string | Promise<string>);
+
+/**
+ * What `send` accepts: a string (text message), an `ArrayBuffer` or `ArrayBufferView` (binary
+ * message), or any other value `JSON.stringify` can encode (text message of its JSON).
+ */
+export type DurableWebSocketData = string | ArrayBuffer | ArrayBufferView | number | boolean | null | object;
+
+/** A received message: a string (or, with `json: true`, the parsed value) or an `ArrayBuffer`. */
+export type DurableWebSocketMessage = JsonValue | ArrayBuffer;
+
+/** Reconnect policy: attempt `n` waits a random time in `[minDelayMs, min(maxDelayMs, minDelayMs·factorⁿ)]`. */
+export interface DurableWebSocketReconnectOptions {
+  /** Shortest delay. Default 250. */
+  minDelayMs?: number;
+  /** Longest delay. Default 30000. */
+  maxDelayMs?: number;
+  /** Growth per failed attempt, at least 1. Default 2. */
+  factor?: number;
+  /** Full jitter (random delays); off: exactly `min(maxDelayMs, minDelayMs·factorⁿ⁻¹)`. Default true. */
+  jitter?: boolean;
+  /** Consecutive failed attempts before giving up (a positive integer). Default Infinity. */
+  maxAttempts?: number;
+  /** A connection up this long resets the attempt count. Default 5000. */
+  stableAfterMs?: number;
+}
+
+/** Heartbeat: a ping every `intervalMs`; no answer within `timeoutMs` means the link is dead. */
+export interface DurableWebSocketHeartbeatOptions {
+  /** Default 15000. */
+  intervalMs?: number;
+  /** Default 10000. */
+  timeoutMs?: number;
+}
+
+/** Bounds of the replay buffer (sent or queued, not yet acknowledged). */
+export interface DurableWebSocketBufferOptions {
+  /** Default 10000. */
+  maxMessages?: number;
+  /** Default 8 MiB. */
+  maxBytes?: number;
+  /** Largest single message, sent or received. Default 1 MiB. */
+  maxMessageBytes?: number;
+}
+
+/** Options of `new DurableWebSocket(url, options)`; unknown keys throw a `TypeError`. */
+export interface DurableWebSocketOptions {
+  reconnect?: DurableWebSocketReconnectOptions;
+  /** From starting an attempt to an open, handshaken connection. Default 10000. */
+  connectTimeoutMs?: number;
+  /** How long `close()` waits for outstanding acknowledgements. Default 2000. */
+  closeTimeoutMs?: number;
+  /** `false` turns the heartbeat off. */
+  heartbeat?: DurableWebSocketHeartbeatOptions | false;
+  buffer?: DurableWebSocketBufferOptions;
+  /** Subprotocols offered after `durable.v1`. Default []. */
+  protocols?: string[];
+  /** Close codes (or inclusive `[from, to]` ranges) from the server that stop reconnecting. Default [1003, [1007, 1010], [4400, 4499]]. */
+  terminalCloseCodes?: Array<number | [number, number]>;
+  /** Every non-binary message is JSON both ways (strings too). Default false. */
+  json?: boolean;
+}
+
+/** Counters since the socket was created. */
+export interface DurableWebSocketStats {
+  sent: number;
+  acked: number;
+  pending: number;
+  replayed: number;
+  received: number;
+  duplicates: number;
+  reconnects: number;
+  sessionsLost: number;
+  lastRttMs: number | null;
+}
+
+/** A connection opened on a new session (`durable: false`: the server does not speak durable.v1). */
+export interface DurableOpenEvent extends Event { readonly durable: boolean; }
+/** A message, delivered exactly once and in order. */
+export interface DurableMessageEvent extends Event { readonly data: DurableWebSocketMessage; }
+/** The connection dropped; attempt `attempt` starts in `delayMs`. */
+export interface DurableReconnectingEvent extends Event { readonly attempt: number; readonly delayMs: number; }
+/** The session continued on a new connection; `replayed` messages were sent again. */
+export interface DurableResumedEvent extends Event { readonly replayed: number; }
+/** Why a session could not continue. */
+export type DurableSessionLostReason = "expired" | "overflow" | "refused" | "notDurable" | "closed";
+/** The session could not continue: `unconfirmed` lists, in order, every message never acknowledged. */
+export interface DurableSessionLostEvent extends Event {
+  readonly reason: DurableSessionLostReason;
+  readonly unconfirmed: DurableWebSocketMessage[];
+}
+/** A connection closed; `willReconnect: false` means for good. */
+export interface DurableCloseEvent extends Event {
+  readonly code: number;
+  readonly reason: string;
+  readonly wasClean: boolean;
+  readonly willReconnect: boolean;
+}
+/** Something failed; `error.name` says what (`ConnectTimeoutError`, `HeartbeatTimeoutError`, `ProtocolError`, `UrlError`, or a `SyntaxError` with the raw text in `data` in JSON mode). */
+export interface DurableErrorEvent extends Event {
+  readonly error: Error;
+  readonly message: string;
+  readonly data?: string;
+}
+
+export interface DurableWebSocketEventMap {
+  open: DurableOpenEvent;
+  message: DurableMessageEvent;
+  reconnecting: DurableReconnectingEvent;
+  resumed: DurableResumedEvent;
+  sessionlost: DurableSessionLostEvent;
+  close: DurableCloseEvent;
+  error: DurableErrorEvent;
+}
+
+export interface DurableWebSocket {
+  addEventListener<K extends keyof DurableWebSocketEventMap>(
+    type: K,
+    listener: (event: DurableWebSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof DurableWebSocketEventMap>(
+    type: K,
+    listener: (event: DurableWebSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+  onopen: ((event: DurableOpenEvent) => unknown) | null;
+  onmessage: ((event: DurableMessageEvent) => unknown) | null;
+  onreconnecting: ((event: DurableReconnectingEvent) => unknown) | null;
+  onresumed: ((event: DurableResumedEvent) => unknown) | null;
+  onsessionlost: ((event: DurableSessionLostEvent) => unknown) | null;
+  onclose: ((event: DurableCloseEvent) => unknown) | null;
+  onerror: ((event: DurableErrorEvent) => unknown) | null;
+}
+"#;
