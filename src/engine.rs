@@ -202,6 +202,13 @@ impl Engine {
         self.shared.read(|state| Stats::from(state.client.stats())).unwrap_or_default()
     }
 
+    /// The current session's token in hex (tests address the server's fault endpoints with it).
+    #[cfg_attr(not(feature = "typed"), allow(dead_code))]
+    pub(crate) fn session_token_hex(&self) -> Option<String> {
+        let token = self.shared.read(|state| state.client.session_token())??;
+        Some(token.0.iter().flat_map(|b| [b >> 4, b & 15]).map(|d| char::from_digit(d.into(), 16).unwrap_or('0')).collect())
+    }
+
     /// Wakes `waker` at the next acknowledgement, session loss or close.
     #[cfg_attr(not(feature = "typed"), allow(dead_code))]
     pub(crate) fn wake_on_progress(&self, waker: &Waker) {

@@ -66,6 +66,13 @@ impl<Out: Serialize, C: Codec> Sender<Out, C> {
         self.engine.stats()
     }
 
+    /// The session token in hex, once a durable session exists. It is a credential: for tests
+    /// and diagnostics that address this session on the server, not for logs.
+    #[doc(hidden)]
+    pub fn session_token_hex(&self) -> Option<String> {
+        self.engine.session_token_hex()
+    }
+
     /// Sends `payload` if it fits (or can never fit better: the error is the answer), else parks it.
     fn offer(&mut self, payload: Payload) -> Result<(), Error> {
         if self.engine.has_room(payload.len()) || self.engine.stats().pending == 0 {

@@ -63,6 +63,12 @@ impl<Out: Serialize, In: DeserializeOwned, C: Codec> DurableSocket<Out, In, C> {
         self.sender.stats()
     }
 
+    /// The session token in hex; see [`Sender::session_token_hex`].
+    #[doc(hidden)]
+    pub fn session_token_hex(&self) -> Option<String> {
+        self.sender.session_token_hex()
+    }
+
     /// The sending and the receiving half, usable from different tasks.
     pub fn split(self) -> (Sender<Out, C>, Receiver<In, C>) {
         (self.sender, self.receiver)

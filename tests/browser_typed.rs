@@ -1,0 +1,276 @@
+//! The Rust API against the real reference server in a real browser.
+//!
+//! Needs the server (with `--enable-faults`) at `DURABLE_WS_SERVER` when compiled; see
+//! `scripts/test.sh`.
+#![cfg(target_arch = "wasm32")]
+
+mod browser_support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use browser_support::{admin, echo_url, sleep, until, within, PATIENCE_MS};
+use durable_ws::typed::{DurableSocket, Options, SocketEvent};
+use durable_ws::{ClientState, ConnectionError, Error, LostReason, Payload, SendError};
+use futures::future::{join_all, FutureExt};
+use futures::{stream, SinkExt, StreamExt};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+type Socket = DurableSocket<String, String>;
+
+fn connect(options: Options) -> Socket {
+    DurableSocket::connect(options).expect("valid options")
+}
+
+async fn open(options: Options) -> Socket {
+    let mut socket = connect(options);
+    until(&mut socket, "open", |e| matches!(e, SocketEvent::Open { durable: true })).await;
+    socket
+}
+
+fn texts(range: std::ops::Range<usize>, prefix: &str) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Reads until `count` messages arrived; returns them and every other event seen.
+async fn messages(socket: &mut Socket, count: usize) -> (Vec<String>, Vec<SocketEvent<String>>) {
+    let mut received = Vec::new();
+    let mut others = Vec::new();
+    if count == 0 {
+        return (received, others);
+    }
+    until(socket, "messages", |event| {
+        match event {
+            SocketEvent::Message(text) => received.push(text.clone()),
+            other => others.push(other.clone()),
+        }
+        received.len() >= count
+    })
+    .await;
+    (received, others)
+}
+
+#[wasm_bindgen_test]
+async fn echo_round_trip_resolves_on_ack() {
+    let mut socket = open(Options::new(echo_url())).await;
+    socket.send("hello".to_owned()).await.expect("acknowledged");
+    let (received, _) = messages(&mut socket, 1).await;
+    assert_eq!(received, ["hello"]);
+    let stats = socket.stats();
+    assert_eq!((stats.sent, stats.acked, stats.pending, stats.received), (1, 1, 0, 1));
+    assert_eq!(socket.state(), ClientState::Open);
+}
+
+#[wasm_bindgen_test]
+async fn messages_sent_before_open_arrive_in_order() {
+    let mut socket = connect(Options::new(echo_url()));
+    let acks: Vec<_> = texts(0..20, "early").into_iter().map(|m| socket.send(m)).collect();
+    let (received, others) = messages(&mut socket, 20).await;
+    assert_eq!(received, texts(0..20, "early"));
+    assert!(matches!(others.first(), Some(SocketEvent::Open { durable: true })), "{others:?}");
+    for ack in join_all(acks).await {
+        ack.expect("acknowledged");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn server_cut_mid_stream_loses_and_duplicates_nothing() {
+    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))).await;
+    let token = socket.session_token_hex().expect("durable session");
+    let mut acks: Vec<_> = texts(0..150, "m").into_iter().map(|m| socket.send(m)).collect();
+    let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    acks.extend(texts(150..300, "m").into_iter().map(|m| socket.send(m)));
+
+    let (received, others) = messages(&mut socket, 300).await;
+    assert_eq!(received, texts(0..300, "m"), "every echo exactly once, in order");
+    assert!(others.iter().any(|e| matches!(e, SocketEvent::Resumed { .. })), "{others:?}");
+    assert!(!others.iter().any(|e| matches!(e, SocketEvent::SessionLost { .. })), "{others:?}");
+    for ack in join_all(acks).await {
+        ack.expect("acknowledged");
+    }
+    let stats = socket.stats();
+    assert!(stats.reconnects >= 1);
+    assert_eq!((stats.sent, stats.acked, stats.pending, stats.received), (300, 300, 0, 300));
+}
+
+#[wasm_bindgen_test]
+async fn user_close_never_reconnects() {
+    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))).await;
+    socket.send("last".to_owned()).await.expect("acknowledged");
+    socket.close(1000, "bye").expect("close");
+    let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
+    match events.last() {
+        Some(SocketEvent::Closed { code, will_reconnect, .. }) => {
+            assert_eq!(*code, 1000);
+            assert!(!will_reconnect);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(socket.next().await.is_none(), "the stream ends after the final close");
+    sleep(300).await;
+    assert_eq!(socket.state(), ClientState::Closed);
+    assert_eq!(socket.stats().reconnects, 0);
+    assert_eq!(socket.send("late".to_owned()).await, Err(Error::Send(SendError::Closed)));
+}
+
+#[wasm_bindgen_test]
+async fn terminal_close_code_stops_reconnecting() {
+    // The server allows 1 MiB payloads and closes with 1009 (terminal by default) beyond that.
+    let options = Options::new(echo_url())
+        .max_message_bytes(4 << 20)
+        .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10));
+    let mut socket = open(options).await;
+    let too_big = "x".repeat(1 << 20);
+    let ack = socket.send(too_big);
+    let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
+    match events.last() {
+        Some(SocketEvent::Closed { code, will_reconnect, .. }) => {
+            assert_eq!(*code, 1009);
+            assert!(!will_reconnect, "1009 is terminal");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(ack.await, Err(Error::Unconfirmed(_))));
+    let rest: Vec<_> = within(PATIENCE_MS, socket.by_ref().collect::<Vec<_>>()).await.expect("stream ends");
+    assert!(!rest.iter().any(|e| matches!(e, SocketEvent::Reconnecting { .. } | SocketEvent::Open { .. })), "{rest:?}");
+    assert_eq!(socket.stats().reconnects, 0);
+    assert_eq!(socket.state(), ClientState::Closed);
+}
+
+#[wasm_bindgen_test]
+async fn connect_timeout_gives_up_an_attempt_that_never_opens() {
+    // A URL provider that never answers: the attempt can only end by the connect timeout.
+    let calls = Rc::new(Cell::new(0));
+    let counter = calls.clone();
+    let options = Options::with_url_provider(move || {
+        counter.set(counter.get() + 1);
+        futures::future::pending::<Result<String, String>>()
+    })
+    .connect_timeout(Duration::from_millis(200))
+    .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))
+    .max_attempts(Some(2));
+    let mut socket: Socket = connect(options);
+    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    let timeouts = events.iter().filter(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))).count();
+    assert!(timeouts >= 2, "{events:?}");
+    assert!(calls.get() >= 2, "the provider is asked again for every attempt");
+}
+
+#[wasm_bindgen_test]
+async fn connect_timeout_against_a_silent_listener() {
+    // A TCP listener that accepts and never answers the upgrade, when the test runner has one.
+    let Some(silent) = option_env!("DURABLE_WS_BLACKHOLE") else {
+        console_log!("skipped: DURABLE_WS_BLACKHOLE is not set");
+        return;
+    };
+    let options = Options::new(silent).connect_timeout(Duration::from_millis(300)).max_attempts(Some(1));
+    let mut socket: Socket = connect(options);
+    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    assert!(
+        events.iter().any(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))),
+        "{events:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn heartbeat_detects_a_half_open_link() {
+    let options = Options::new(echo_url())
+        .heartbeat(Duration::from_millis(200), Duration::from_millis(400))
+        .reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
+    let mut socket = open(options).await;
+    let token = socket.session_token_hex().expect("durable session");
+    let (status, body) = admin(&format!("/admin/stall?ms=3000&session={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    let during = socket.send("during the stall".to_owned());
+    let events = until(&mut socket, "heartbeat timeout", |e| {
+        matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::HeartbeatTimeout)))
+    })
+    .await;
+    assert!(!events.iter().any(|e| matches!(e, SocketEvent::Message(_))), "{events:?}");
+    let (received, others) = messages(&mut socket, 1).await;
+    assert_eq!(received, ["during the stall"]);
+    assert!(others.iter().any(|e| matches!(e, SocketEvent::Reconnecting { .. })), "{others:?}");
+    during.await.expect("acknowledged after the reconnect");
+}
+
+#[wasm_bindgen_test]
+async fn full_buffer_rejects_with_buffer_full() {
+    let mut socket = connect(Options::new(echo_url()).buffer(3, 1 << 20));
+    let accepted: Vec<_> = texts(0..3, "b").into_iter().map(|m| socket.send(m)).collect();
+    let refused = socket.send("one too many".to_owned()).now_or_never();
+    assert!(matches!(refused, Some(Err(Error::Send(SendError::BufferFull { .. })))), "{refused:?}");
+    let (received, _) = messages(&mut socket, 3).await;
+    assert_eq!(received, texts(0..3, "b"));
+    for ack in join_all(accepted).await {
+        ack.expect("acknowledged");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn sink_waits_for_room_instead_of_failing() {
+    let mut socket = connect(Options::new(echo_url()).buffer(4, 1 << 20));
+    let mut items = stream::iter(texts(0..60, "s").into_iter().map(Ok));
+    within(PATIENCE_MS, socket.send_all(&mut items)).await.expect("send_all finishes").expect("no error");
+    assert_eq!(socket.stats().pending, 0, "flushed means confirmed");
+    let (received, _) = messages(&mut socket, 60).await;
+    assert_eq!(received, texts(0..60, "s"));
+}
+
+#[wasm_bindgen_test]
+async fn expired_session_reports_every_unconfirmed_message() {
+    let options = Options::new(echo_url())
+        .no_heartbeat()
+        .reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
+    let mut socket = open(options).await;
+    let token = socket.session_token_hex().expect("durable session");
+    // While the server neither reads nor writes, nothing can be acknowledged.
+    let (status, body) = admin(&format!("/admin/stall?ms=20000&session={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    let unconfirmed = texts(0..3, "u");
+    let acks: Vec<_> = unconfirmed.iter().cloned().map(|m| socket.send(m)).collect();
+    let (status, body) = admin(&format!("/admin/expire?session={token}")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let events = until(&mut socket, "session lost", |e| matches!(e, SocketEvent::SessionLost { .. })).await;
+    match events.last() {
+        Some(SocketEvent::SessionLost { reason, unconfirmed: lost }) => {
+            assert_eq!(*reason, LostReason::Expired);
+            let quoted: Vec<Payload> = unconfirmed.iter().map(|m| Payload::Text(format!("\"{m}\""))).collect();
+            assert_eq!(lost, &quoted);
+        }
+        other => panic!("{other:?}"),
+    }
+    for ack in join_all(acks).await {
+        assert_eq!(ack, Err(Error::Unconfirmed(LostReason::Expired)));
+    }
+    until(&mut socket, "the new session", |e| matches!(e, SocketEvent::Open { durable: true })).await;
+    socket.send("fresh".to_owned()).await.expect("the new session works");
+    let (received, _) = messages(&mut socket, 1).await;
+    assert_eq!(received, ["fresh"]);
+}
+
+#[wasm_bindgen_test]
+async fn dropping_the_socket_says_goodbye_and_never_reconnects() {
+    let url = echo_url();
+    let calls = Rc::new(Cell::new(0));
+    let counter = calls.clone();
+    let options = Options::with_url_provider(move || {
+        counter.set(counter.get() + 1);
+        futures::future::ready(Ok::<_, String>(url.clone()))
+    })
+    .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10));
+    let mut socket = open(options).await;
+    socket.send("bye".to_owned()).await.expect("acknowledged");
+    messages(&mut socket, 1).await;
+    let token = socket.session_token_hex().expect("durable session");
+    drop(socket);
+    sleep(500).await;
+    assert_eq!(calls.get(), 1, "no reconnection after drop");
+    // The goodbye ended the session on the server.
+    let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
+    assert_eq!(status, 404, "{body}");
+}
