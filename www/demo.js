@@ -14,11 +14,16 @@ const REFRESH_INTERVAL_MS = 100;
 
 // A short heartbeat so that a half-open link ("Go offline for 5 s") is noticed within seconds.
 const SOCKET_OPTIONS = {
-  reconnect: { minDelayMs: 250, maxDelayMs: 4000, factor: 2, jitter: 0.25, stableAfterMs: 3000 },
+  reconnect: { minDelayMs: 200, maxDelayMs: 2000, factor: 2, jitter: true, stableAfterMs: 1000 },
   connectTimeoutMs: 4000,
   heartbeat: { intervalMs: 2000, timeoutMs: 2000 },
   buffer: { maxMessages: 20000, maxBytes: 8 * 1024 * 1024 },
+  // Chat messages are JSON objects both ways.
+  json: true,
 };
+
+// Errors with which `send` refuses a message up front: the caller is told, so nothing is lost silently.
+const REFUSAL_ERRORS = new Set(["BufferFullError", "TooLargeError", "InvalidStateError", "TypeError", "EncodeError"]);
 
 /** The room's WebSocket URL, derived from where the page was served. */
 function chatUrl() {
@@ -112,6 +117,7 @@ class ChatClient {
     this.state = { kind: "connecting" };
     this.autoChatTimer = null;
     this.lastCounters = {};
+    this.opened = false;
 
     this.ui.name.textContent = name;
     this.ui.avatar.textContent = name[0];
@@ -141,8 +147,9 @@ class ChatClient {
     const socket = this.socket;
     socket.addEventListener("open", (event) => {
       const durable = eventField(event, "durable");
+      this.opened = true;
       this.setState({ kind: "open" });
-      this.log(`open — new ${durable === false ? "plain (not durable!)" : "durable"} session ${this.shortToken()}`, "good");
+      this.log(`open — new ${durable === false ? "plain (not durable!)" : "durable"} session ${this.shortToken()}`.trim(), "good");
     });
     socket.addEventListener("message", (event) => this.receive(eventField(event, "data")));
     socket.addEventListener("reconnecting", (event) => {
@@ -154,7 +161,7 @@ class ChatClient {
     socket.addEventListener("resumed", (event) => {
       const replayed = Number(eventField(event, "replayed") ?? 0);
       this.setState({ kind: "resumed", replayed });
-      this.log(`resumed session ${this.shortToken()} — replayed ${replayed} unacknowledged message(s)`, "good");
+      this.log(`resumed session ${this.shortToken()}`.trim() + ` — replayed ${replayed} unacknowledged message(s)`, "good");
     });
     socket.addEventListener("sessionlost", (event) => this.sessionLost(event));
     socket.addEventListener("close", (event) => {
@@ -195,8 +202,8 @@ class ChatClient {
         this.acknowledged += 1;
       },
       (error) => {
-        const message = String(error?.message ?? error);
-        if (/full|too large|too big/i.test(message) && !this.handedBack.has(n)) {
+        const message = `${error?.name ?? "Error"}: ${error?.message ?? error}`;
+        if (REFUSAL_ERRORS.has(error?.name) && !this.handedBack.has(n)) {
           // Refused up front (back-pressure): the caller was told, nothing was lost.
           this.outbox.delete(n);
           this.sent -= 1;
@@ -300,14 +307,17 @@ class ChatClient {
 
   shortToken() {
     const token = this.currentToken();
-    return token ? `${token.slice(0, 8)}…` : "(token not exposed)";
+    return token ? `${token.slice(0, 8)}…` : "";
   }
 
   /** `session=<token>` of this client, or `session=all` (and a note) when the library does not expose it. */
   sessionSelector(action) {
     const token = this.currentToken();
     if (token) return `session=${encodeURIComponent(token)}`;
-    this.log(`${action}: the client does not expose its session token, so this affects every session`, "warn");
+    if (!this.warnedSharedFaults) {
+      this.warnedSharedFaults = true;
+      this.log("this library build does not expose its session token: fault buttons hit every session", "warn");
+    }
     return "session=all";
   }
 
@@ -375,8 +385,9 @@ class ChatClient {
       acknowledged: this.acknowledged,
       pending: Number(pending),
       replayed: read("replayed"),
-      duplicatesDropped: read("duplicatesDropped", "duplicates_dropped"),
+      duplicatesDropped: read("duplicates", "duplicatesDropped"),
       reconnects: read("reconnects"),
+      sessionsLost: read("sessionsLost"),
       unconfirmed: this.handedBack.size,
       refused: this.refused,
       received: this.history.length,
@@ -422,8 +433,12 @@ class ChatClient {
     this.lastCounters = Object.fromEntries(Object.entries(counters).map(([k, v]) => [k, String(v)]));
     this.ui["lost-box"].classList.toggle("bad", counters.lost > 0);
     const token = this.currentToken();
-    const tokenText = token ? `session ${token.slice(0, 8)}…` : "session token not exposed";
+    const rtt = this.stats().lastRttMs;
+    const parts = [token ? `session ${token.slice(0, 8)}…` : "durable.v1"];
+    if (rtt !== null && rtt !== undefined) parts.push(`rtt ${rtt} ms`);
+    const tokenText = parts.join(" · ");
     if (this.ui.token.textContent !== tokenText) this.ui.token.textContent = tokenText;
+    this.ui["shared-faults"].hidden = !(this.opened && !token);
   }
 
   log(text, tone = "info") {

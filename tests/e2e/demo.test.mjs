@@ -184,6 +184,94 @@ test("chat demo: both clients end with the same complete, ordered history under 
   }
 });
 
+/** Turns auto-chat on for both panels until each sent `count` more messages, then off again. */
+async function autoChat(page, count, duringChat = async () => {}) {
+  const start = {};
+  for (const name of NAMES) start[name] = (await counters(page, name)).sent;
+  for (const name of NAMES) await setToggle(page, autoChatToggle(page, name), true);
+  await duringChat();
+  for (const name of NAMES) {
+    await page.waitForFunction(
+      ([n, count]) => window.demo.counters(n).sent >= count,
+      [name, start[name] + count],
+      { timeout: 120_000, polling: 50 },
+    );
+    await setToggle(page, autoChatToggle(page, name), false);
+  }
+}
+
+function assertOrderedWithoutDuplicates(name, keys) {
+  assert.equal(new Set(keys).size, keys.length, `${name} received no message twice`);
+  for (const sender of NAMES) {
+    const numbers = keys.filter((key) => key.startsWith(`${sender}#`)).map((key) => Number(key.slice(sender.length + 1)));
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} sees ${sender}'s messages in order`);
+  }
+}
+
+test("chat demo: \"Go offline for 5 s\" — the heartbeat notices the half-open link and the session resumes", { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const { page, problems } = await openDemo(context);
+  try {
+    await autoChat(page, 60, async () => {
+      await page.waitForFunction(() => window.demo.counters("Alice").sent >= 10, null, { timeout: 30_000 });
+      await panel(page, "Alice").locator("button[data-ref=stall]").click();
+      // The server neither reads nor writes nor closes: only the client's heartbeat can tell.
+      await page.waitForFunction(() => window.demo.counters("Alice").reconnects >= 1, null, { timeout: 30_000 });
+    });
+    await waitUntilSettled(page);
+    const final = {};
+    for (const name of NAMES) final[name] = { counters: await counters(page, name), history: await history(page, name) };
+    assert.deepEqual(problems, []);
+    for (const name of NAMES) {
+      const c = final[name].counters;
+      assert.equal(c.sessionsLost, 0, `${name}: the session was resumed, not lost`);
+      assert.equal(c.lost, 0);
+      assert.equal(c.pending, 0);
+      assert.equal(c.acknowledged, c.sent);
+    }
+    const expected = NAMES.flatMap((name) =>
+      Array.from({ length: final[name].counters.sent }, (_, i) => `${name}#${i + 1}`),
+    ).sort();
+    for (const name of NAMES) {
+      assert.deepEqual([...final[name].history].sort(), expected, `${name} received every message exactly once`);
+      assertOrderedWithoutDuplicates(name, final[name].history);
+    }
+    assert.deepEqual(final.Alice.history, final.Bob.history, "both panels hold the identical history");
+  } finally {
+    await context.close();
+  }
+});
+
+test("chat demo: \"Restart session\" — every unconfirmed message is handed back, none is lost", { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const { page, problems } = await openDemo(context);
+  try {
+    await autoChat(page, 40, async () => {
+      await page.waitForFunction(() => window.demo.counters("Bob").sent >= 10, null, { timeout: 30_000 });
+      await panel(page, "Bob").locator("button[data-ref=expire]").click();
+      await page.waitForFunction(() => window.demo.counters("Bob").sessionsLost >= 1, null, { timeout: 30_000 });
+    });
+    await page.waitForFunction(
+      (names) => names.every((name) => window.demo.counters(name).state === "open" || window.demo.counters(name).state === "resumed"),
+      NAMES,
+      { timeout: 60_000 },
+    );
+    await page.waitForFunction((names) => names.every((name) => window.demo.counters(name).pending === 0), NAMES, {
+      timeout: 60_000,
+    });
+    assert.deepEqual(problems, []);
+    for (const name of NAMES) {
+      const c = await counters(page, name);
+      assert.equal(c.lost, 0, `${name}: no message lost`);
+      assert.equal(c.pending, 0, `${name}: nothing pending`);
+      assert.equal(c.acknowledged + c.unconfirmed, c.sent, `${name}: every message acknowledged or handed back`);
+      assertOrderedWithoutDuplicates(name, await history(page, name));
+    }
+  } finally {
+    await context.close();
+  }
+});
+
 test("chat demo: phone-size layout", { timeout: 120_000 }, async () => {
   const context = await browser.newContext({
     viewport: { width: 390, height: 844 },
