@@ -71,7 +71,7 @@ function waitUntilConnected(page, timeout = 30_000) {
 
 const panel = (page, name) => page.locator(`[data-client="${name.toLowerCase()}"]`);
 
-async function setToggle(page, scope, on) {
+async function setToggle(scope, on) {
   const input = scope.locator("input[type=checkbox]");
   if ((await input.isChecked()) !== on) await scope.click();
   assert.equal(await input.isChecked(), on);
@@ -96,6 +96,48 @@ function waitUntilSettled(page, timeout = 120_000) {
   );
 }
 
+/** Turns auto-chat on for both panels until each sent `count` more messages, then off again. */
+async function autoChat(page, count, duringChat = async () => {}) {
+  const start = {};
+  for (const name of NAMES) start[name] = (await counters(page, name)).sent;
+  for (const name of NAMES) await setToggle(autoChatToggle(page, name), true);
+  await duringChat();
+  for (const name of NAMES) {
+    await page.waitForFunction(
+      ([n, count]) => window.demo.counters(n).sent >= count,
+      [name, start[name] + count],
+      { timeout: 120_000, polling: 50 },
+    );
+    await setToggle(autoChatToggle(page, name), false);
+  }
+}
+
+function assertOrderedWithoutDuplicates(name, keys) {
+  assert.equal(new Set(keys).size, keys.length, `${name} received no message twice`);
+  for (const sender of NAMES) {
+    const numbers = keys.filter((key) => key.startsWith(`${sender}#`)).map((key) => Number(key.slice(sender.length + 1)));
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} sees ${sender}'s messages in order`);
+  }
+}
+
+/** Every message either client sent, exactly once, in the same order on both panels. */
+function assertCompleteIdenticalHistories(final) {
+  const expected = NAMES.flatMap((name) =>
+    Array.from({ length: final[name].counters.sent }, (_, i) => `${name}#${i + 1}`),
+  ).sort();
+  for (const name of NAMES) {
+    assert.deepEqual([...final[name].history].sort(), expected, `${name} received every message exactly once`);
+    assertOrderedWithoutDuplicates(name, final[name].history);
+  }
+  assert.deepEqual(final.Alice.history, final.Bob.history, "both panels hold the identical history");
+}
+
+async function finalState(page) {
+  const final = {};
+  for (const name of NAMES) final[name] = { counters: await counters(page, name), history: await history(page, name) };
+  return final;
+}
+
 async function describeState(page) {
   const lines = [];
   for (const name of NAMES) {
@@ -109,27 +151,18 @@ test("chat demo: both clients end with the same complete, ordered history under 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const { page, problems } = await openDemo(context);
   try {
-    // Chat from both panels while the chaos toggle cuts a random client every 1–2 s.
-    await setToggle(page, chaosToggle(page), true);
-    for (const name of NAMES) await setToggle(page, autoChatToggle(page, name), true);
-
-    // Besides chaos, cut each client explicitly with its own button a few times.
-    for (let round = 0; round < 3; round++) {
-      for (const name of NAMES) {
-        await page.waitForTimeout(1500);
-        await panel(page, name).locator("button[data-ref=cut]").click();
+    // Chat from both panels while the chaos toggle cuts a random client every 1–2 s, and besides chaos, cut each
+    // client explicitly with its own button a few times.
+    await setToggle(chaosToggle(page), true);
+    await autoChat(page, MESSAGES_PER_CLIENT, async () => {
+      for (let round = 0; round < 3; round++) {
+        for (const name of NAMES) {
+          await page.waitForTimeout(1500);
+          await panel(page, name).locator("button[data-ref=cut]").click();
+        }
       }
-    }
-
-    for (const name of NAMES) {
-      await page.waitForFunction(
-        ([n, count]) => window.demo.counters(n).sent >= count,
-        [name, MESSAGES_PER_CLIENT],
-        { timeout: 120_000, polling: 50 },
-      );
-      await setToggle(page, autoChatToggle(page, name), false);
-    }
-    await setToggle(page, chaosToggle(page), false);
+    });
+    await setToggle(chaosToggle(page), false);
     const cuts = await page.evaluate(() => window.demo.chaosCuts());
 
     try {
@@ -138,8 +171,7 @@ test("chat demo: both clients end with the same complete, ordered history under 
       throw new Error(`the demo did not settle:\n${await describeState(page)}\n${error.message}`);
     }
 
-    const final = {};
-    for (const name of NAMES) final[name] = { counters: await counters(page, name), history: await history(page, name) };
+    const final = await finalState(page);
     console.log(
       `chaos cuts: ${cuts}\n` + NAMES.map((name) => `${name}: ${JSON.stringify(final[name].counters)}`).join("\n"),
     );
@@ -158,22 +190,7 @@ test("chat demo: both clients end with the same complete, ordered history under 
       assert.equal(c.unconfirmed, 0, `${name}: no session was lost, so nothing was handed back`);
     }
 
-    // Every sent message exactly once: sort the history and compare it with what was sent.
-    const expected = NAMES.flatMap((name) =>
-      Array.from({ length: final[name].counters.sent }, (_, i) => `${name}#${i + 1}`),
-    ).sort();
-    for (const name of NAMES) {
-      assert.deepEqual([...final[name].history].sort(), expected, `${name} received every message exactly once`);
-      // Each sender's messages arrive in the order they were sent.
-      for (const sender of NAMES) {
-        const numbers = final[name].history
-          .filter((key) => key.startsWith(`${sender}#`))
-          .map((key) => Number(key.slice(sender.length + 1)));
-        assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} sees ${sender}'s messages in order`);
-      }
-    }
-    // Both saw the same broadcast order.
-    assert.deepEqual(final.Alice.history, final.Bob.history, "both panels hold the identical history");
+    assertCompleteIdenticalHistories(final);
 
     await page.screenshot({ path: join(OUTPUT_DIR, "demo.png"), fullPage: true });
   } catch (error) {
@@ -183,30 +200,6 @@ test("chat demo: both clients end with the same complete, ordered history under 
     await context.close();
   }
 });
-
-/** Turns auto-chat on for both panels until each sent `count` more messages, then off again. */
-async function autoChat(page, count, duringChat = async () => {}) {
-  const start = {};
-  for (const name of NAMES) start[name] = (await counters(page, name)).sent;
-  for (const name of NAMES) await setToggle(page, autoChatToggle(page, name), true);
-  await duringChat();
-  for (const name of NAMES) {
-    await page.waitForFunction(
-      ([n, count]) => window.demo.counters(n).sent >= count,
-      [name, start[name] + count],
-      { timeout: 120_000, polling: 50 },
-    );
-    await setToggle(page, autoChatToggle(page, name), false);
-  }
-}
-
-function assertOrderedWithoutDuplicates(name, keys) {
-  assert.equal(new Set(keys).size, keys.length, `${name} received no message twice`);
-  for (const sender of NAMES) {
-    const numbers = keys.filter((key) => key.startsWith(`${sender}#`)).map((key) => Number(key.slice(sender.length + 1)));
-    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `${name} sees ${sender}'s messages in order`);
-  }
-}
 
 test("chat demo: \"Go offline for 5 s\" — the heartbeat notices the half-open link and the session resumes", { timeout: 180_000 }, async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -219,8 +212,7 @@ test("chat demo: \"Go offline for 5 s\" — the heartbeat notices the half-open 
       await page.waitForFunction(() => window.demo.counters("Alice").reconnects >= 1, null, { timeout: 30_000 });
     });
     await waitUntilSettled(page);
-    const final = {};
-    for (const name of NAMES) final[name] = { counters: await counters(page, name), history: await history(page, name) };
+    const final = await finalState(page);
     assert.deepEqual(problems, []);
     for (const name of NAMES) {
       const c = final[name].counters;
@@ -229,14 +221,7 @@ test("chat demo: \"Go offline for 5 s\" — the heartbeat notices the half-open 
       assert.equal(c.pending, 0);
       assert.equal(c.acknowledged, c.sent);
     }
-    const expected = NAMES.flatMap((name) =>
-      Array.from({ length: final[name].counters.sent }, (_, i) => `${name}#${i + 1}`),
-    ).sort();
-    for (const name of NAMES) {
-      assert.deepEqual([...final[name].history].sort(), expected, `${name} received every message exactly once`);
-      assertOrderedWithoutDuplicates(name, final[name].history);
-    }
-    assert.deepEqual(final.Alice.history, final.Bob.history, "both panels hold the identical history");
+    assertCompleteIdenticalHistories(final);
   } finally {
     await context.close();
   }
