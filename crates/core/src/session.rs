@@ -222,6 +222,10 @@ impl Session {
                 self.welcome(now, status, token, last_received)
             }
             (Frame::Data { seq, payload }, Link::Durable) => {
+                let len = payload.as_bytes().len();
+                if len > self.config.max_message_bytes {
+                    return Err(ProtocolError::TooLarge { len, max: self.config.max_message_bytes });
+                }
                 match self.inbound.receive(now, seq)? {
                     Receipt::Deliver => {
                         self.stats.received += 1;
@@ -574,6 +578,12 @@ mod tests {
         );
         let big = vec![0u8; (1 << 20) + 12];
         assert!(matches!(s.handle_message(0, PayloadRef::Binary(&big)), Err(ProtocolError::TooLarge { .. })));
+        let mut just_over = vec![0x04, 0x01];
+        just_over.resize(2 + (1 << 20) + 1, 0);
+        assert_eq!(
+            s.handle_message(0, PayloadRef::Binary(&just_over)),
+            Err(ProtocolError::TooLarge { len: (1 << 20) + 1, max: 1 << 20 })
+        );
         assert_eq!(s.handle_message(0, PayloadRef::Binary(&[0x42])), Err(ProtocolError::Decode(crate::DecodeError::UnknownFrameType(0x42))));
         // None of it broke the session.
         s.handle_message(0, PayloadRef::Binary(&frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") }))).unwrap();
