@@ -50,11 +50,39 @@ stage_types() {
     tsc --noEmit -p tests/types
 }
 
-# The server URL reaches the wasm test crates at compile time (`option_env!("DURABLE_WS_SERVER")`).
+# The features a browser test file is gated on (`#![cfg(... feature = "js" ...)]`), comma-separated; empty for none.
+gating_features() {
+    grep -m1 '^#!\[cfg(' "$1" | grep -o 'feature = "[^"]*"' | sed 's/feature = "\(.*\)"/\1/' | paste -sd, - || true
+}
+
+# Each tests/browser_*.rs runs in headless Chromium, built with exactly the features its `#![cfg]` asks for
+# (none: the default features), so the JS API's tests run against the npm build's feature set. A test file that
+# runs no test fails the stage. The server URL reaches the test crates at compile time
+# (`option_env!("DURABLE_WS_SERVER")`).
 stage_browser_tests() {
     export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
-    wasm-pack test --mode no-install --headless --chrome --chromedriver "$(command -v chromedriver)" \
-        -- --test 'browser_*'
+    local -A groups=()
+    local file features output
+    for file in tests/browser_*.rs; do
+        features=$(gating_features "$file")
+        groups[${features:-default}]+=" --test $(basename "$file" .rs)"
+    done
+    output=$(mktemp)
+    for features in "${!groups[@]}"; do
+        local -a cargo_args=()
+        if [[ $features != default ]]; then cargo_args=(--no-default-features --features "$features"); fi
+        read -ra targets <<<"${groups[$features]}"
+        say "browser tests (features: $features):${groups[$features]}"
+        # What `wasm-pack test --headless --chrome` does, minus its `cargo build --tests`, which would also
+        # build the test files meant for other features.
+        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER="$(command -v chromedriver)" \
+            cargo test --target wasm32-unknown-unknown "${cargo_args[@]}" "${targets[@]}" 2>&1 | tee -a "$output"
+    done
+    if grep -q "no tests to run" "$output"; then
+        rm -f "$output"
+        die "a browser test file ran no test (is its #![cfg] satisfied by the features above?)"
+    fi
+    rm -f "$output"
 }
 
 stage_e2e_tests() {
