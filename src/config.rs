@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use durable_ws_core::{ClientConfig, SUBPROTOCOL};
+use durable_ws_core::ClientConfig;
 
 /// A URL being resolved asynchronously; `Err` holds the provider's message.
 pub(crate) type UrlFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
@@ -33,19 +33,6 @@ pub(crate) struct EngineConfig {
     pub(crate) url: UrlSource,
     /// Subprotocols offered after `durable.v1`.
     pub(crate) protocols: Vec<String>,
-}
-
-/// Why an extra subprotocol cannot be offered, if it cannot.
-pub(crate) fn protocol_problem(protocol: &str, earlier: &[String]) -> Option<&'static str> {
-    // RFC 6455 §4.1: a token of visible ASCII without separators, each offered once.
-    const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={}";
-    if protocol.is_empty() || !protocol.bytes().all(|b| (0x21..0x7f).contains(&b) && !SEPARATORS.contains(&b)) {
-        Some("each protocol must be a non-empty token of visible ASCII without separators")
-    } else if protocol == SUBPROTOCOL || earlier.iter().any(|p| p == protocol) {
-        Some("each protocol may be offered once (durable.v1 is always offered)")
-    } else {
-        None
-    }
 }
 
 /// Whether `url` is absolute with a scheme `new WebSocket` accepts.

@@ -479,14 +479,16 @@ impl State {
     }
 
     fn fail_waiters(&mut self, reason: LostReason, out: &mut VecDeque<Delivery>) {
-        for (_, waiter) in self.acks.drain(..) {
+        for (_, waiter) in std::mem::take(&mut self.acks) {
             out.push_back(Delivery::Settle(waiter, Err(Error::Unconfirmed(reason))));
         }
         self.wake_all(out);
     }
 
     fn wake_all(&mut self, out: &mut VecDeque<Delivery>) {
-        out.extend(self.wakers.drain(..).map(Delivery::Wake));
+        for waker in std::mem::take(&mut self.wakers) {
+            out.push_back(Delivery::Wake(waker));
+        }
     }
 
     /// The last handle is gone: goodbye if the client can say it now, then release everything.

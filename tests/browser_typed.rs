@@ -2,7 +2,7 @@
 //!
 //! Needs the server (with `--enable-faults`) at `DURABLE_WS_SERVER` when compiled; see
 //! `scripts/test.sh`.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "json"))]
 
 mod browser_support;
 

@@ -1,7 +1,7 @@
 //! Events for JavaScript listeners, dispatched through a real `EventTarget`, so listener
 //! options (`once`, `signal`), `handleEvent` objects and exception reporting behave as in the DOM.
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::Output;
@@ -9,8 +9,17 @@ use crate::js::errors::{js_error, lost_reason};
 use crate::js::payload::{decode, decode_lenient};
 
 #[wasm_bindgen(inline_js = r#"
+const FIELDS = {
+  open: ["durable"], message: ["data"], reconnecting: ["attempt", "delayMs"], resumed: ["replayed"],
+  sessionlost: ["reason", "unconfirmed"], close: ["code", "reason", "wasClean", "willReconnect"],
+  error: ["message", "error", "data"],
+};
 export function newTarget() { return new EventTarget(); }
-export function emit(target, type, props) { target.dispatchEvent(Object.assign(new Event(type), props)); }
+export function emit(target, type, ...values) {
+  const event = new Event(type);
+  FIELDS[type].forEach((key, i) => { if (values[i] !== undefined) event[key] = values[i]; });
+  target.dispatchEvent(event);
+}
 "#)]
 extern "C" {
     /// A plain `EventTarget`.
@@ -18,7 +27,9 @@ extern "C" {
     pub(crate) type Target;
     #[wasm_bindgen(js_name = newTarget)]
     fn new_target() -> Target;
-    fn emit(target: &Target, kind: &str, props: &Object);
+    /// Dispatches an event of type `kind` with the fields of that type (`FIELDS`) set to the
+    /// values (`undefined`: left out).
+    fn emit(target: &Target, kind: &str, a: &JsValue, b: &JsValue, c: &JsValue, d: &JsValue);
     #[wasm_bindgen(method, catch, js_name = addEventListener)]
     pub(crate) fn add_event_listener(this: &Target, kind: &str, listener: &JsValue, options: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, catch, js_name = removeEventListener)]
@@ -52,45 +63,29 @@ impl Emitter {
 
     /// Dispatches the event for `output`.
     pub(crate) fn emit(&self, output: Output) {
-        match output {
-            Output::Open { durable } => self.dispatch("open", &[("durable", durable.into())]),
+        let none = JsValue::UNDEFINED;
+        let (kind, a, b, c, d): (&str, JsValue, JsValue, JsValue, JsValue) = match output {
+            Output::Open { durable } => ("open", durable.into(), none.clone(), none.clone(), none),
             Output::Message(payload) => match decode(payload, self.json) {
-                Ok(data) => self.dispatch("message", &[("data", data)]),
-                Err((error, raw)) => self.dispatch(
-                    "error",
-                    &[("message", "a received text message is not JSON".into()), ("error", error), ("data", raw)],
-                ),
+                Ok(data) => ("message", data, none.clone(), none.clone(), none),
+                Err((error, raw)) => ("error", "a received text message is not JSON".into(), error, raw, none),
             },
             Output::Reconnecting { attempt, delay_ms } => {
-                self.dispatch("reconnecting", &[("attempt", attempt.into()), ("delayMs", (delay_ms as f64).into())])
+                ("reconnecting", attempt.into(), (delay_ms as f64).into(), none.clone(), none)
             }
-            Output::Resumed { replayed } => self.dispatch("resumed", &[("replayed", (replayed as f64).into())]),
+            Output::Resumed { replayed } => ("resumed", (replayed as f64).into(), none.clone(), none.clone(), none),
             Output::SessionLost { reason, unconfirmed } => {
                 let messages: Array = unconfirmed.into_iter().map(|p| decode_lenient(p, self.json)).collect();
-                self.dispatch("sessionlost", &[("reason", lost_reason(reason).into()), ("unconfirmed", messages.into())])
+                ("sessionlost", lost_reason(reason).into(), messages.into(), none.clone(), none)
             }
-            Output::Closed { code, reason, was_clean, will_reconnect } => self.dispatch(
-                "close",
-                &[
-                    ("code", code.into()),
-                    ("reason", reason.into()),
-                    ("wasClean", was_clean.into()),
-                    ("willReconnect", will_reconnect.into()),
-                ],
-            ),
+            Output::Closed { code, reason, was_clean, will_reconnect } => {
+                ("close", code.into(), reason.into(), was_clean.into(), will_reconnect.into())
+            }
             Output::Error(error) => {
-                let error = js_error(&error);
-                let message = Reflect::get(&error, &"message".into()).unwrap_or(JsValue::UNDEFINED);
-                self.dispatch("error", &[("message", message), ("error", error)])
+                let (error, message) = js_error(&error);
+                ("error", message, error, none.clone(), none)
             }
-        }
-    }
-
-    fn dispatch(&self, kind: &str, props: &[(&str, JsValue)]) {
-        let object = Object::new();
-        for (key, value) in props {
-            let _ = Reflect::set(&object, &JsValue::from_str(key), value);
-        }
-        emit(&self.target, kind, &object);
+        };
+        emit(&self.target, kind, &a, &b, &c, &d);
     }
 }

@@ -21,8 +21,8 @@ pub(crate) fn type_error(parts: &[&str]) -> JsValue {
     js_sys::TypeError::new(&parts.concat()).into()
 }
 
-/// The JS error for a library error.
-pub(crate) fn js_error(error: &Error) -> JsValue {
+/// The JS error for a library error, and its message.
+pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
     let (name, message) = match error {
         Error::Send(SendError::TooLarge { .. }) => ("TooLargeError", "the message exceeds buffer.maxMessageBytes"),
         Error::Send(SendError::BufferFull { .. }) => {
@@ -30,9 +30,10 @@ pub(crate) fn js_error(error: &Error) -> JsValue {
         }
         Error::Send(SendError::Closed) => ("InvalidStateError", "the socket is closed"),
         Error::Unconfirmed(reason) => {
-            let error = named_error("SessionLostError", "the session ended before the message was confirmed");
+            let message = "the session ended before the message was confirmed";
+            let error = named_error("SessionLostError", message);
             let _ = Reflect::set(&error, &"reason".into(), &lost_reason(*reason).into());
-            return error;
+            return (error, message.into());
         }
         Error::Connection(ConnectionError::ConnectTimeout) => {
             ("ConnectTimeoutError", "the connection did not open within connectTimeoutMs")
@@ -46,7 +47,7 @@ pub(crate) fn js_error(error: &Error) -> JsValue {
         Error::Decode(message) => ("DecodeError", message.as_str()),
         _ => ("Error", "unexpected internal state"),
     };
-    named_error(name, message)
+    (named_error(name, message), message.into())
 }
 
 /// The `reason` string of a `sessionlost` event.

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 
 use durable_ws_core::{close_code, ClientState};
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -58,12 +58,12 @@ impl DurableWebSocket {
         let waiter = Box::new(move |result| {
             let _ = match result {
                 Ok(()) => resolve.call0(&JsValue::UNDEFINED),
-                Err(error) => reject.call1(&JsValue::UNDEFINED, &js_error(&error)),
+                Err(error) => reject.call1(&JsValue::UNDEFINED, &js_error(&error).0),
             };
         });
         match self.engine.send(payload, Some(waiter)) {
             Ok(_) => promise,
-            Err(error) => Promise::reject(&js_error(&error)),
+            Err(error) => Promise::reject(&js_error(&error).0),
         }
     }
 
@@ -79,12 +79,12 @@ impl DurableWebSocket {
         if reason.len() > 123 {
             return Err(type_error(&["DurableWebSocket.close: reason must be at most 123 UTF-8 bytes"]));
         }
-        self.engine.close(code as u16, &reason).map_err(|error| js_error(&error))
+        self.engine.close(code as u16, &reason).map_err(|error| js_error(&error).0)
     }
 
     /// Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`).
     pub fn reconnect(&self) -> Result<(), JsValue> {
-        self.engine.reconnect_now().map_err(|error| js_error(&error))
+        self.engine.reconnect_now().map_err(|error| js_error(&error).0)
     }
 
     /// `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed.
@@ -108,23 +108,10 @@ impl DurableWebSocket {
     #[wasm_bindgen(unchecked_return_type = "DurableWebSocketStats")]
     pub fn stats(&self) -> Object {
         let stats = self.engine.stats();
-        let object = Object::new();
-        let fields = [
-            ("sent", stats.sent as f64),
-            ("acked", stats.acked as f64),
-            ("pending", stats.pending as f64),
-            ("replayed", stats.replayed as f64),
-            ("received", stats.received as f64),
-            ("duplicates", stats.duplicates as f64),
-            ("reconnects", stats.reconnects as f64),
-            ("sessionsLost", stats.sessions_lost as f64),
-        ];
-        for (key, value) in fields {
-            let _ = Reflect::set(&object, &key.into(), &value.into());
-        }
-        let rtt = stats.last_rtt_ms.map_or(JsValue::NULL, |ms| (ms as f64).into());
-        let _ = Reflect::set(&object, &"lastRttMs".into(), &rtt);
-        object
+        let rtt = stats.last_rtt_ms.map_or(f64::NAN, |ms| ms as f64);
+        let counts = [stats.sent, stats.acked, stats.pending, stats.replayed, stats.received, stats.duplicates];
+        let [sent, acked, pending, replayed, received, duplicates] = counts.map(|n| n as f64);
+        make_stats(sent, acked, pending, replayed, received, duplicates, stats.reconnects as f64, stats.sessions_lost as f64, rtt)
     }
 
     /// Registers a listener (as `EventTarget.addEventListener`).
@@ -155,6 +142,28 @@ impl DurableWebSocket {
             handlers[slot] = Some(handler);
         }
     }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function makeStats(sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs) {
+  lastRttMs = isNaN(lastRttMs) ? null : lastRttMs;
+  return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = makeStats)]
+    #[allow(clippy::too_many_arguments)]
+    fn make_stats(
+        sent: f64,
+        acked: f64,
+        pending: f64,
+        replayed: f64,
+        received: f64,
+        duplicates: f64,
+        reconnects: f64,
+        sessions_lost: f64,
+        last_rtt_ms: f64,
+    ) -> Object;
 }
 
 /// `on…` property pairs, typed in the TypeScript section.

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use durable_ws_core::{ClientConfig, HeartbeatConfig, Millis};
+use durable_ws_core::{ClientConfig, HeartbeatConfig, Millis, SUBPROTOCOL};
 
-use crate::config::{protocol_problem, url_scheme_ok, EngineConfig, Resolution, UrlSource};
+use crate::config::{url_scheme_ok, EngineConfig, Resolution, UrlSource};
 use crate::error::Error;
 
 /// How to connect and when to give up.
@@ -185,4 +185,17 @@ impl Options {
 
 fn millis(duration: Duration) -> Millis {
     Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Why an extra subprotocol cannot be offered, if it cannot.
+pub(crate) fn protocol_problem(protocol: &str, earlier: &[String]) -> Option<&'static str> {
+    // RFC 6455 §4.1: a token of visible ASCII without separators, each offered once.
+    const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={}";
+    if protocol.is_empty() || !protocol.bytes().all(|b| (0x21..0x7f).contains(&b) && !SEPARATORS.contains(&b)) {
+        Some("each protocol must be a non-empty token of visible ASCII without separators")
+    } else if protocol == SUBPROTOCOL || earlier.iter().any(|p| p == protocol) {
+        Some("each protocol may be offered once (durable.v1 is always offered)")
+    } else {
+        None
+    }
 }
