@@ -323,7 +323,8 @@ class ChatClient {
 
   async cut(source) {
     const selector = this.sessionSelector("cut");
-    this.log(`${source === "chaos" ? "chaos: " : ""}cutting the connection (no close frame)`, "fault");
+    const what = selector === "session=all" ? "every connection" : "the connection";
+    this.log(`${source === "chaos" ? "chaos: " : ""}cutting ${what} (no close frame)`, "fault");
     try {
       await postAdmin(`/admin/cut?${selector}`);
     } catch (error) {
