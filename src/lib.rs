@@ -7,8 +7,8 @@
 //! server cannot resume, a `SessionLost` event lists every unconfirmed message.
 //!
 //! Two APIs share one engine:
-//! - [`typed`] (features `json`, the default, or `postcard`): `DurableSocket<Out, In>`, a
-//!   `Sink` of `Out` and a `Stream` of [`typed::SocketEvent<In>`], for Rust/wasm applications.
+//! - `typed` (features `json`, the default, or `postcard`): `DurableSocket<Out, In>`, a
+//!   `Sink` of `Out` and a `Stream` of `SocketEvent<In>`, for Rust/wasm applications.
 //! - `js` (feature `js`, the npm package): the `DurableWebSocket` class, a drop-in for
 //!   `WebSocket` with `EventTarget`-style events and promise-returning `send`.
 //!
