@@ -217,3 +217,18 @@ async fn free_stops_every_event() {
     let seen: Vec<String> = recorder.events.borrow().iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(seen, ["open"]);
 }
+
+#[wasm_bindgen_test]
+async fn events_of_a_call_reach_listeners_added_right_after_it() {
+    // `new WebSocket` refuses this URL (port out of range), so the socket fails inside the
+    // constructor; as with a WebSocket, the events still reach listeners registered afterwards.
+    let ws = DurableWebSocket::new("ws://127.0.0.1:99999/".into(), None).unwrap();
+    let mut recorder = Recorder::default();
+    recorder.listen(&ws, &["error", "close", "reconnecting"]);
+    recorder.wait_for("close", 1).await;
+    let error = get(&recorder.of("error")[0], "error");
+    assert_eq!(get(&error, "name").as_string().as_deref(), Some("UrlError"));
+    assert_eq!(get(&recorder.of("close")[0], "willReconnect"), JsValue::FALSE, "a fixed URL that fails never works");
+    assert_eq!(recorder.count("reconnecting"), 0);
+    assert_eq!(ws.ready_state(), 3);
+}

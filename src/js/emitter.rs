@@ -1,5 +1,9 @@
 //! Events for JavaScript listeners, dispatched through a real `EventTarget`, so listener
 //! options (`once`, `signal`), `handleEvent` objects and exception reporting behave as in the DOM.
+//!
+//! Like a `WebSocket`'s, events are dispatched in a later (micro)task, never from inside a call
+//! such as `close()` or the constructor: a listener added right after the call still gets the
+//! event, and no listener ever runs while the socket's own method is on the stack.
 
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
@@ -14,11 +18,13 @@ const FIELDS = {
   sessionlost: ["reason", "unconfirmed"], close: ["code", "reason", "wasClean", "willReconnect"],
   error: ["message", "error", "data"],
 };
+const SILENCED = new WeakSet();
 export function newTarget() { return new EventTarget(); }
+export function silence(target) { SILENCED.add(target); }
 export function emit(target, type, ...values) {
   const event = new Event(type);
   FIELDS[type].forEach((key, i) => { if (values[i] !== undefined) event[key] = values[i]; });
-  target.dispatchEvent(event);
+  queueMicrotask(() => SILENCED.has(target) || target.dispatchEvent(event));
 }
 "#)]
 extern "C" {
@@ -27,7 +33,9 @@ extern "C" {
     pub(crate) type Target;
     #[wasm_bindgen(js_name = newTarget)]
     fn new_target() -> Target;
-    /// Dispatches an event of type `kind` with the fields of that type (`FIELDS`) set to the
+    /// Events of `target` not dispatched yet never will be.
+    pub(crate) fn silence(target: &Target);
+    /// Queues an event of type `kind` with the fields of that type (`FIELDS`) set to the
     /// values (`undefined`: left out).
     fn emit(target: &Target, kind: &str, a: &JsValue, b: &JsValue, c: &JsValue, d: &JsValue);
     #[wasm_bindgen(method, catch, js_name = addEventListener)]
@@ -61,7 +69,7 @@ impl Emitter {
         &self.target
     }
 
-    /// Dispatches the event for `output`.
+    /// Queues the event for `output`.
     pub(crate) fn emit(&self, output: Output) {
         let none = JsValue::UNDEFINED;
         let (kind, a, b, c, d): (&str, JsValue, JsValue, JsValue, JsValue) = match output {

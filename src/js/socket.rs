@@ -9,7 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::config::{url_scheme_ok, EngineConfig, Resolution, UrlSource};
 use crate::engine::{error_message, Engine};
-use crate::js::emitter::{Emitter, Target, EVENT_TYPES};
+use crate::js::emitter::{silence, Emitter, Target, EVENT_TYPES};
 use crate::js::errors::{js_error, type_error};
 use crate::js::{options, payload};
 
@@ -164,6 +164,14 @@ extern "C" {
         sessions_lost: f64,
         last_rtt_ms: f64,
     ) -> Object;
+}
+
+impl Drop for DurableWebSocket {
+    /// `free()`: no event is dispatched after it, not even those already queued; the engine
+    /// then says goodbye and releases the socket, timer and listeners.
+    fn drop(&mut self) {
+        silence(&self.target);
+    }
 }
 
 /// `on…` property pairs, typed in the TypeScript section.
