@@ -12,6 +12,7 @@ use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
 use crate::app::{App, OutboundError, SessionHandle};
 use crate::connection::run_durable;
 use crate::echo::FRAME_OVERHEAD;
+use crate::handshake::Admitted;
 use crate::lock;
 use crate::socket::Socket;
 use crate::state::Shared;
@@ -42,7 +43,12 @@ impl App for Room {
 }
 
 /// Upgrades to a WebSocket; a client that does not offer `durable.v1` is closed with 1008.
-pub(crate) async fn handler(ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>, room: Arc<Room>) -> Response {
+pub(crate) async fn handler(
+    _admitted: Admitted,
+    ws: WebSocketUpgrade,
+    State(shared): State<Arc<Shared>>,
+    room: Arc<Room>,
+) -> Response {
     let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
     let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
     let durable = ws.selected_protocol().is_some();

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use durable_ws_core::SessionConfig;
 
+use crate::origin::OriginPolicy;
+
 /// Everything the server can be configured with.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -16,6 +18,8 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Largest application message accepted (larger ones close the connection with 1009).
     pub max_message_bytes: usize,
+    /// Pages allowed to open WebSockets (checked at the handshake; others get 403).
+    pub origins: OriginPolicy,
     /// Serve the fault-injection endpoints under `/admin/`.
     pub enable_faults: bool,
     /// How long a new durable connection may take to send its `Hello`.
@@ -34,6 +38,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(120),
             max_sessions: 10_000,
             max_message_bytes: 1 << 20,
+            origins: OriginPolicy::SameHost,
             enable_faults: false,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),

@@ -10,6 +10,7 @@ use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
 
 use crate::app::{App, SessionHandle};
 use crate::connection::run_durable;
+use crate::handshake::Admitted;
 use crate::socket::{Input, Socket};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -28,7 +29,7 @@ impl App for Echo {
 }
 
 /// Upgrades to a WebSocket, selecting `durable.v1` if offered.
-pub(crate) async fn handler(ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn handler(_admitted: Admitted, ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
     let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
     let durable = ws.selected_protocol().is_some();

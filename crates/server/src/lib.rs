@@ -21,6 +21,8 @@ mod clock;
 mod config;
 mod connection;
 mod echo;
+mod handshake;
+mod origin;
 mod registry;
 mod routes;
 mod socket;
@@ -31,6 +33,7 @@ mod token;
 mod writer;
 
 pub mod chaos_proxy;
+pub mod cli;
 pub mod native_client;
 
 use std::future::Future;
@@ -45,6 +48,7 @@ use tokio::task::JoinHandle;
 pub use app::{App, OutboundError, SessionHandle};
 pub use clock::Clock;
 pub use config::ServerConfig;
+pub use origin::{InvalidOrigin, OriginPolicy};
 pub use stats::Stats;
 pub use token::{token_from_hex, token_to_hex};
 
@@ -53,7 +57,8 @@ use state::Shared;
 /// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1012
 /// (service restart: clients reconnect and resume elsewhere) and returns.
 pub async fn serve(listener: TcpListener, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-    serve_shared(listener, Shared::new(config), shutdown).await
+    let listen = listener.local_addr()?;
+    serve_shared(listener, Shared::new(config, listen), shutdown).await
 }
 
 async fn serve_shared(
@@ -67,7 +72,9 @@ async fn serve_shared(
         shutdown.await;
         for_signal.connections.begin_shutdown();
     };
-    let result = axum::serve(listener, routes::router(shared.clone())).with_graceful_shutdown(signal).await;
+    let result = axum::serve(listener, routes::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal)
+        .await;
     shared.connections.begin_shutdown();
     shared.connections.wait_empty(shared.config.shutdown_grace).await;
     sweeper.abort();
@@ -103,7 +110,7 @@ impl Server {
     /// Starts serving on `listener`.
     pub fn start(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
         let addr = listener.local_addr()?;
-        let shared = Shared::new(config);
+        let shared = Shared::new(config, addr);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve_shared(listener, shared.clone(), async {
             let _ = rx.await;

@@ -1,36 +1,9 @@
 //! The durable-ws reference server.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use clap::Parser;
-use durable_ws_server::{serve, ServerConfig};
+use clap::{CommandFactory, Parser};
+use durable_ws_server::cli::Options;
+use durable_ws_server::serve;
 use tracing_subscriber::EnvFilter;
-
-/// Reference server of durable-ws: `/echo` (durable.v1 or plain), `/stats`, static files.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Directory of static files served at `/`.
-    #[arg(long, default_value = "www")]
-    www: PathBuf,
-    /// How long a disconnected session is kept for a resume, in seconds.
-    #[arg(long, default_value_t = 120)]
-    session_ttl_secs: u64,
-    /// Most sessions held at once.
-    #[arg(long, default_value_t = 10_000)]
-    max_sessions: usize,
-    /// Largest message accepted, in bytes (larger ones close the connection with 1009).
-    #[arg(long, default_value_t = 1 << 20)]
-    max_message_bytes: usize,
-    /// Serve the fault-injection endpoints under /admin (never in production).
-    #[arg(long)]
-    enable_faults: bool,
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -39,24 +12,20 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
-    let config = ServerConfig {
-        www: Some(args.www),
-        session_ttl: Duration::from_secs(args.session_ttl_secs),
-        max_sessions: args.max_sessions,
-        max_message_bytes: args.max_message_bytes,
-        enable_faults: args.enable_faults,
-        ..ServerConfig::default()
+    let options = Options::parse();
+    let config = match options.server_config() {
+        Ok(config) => config,
+        Err(error) => Options::command().error(clap::error::ErrorKind::InvalidValue, error).exit(),
     };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(%error, listen = %args.listen, "cannot listen");
+            tracing::error!(%error, listen = %options.listen, "cannot listen");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().unwrap_or(args.listen);
-    tracing::info!(%addr, faults = config.enable_faults, "listening");
+    let addr = listener.local_addr().unwrap_or(options.listen);
+    tracing::info!(%addr, origins = ?config.origins, faults = config.enable_faults, "listening");
     // A stable line on stdout, so scripts and tests that asked for port 0 learn the port.
     println!("durable-ws-server listening on {addr}");
     match serve(listener, config, shutdown_signal()).await {

@@ -23,7 +23,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let room = Arc::new(chat::Room::default());
     let mut router = Router::new()
         .route("/echo", get(echo::handler))
-        .route("/chat", get(move |ws, state| chat::handler(ws, state, room.clone())))
+        .route("/chat", get(move |admitted, ws, state| chat::handler(admitted, ws, state, room.clone())))
         .merge(open_to_all);
     if let Some(www) = &shared.config.www {
         router = router.fallback_service(ServeDir::new(www));

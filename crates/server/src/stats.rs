@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub sessions_expired: AtomicU64,
     pub sessions_overflowed: AtomicU64,
     pub cuts: AtomicU64,
+    pub origin_rejections: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +52,8 @@ pub struct Stats {
     pub sessions_overflowed: u64,
     /// Connections dropped abruptly by `/admin/cut`.
     pub cuts: u64,
+    /// WebSocket handshakes refused (403) because of their `Origin`.
+    pub origin_rejections: u64,
 }
 
 impl Stats {
@@ -68,6 +71,7 @@ impl Stats {
             sessions_expired: get(&counters.sessions_expired),
             sessions_overflowed: get(&counters.sessions_overflowed),
             cuts: get(&counters.cuts),
+            origin_rejections: get(&counters.origin_rejections),
         }
     }
 }

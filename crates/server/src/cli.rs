@@ -1,0 +1,93 @@
+//! The command line of the `durable-ws-server` binary, and the [`ServerConfig`] it describes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::ServerConfig;
+use crate::origin::{InvalidOrigin, OriginPolicy};
+
+/// Reference server of durable-ws: `/echo` (durable.v1 or plain), `/chat` (durable.v1),
+/// `/stats`, static files.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "durable-ws-server", version, about)]
+pub struct Options {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of static files served at `/`.
+    #[arg(long, value_name = "DIR", default_value = "www")]
+    pub www: PathBuf,
+    /// How long a disconnected session is kept for a resume, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub session_ttl_secs: u64,
+    /// Most sessions held at once; a new session beyond it is refused with close code 1013.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// Largest message accepted, in bytes (larger ones close the connection with 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Origin allowed to open WebSockets, as scheme://host[:port]; repeatable; '*' allows every
+    /// origin. Others get HTTP 403 at the handshake. Handshakes without an Origin header
+    /// (non-browser clients) are always allowed. [default: pages from the host the server listens
+    /// on, any port (every loopback name when listening on loopback; the Host header when
+    /// listening on 0.0.0.0 or ::)]
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Serve the fault-injection endpoints under /admin (never in production). [default: off]
+    #[arg(long)]
+    pub enable_faults: bool,
+}
+
+/// The options do not describe a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// An `--allowed-origin` is malformed.
+    #[error(transparent)]
+    Origin(#[from] InvalidOrigin),
+}
+
+impl Options {
+    /// The server configuration these options describe.
+    pub fn server_config(&self) -> Result<ServerConfig, OptionsError> {
+        Ok(ServerConfig {
+            www: Some(self.www.clone()),
+            session_ttl: Duration::from_secs(self.session_ttl_secs),
+            max_sessions: self.max_sessions,
+            max_message_bytes: self.max_message_bytes,
+            origins: OriginPolicy::from_allowed(&self.allowed_origins)?,
+            enable_faults: self.enable_faults,
+            ..ServerConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("durable-ws-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_library_defaults() {
+        let config = parse(&[]).server_config().unwrap();
+        let default = ServerConfig::default();
+        assert_eq!(config.session_ttl, default.session_ttl);
+        assert_eq!(config.max_sessions, default.max_sessions);
+        assert_eq!(config.max_message_bytes, default.max_message_bytes);
+        assert_eq!(config.origins, OriginPolicy::SameHost);
+    }
+
+    #[test]
+    fn allowed_origins_are_repeatable_and_validated() {
+        let options = parse(&["--allowed-origin", "https://a.example", "--allowed-origin", "http://b.example:8080"]);
+        let expected = OriginPolicy::List(vec!["https://a.example".into(), "http://b.example:8080".into()]);
+        assert_eq!(options.server_config().unwrap().origins, expected);
+        assert_eq!(parse(&["--allowed-origin", "*"]).server_config().unwrap().origins, OriginPolicy::Any);
+        assert!(parse(&["--allowed-origin", "a.example"]).server_config().is_err());
+    }
+}

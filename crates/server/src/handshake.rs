@@ -1,0 +1,38 @@
+//! Admission of a WebSocket handshake, before the upgrade: the `Origin` check (403). Handlers
+//! take [`Admitted`] as their first extractor, so a refused request never reaches the upgrade.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::Shared;
+use crate::stats::Counters;
+
+/// A handshake that may proceed.
+pub(crate) struct Admitted {
+    /// The client's address, when the server knows it.
+    pub peer: Option<SocketAddr>,
+}
+
+impl FromRequestParts<Arc<Shared>> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        let peer_field = peer.map(tracing::field::display);
+        // A header that is not visible ASCII is no origin at all (refused unless any is allowed).
+        let origin = parts.headers.get(ORIGIN).map(|value| value.to_str().unwrap_or(""));
+        let host = parts.headers.get(HOST).and_then(|value| value.to_str().ok()).or(parts.uri.host());
+        if !shared.config.origins.allows(origin, shared.listen, host) {
+            Counters::add(&shared.counters.origin_rejections, 1);
+            tracing::warn!(peer = peer_field, origin = origin.unwrap_or_default(), path = parts.uri.path(), "handshake refused: origin not allowed");
+            return Err((StatusCode::FORBIDDEN, "origin not allowed\n").into_response());
+        }
+        Ok(Admitted { peer })
+    }
+}

@@ -1,0 +1,146 @@
+//! Which pages may open a WebSocket to the server (RFC 6455 §10.2): the `Origin` header a
+//! browser sends with the handshake, checked against an [`OriginPolicy`].
+//!
+//! Only browsers send `Origin`, and only browsers can be tricked into connecting on a user's
+//! behalf (cross-site WebSocket hijacking), so a handshake without one is always let through:
+//! non-browser clients can claim any origin anyway and are held off by authentication.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::Uri;
+
+/// Origins allowed to open a WebSocket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// Pages served from the host the server listens on, any scheme and port. Listening on a
+    /// loopback address, every loopback name counts as that host (`localhost`, `*.localhost`,
+    /// `127.0.0.0/8`, `::1`), and nothing else does (a DNS-rebinding page is refused). Listening
+    /// on a specific address, the page's host must be that address or the host the client
+    /// connected to (the `Host` header); on every interface (`0.0.0.0`, `::`), the latter.
+    #[default]
+    SameHost,
+    /// Every origin (`--allowed-origin '*'`).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`, compared without case).
+    List(Vec<String>),
+}
+
+/// An `--allowed-origin` value that is not `*` nor `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("allowed origin {0:?} must be '*' or scheme://host[:port] (no path)")]
+pub struct InvalidOrigin(pub String);
+
+impl OriginPolicy {
+    /// The policy for a list of `--allowed-origin` values: none means [`SameHost`](Self::SameHost),
+    /// any `*` means [`Any`](Self::Any).
+    pub fn from_allowed(allowed: &[String]) -> Result<OriginPolicy, InvalidOrigin> {
+        if allowed.is_empty() {
+            return Ok(OriginPolicy::SameHost);
+        }
+        if allowed.iter().any(|origin| origin == "*") {
+            return Ok(OriginPolicy::Any);
+        }
+        let mut origins = Vec::with_capacity(allowed.len());
+        for origin in allowed {
+            let normalized = normalize(origin);
+            match normalized.parse::<Uri>() {
+                Ok(uri) if uri.scheme().is_some() && uri.host().is_some() && uri.path() == "/" && uri.query().is_none() => {}
+                _ => return Err(InvalidOrigin(origin.clone())),
+            }
+            origins.push(normalized);
+        }
+        Ok(OriginPolicy::List(origins))
+    }
+
+    /// Whether a handshake with this `Origin` header (`None`: no header) may proceed, on a
+    /// server listening on `listen` that the client reached as `host` (the `Host` header).
+    pub fn allows(&self, origin: Option<&str>, listen: SocketAddr, host: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        match self {
+            OriginPolicy::Any => true,
+            OriginPolicy::List(origins) => origins.iter().any(|allowed| *allowed == normalize(origin)),
+            OriginPolicy::SameHost => {
+                // `Origin: null` (sandboxed frames, file pages) has no host and is refused.
+                let Some(origin_host) = origin.parse::<Uri>().ok().and_then(|uri| uri.host().map(bare_host)) else {
+                    return false;
+                };
+                let listen_ip = listen.ip();
+                let reached_as = || host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok()).map(|a| bare_host(a.host()));
+                if listen_ip.is_loopback() {
+                    is_loopback_name(&origin_host)
+                } else if listen_ip.is_unspecified() {
+                    reached_as().is_some_and(|reached| reached == origin_host)
+                } else {
+                    origin_host.parse::<IpAddr>().is_ok_and(|ip| ip == listen_ip)
+                        || reached_as().is_some_and(|reached| reached == origin_host)
+                }
+            }
+        }
+    }
+}
+
+/// Lowercase, without a trailing slash.
+fn normalize(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// A URI host in lowercase, IPv6 brackets removed.
+fn bare_host(host: &str) -> String {
+    host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn same_host_on_loopback_allows_loopback_pages_only() {
+        let policy = OriginPolicy::SameHost;
+        let listen = addr("127.0.0.1:8080");
+        for origin in ["http://127.0.0.1:8080", "http://localhost:3000", "https://app.localhost", "http://[::1]:9"] {
+            assert!(policy.allows(Some(origin), listen, Some("127.0.0.1:8080")), "{origin}");
+        }
+        for origin in ["http://evil.example", "http://127.evil.example", "null", "", "not a url"] {
+            assert!(!policy.allows(Some(origin), listen, Some("127.0.0.1:8080")), "{origin}");
+        }
+        // DNS rebinding: the attacker's name resolves to 127.0.0.1, so Host matches Origin.
+        assert!(!policy.allows(Some("http://rebind.example:8080"), listen, Some("rebind.example:8080")));
+        assert!(policy.allows(None, listen, None), "non-browser clients send no Origin");
+    }
+
+    #[test]
+    fn same_host_elsewhere_compares_with_the_listen_address_or_the_host_header() {
+        let policy = OriginPolicy::SameHost;
+        let specific = addr("192.0.2.7:80");
+        assert!(policy.allows(Some("http://192.0.2.7"), specific, None));
+        assert!(policy.allows(Some("https://chat.example"), specific, Some("chat.example")));
+        assert!(!policy.allows(Some("https://evil.example"), specific, Some("chat.example")));
+        let every = addr("[::]:80");
+        assert!(policy.allows(Some("http://Chat.Example:8080"), every, Some("chat.example:80")));
+        assert!(!policy.allows(Some("http://evil.example"), every, Some("chat.example")));
+        assert!(!policy.allows(Some("http://chat.example"), every, None));
+    }
+
+    #[test]
+    fn lists_match_exact_origins_and_reject_bad_entries() {
+        let policy = OriginPolicy::from_allowed(&["https://Chat.example/".into(), "http://localhost:3000".into()]).unwrap();
+        let listen = addr("127.0.0.1:8080");
+        assert!(policy.allows(Some("https://chat.example"), listen, None));
+        assert!(policy.allows(Some("http://localhost:3000"), listen, None));
+        assert!(!policy.allows(Some("http://localhost:3001"), listen, None));
+        assert!(!policy.allows(Some("http://chat.example"), listen, None), "scheme matters");
+        assert_eq!(OriginPolicy::from_allowed(&[]), Ok(OriginPolicy::SameHost));
+        assert_eq!(OriginPolicy::from_allowed(&["http://a".into(), "*".into()]), Ok(OriginPolicy::Any));
+        for bad in ["chat.example", "https://chat.example/path", "http://", "https://a?b=c"] {
+            assert_eq!(OriginPolicy::from_allowed(&[bad.into()]), Err(InvalidOrigin(bad.into())), "{bad}");
+        }
+    }
+}

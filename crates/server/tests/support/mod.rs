@@ -1,0 +1,84 @@
+//! Helpers shared by the hardening tests: a server on 127.0.0.1:0 and raw tokio-tungstenite
+//! connections that speak `durable.v1` frame by frame.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use durable_ws_core::frame::Frame;
+use durable_ws_core::{Token, WelcomeStatus};
+use durable_ws_server::{Server, ServerConfig};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn server(config: ServerConfig) -> Server {
+    Server::bind("127.0.0.1:0", config).await.expect("server starts")
+}
+
+/// Opens `ws://addr{path}` (offering `durable.v1` if `durable`) with extra headers; `Err` is
+/// the HTTP status of a refused handshake.
+pub async fn connect(addr: SocketAddr, path: &str, durable: bool, headers: &[(&str, &str)]) -> Result<Raw, u16> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if durable {
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
+    }
+    for (name, value) in headers {
+        request.headers_mut().append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+    }
+    match timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request)).await.expect("handshake in time") {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+/// A durable connection to `/echo`.
+pub async fn durable(addr: SocketAddr) -> Raw {
+    connect(addr, "/echo", true, &[]).await.expect("handshake accepted")
+}
+
+pub fn encode(frame: Frame<'_>) -> Message {
+    let mut out = Vec::new();
+    frame.encode(&mut out);
+    Message::Binary(out.into())
+}
+
+/// Reads the next durable frame and hands it to `check`.
+pub async fn next_frame<R>(ws: &mut Raw, check: impl FnOnce(Frame<'_>) -> R) -> R {
+    loop {
+        match timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time") {
+            Some(Ok(Message::Binary(bytes))) => return check(Frame::decode(&bytes).expect("server frames decode")),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the close frame; returns its code.
+pub async fn close_code(ws: &mut Raw) -> u16 {
+    loop {
+        match timeout(Duration::from_secs(5), ws.next()).await.expect("close in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// Sends `Hello` (new or resuming); returns the `Welcome`'s status, token and resume point.
+pub async fn hello(ws: &mut Raw, resume: Option<(Token, u64)>) -> (WelcomeStatus, Token, u64) {
+    ws.send(encode(Frame::Hello { resume })).await.unwrap();
+    next_frame(ws, |frame| match frame {
+        Frame::Welcome { status, token, last_received } => (status, token, last_received),
+        other => panic!("expected Welcome, got {other:?}"),
+    })
+    .await
+}
