@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use durable_ws_core::{Payload, SendError, Token};
 
+use crate::auth::Identity;
 use crate::lock;
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -66,6 +67,11 @@ impl SessionHandle {
     /// The session's token (a credential: do not log it).
     pub fn token(&self) -> Token {
         self.token
+    }
+
+    /// Who the session belongs to.
+    pub fn identity(&self) -> Identity {
+        lock(&self.entry).owner.clone()
     }
 
     /// Whether the session ended.

@@ -44,7 +44,7 @@ impl App for Room {
 
 /// Upgrades to a WebSocket; a client that does not offer `durable.v1` is closed with 1008.
 pub(crate) async fn handler(
-    _admitted: Admitted,
+    admitted: Admitted,
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
     room: Arc<Room>,
@@ -54,7 +54,7 @@ pub(crate) async fn handler(
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {
-            run_durable(socket, shared, room).await;
+            run_durable(socket, shared, room, admitted).await;
         } else {
             Socket::reject(socket, close_code::POLICY_VIOLATION, "chat requires durable.v1").await;
         }

@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::{Authenticator, TokenAuthenticator, TokenError};
 use crate::config::ServerConfig;
 use crate::origin::{InvalidOrigin, OriginPolicy};
 
@@ -36,6 +38,17 @@ pub struct Options {
     /// listening on 0.0.0.0 or ::)]
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Access token NAME=SECRET; repeatable. A WebSocket client must present a SECRET as the
+    /// `access_token` query parameter, the `durable_ws_token` cookie or an `Authorization: Bearer`
+    /// header (401 without one, 403 with a wrong one) and is then identity NAME; a session can
+    /// only be resumed by the identity that created it. [default: none: authentication off,
+    /// every client is the same anonymous identity]
+    #[arg(long = "auth-token", value_name = "NAME=SECRET", value_parser = parse_token)]
+    pub auth_tokens: Vec<(String, String)>,
+    /// File of access tokens, one NAME=SECRET per line (blank lines and lines starting with #
+    /// are skipped); added to --auth-token. Keeps secrets out of the process list. [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Serve the fault-injection endpoints under /admin (never in production). [default: off]
     #[arg(long)]
     pub enable_faults: bool,
@@ -47,9 +60,55 @@ pub enum OptionsError {
     /// An `--allowed-origin` is malformed.
     #[error(transparent)]
     Origin(#[from] InvalidOrigin),
+    /// An access token is malformed or repeated.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of the token file is malformed.
+    #[error("{path}:{line}: {source}")]
+    TokenFileLine {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        source: TokenError,
+    },
+}
+
+fn parse_token(entry: &str) -> Result<(String, String), TokenError> {
+    TokenAuthenticator::parse_entry(entry)
 }
 
 impl Options {
+    /// Every access token of `--auth-token` and `--auth-token-file`; `None` if there is none.
+    fn authenticator(&self) -> Result<Option<Arc<dyn Authenticator>>, OptionsError> {
+        let mut tokens = self.auth_tokens.clone();
+        if let Some(path) = &self.auth_token_file {
+            let text = std::fs::read_to_string(path).map_err(|source| OptionsError::TokenFile { path: path.clone(), source })?;
+            for (index, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let entry = TokenAuthenticator::parse_entry(line)
+                    .map_err(|source| OptionsError::TokenFileLine { path: path.clone(), line: index + 1, source })?;
+                tokens.push(entry);
+            }
+        }
+        if tokens.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(TokenAuthenticator::new(tokens)?)))
+    }
+
     /// The server configuration these options describe.
     pub fn server_config(&self) -> Result<ServerConfig, OptionsError> {
         Ok(ServerConfig {
@@ -58,6 +117,7 @@ impl Options {
             max_sessions: self.max_sessions,
             max_message_bytes: self.max_message_bytes,
             origins: OriginPolicy::from_allowed(&self.allowed_origins)?,
+            authenticator: self.authenticator()?,
             enable_faults: self.enable_faults,
             ..ServerConfig::default()
         })
@@ -89,5 +149,21 @@ mod tests {
         assert_eq!(options.server_config().unwrap().origins, expected);
         assert_eq!(parse(&["--allowed-origin", "*"]).server_config().unwrap().origins, OriginPolicy::Any);
         assert!(parse(&["--allowed-origin", "a.example"]).server_config().is_err());
+    }
+
+    #[test]
+    fn auth_tokens_come_from_flags_and_a_file() {
+        assert!(parse(&[]).server_config().unwrap().authenticator.is_none(), "auth is off by default");
+        let file = std::env::temp_dir().join(format!("durable-ws-tokens-{}", std::process::id()));
+        std::fs::write(&file, "# tokens\n\ncarol = c-secret\n").unwrap();
+        let options = parse(&["--auth-token", "alice=a=1", "--auth-token", "bob=b", "--auth-token-file", file.to_str().unwrap()]);
+        let auth = options.server_config().unwrap().authenticator.expect("auth on");
+        assert_eq!(format!("{auth:?}"), r#"TokenAuthenticator { names: ["alice", "bob", "carol"] }"#);
+        std::fs::write(&file, "carol\n").unwrap();
+        let error = parse(&["--auth-token-file", file.to_str().unwrap()]).server_config().unwrap_err();
+        assert!(error.to_string().ends_with(":1: auth token must be NAME=SECRET"), "{error}");
+        std::fs::remove_file(&file).unwrap();
+        assert!(Options::try_parse_from(["durable-ws-server", "--auth-token", "nosecret"]).is_err());
+        assert!(parse(&["--auth-token", "a=x", "--auth-token", "b=x"]).server_config().is_err());
     }
 }

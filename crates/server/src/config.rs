@@ -1,10 +1,12 @@
 //! Settings of the reference server.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::SessionConfig;
 
+use crate::auth::Authenticator;
 use crate::origin::OriginPolicy;
 
 /// Everything the server can be configured with.
@@ -20,6 +22,9 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Pages allowed to open WebSockets (checked at the handshake; others get 403).
     pub origins: OriginPolicy,
+    /// Who may connect, decided at the handshake (401/403 otherwise); `None`: everyone, as the
+    /// anonymous identity. A session can only be resumed by the identity that created it.
+    pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Serve the fault-injection endpoints under `/admin/`.
     pub enable_faults: bool,
     /// How long a new durable connection may take to send its `Hello`.
@@ -39,6 +44,7 @@ impl Default for ServerConfig {
             max_sessions: 10_000,
             max_message_bytes: 1 << 20,
             origins: OriginPolicy::SameHost,
+            authenticator: None,
             enable_faults: false,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),

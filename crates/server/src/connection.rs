@@ -10,6 +10,8 @@ use durable_ws_core::{close_code, Event, MessageKind, PayloadRef, Token, Welcome
 use tokio::time::timeout;
 
 use crate::app::{App, SessionHandle};
+use crate::auth::Identity;
+use crate::handshake::Admitted;
 use crate::lock;
 use crate::socket::{Input, Socket};
 use crate::state::Shared;
@@ -26,13 +28,13 @@ enum Ending {
 
 /// Runs one durable connection to its end. The session outlives it unless the client said
 /// goodbye or the session was dropped.
-pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>) {
+pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>, admitted: Admitted) {
     let Some(guard) = shared.connections.register() else {
         return Socket::refuse(ws).await;
     };
     let mut socket = Socket::new(ws, guard);
     let ending = match handshake(&mut socket, &shared).await {
-        Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, resume).await,
+        Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, &admitted.identity, resume).await,
         Err(ending) => ending,
     };
     match ending {
@@ -62,9 +64,10 @@ async fn attach_and_drive(
     socket: &mut Socket<'_>,
     shared: &Arc<Shared>,
     app: &dyn App,
+    identity: &Identity,
     resume: Option<(Token, u64)>,
 ) -> Ending {
-    let opened = match shared.store.open(resume, socket.id(), shared.clock.now()) {
+    let opened = match shared.store.open(resume, identity, socket.id(), shared.clock.now()) {
         Ok(opened) => opened,
         Err(OpenError::Full) => return Ending::Close(close_code::TRY_AGAIN_LATER, "too many sessions"),
         Err(OpenError::Random(error)) => {
@@ -76,6 +79,9 @@ async fn attach_and_drive(
         WelcomeStatus::Resumed => Counters::add(&shared.counters.resumes, 1),
         status if status.is_lost() => Counters::add(&shared.counters.sessions_lost, 1),
         _ => {}
+    }
+    if opened.foreign {
+        tracing::warn!(conn = socket.id(), %identity, "resume refused: the session belongs to another identity");
     }
     tracing::debug!(conn = socket.id(), status = ?opened.status, "session attached");
     if let Some(old) = opened.superseded {

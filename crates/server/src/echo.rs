@@ -29,13 +29,13 @@ impl App for Echo {
 }
 
 /// Upgrades to a WebSocket, selecting `durable.v1` if offered.
-pub(crate) async fn handler(_admitted: Admitted, ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn handler(admitted: Admitted, ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
     let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {
-            run_durable(socket, shared, Arc::new(Echo)).await;
+            run_durable(socket, shared, Arc::new(Echo), admitted).await;
         } else {
             plain_echo(socket, shared).await;
         }

@@ -16,6 +16,7 @@
 
 mod admin;
 mod app;
+mod auth;
 mod chat;
 mod clock;
 mod config;
@@ -46,6 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use app::{App, OutboundError, SessionHandle};
+pub use auth::{request_token, AuthError, Authenticator, Identity, TokenAuthenticator, TokenError, TOKEN_COOKIE, TOKEN_QUERY_PARAMETER};
 pub use clock::Clock;
 pub use config::ServerConfig;
 pub use origin::{InvalidOrigin, OriginPolicy};

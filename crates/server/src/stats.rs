@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub sessions_overflowed: AtomicU64,
     pub cuts: AtomicU64,
     pub origin_rejections: AtomicU64,
+    pub auth_failures: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +55,8 @@ pub struct Stats {
     pub cuts: u64,
     /// WebSocket handshakes refused (403) because of their `Origin`.
     pub origin_rejections: u64,
+    /// WebSocket handshakes refused (401 or 403) by authentication.
+    pub auth_failures: u64,
 }
 
 impl Stats {
@@ -72,6 +75,7 @@ impl Stats {
             sessions_overflowed: get(&counters.sessions_overflowed),
             cuts: get(&counters.cuts),
             origin_rejections: get(&counters.origin_rejections),
+            auth_failures: get(&counters.auth_failures),
         }
     }
 }

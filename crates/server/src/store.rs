@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use durable_ws_core::{Millis, Session, SessionConfig, SessionStats, Token, WelcomeStatus};
 use tokio::sync::Notify;
 
+use crate::auth::Identity;
 use crate::lock;
 use crate::registry::ConnId;
 use crate::stats::Counters;
@@ -31,6 +32,8 @@ pub(crate) enum Gone {
 pub(crate) struct Entry {
     pub session: Session,
     pub token: Token,
+    /// Who created the session: the only identity allowed to resume it.
+    pub owner: Identity,
     /// The connection currently driving the session.
     pub attached: Option<ConnId>,
     /// When the last connection left (`None` while attached).
@@ -66,6 +69,8 @@ pub(crate) struct Opened {
     pub status: WelcomeStatus,
     /// The connection that was attached to a resumed session before (to be kicked out).
     pub superseded: Option<ConnId>,
+    /// The requested session exists but belongs to another identity (status `LostRefused`).
+    pub foreign: bool,
 }
 
 /// Why no session could be opened.
@@ -116,9 +121,11 @@ impl SessionStore {
         lock(&self.sessions).values().cloned().collect()
     }
 
-    /// Answers a `Hello` from connection `conn`: resumes the named session if possible,
-    /// otherwise creates a new one whose status says why the old one is gone.
-    pub fn open(&self, resume: Option<(Token, u64)>, conn: ConnId, now: Millis) -> Result<Opened, OpenError> {
+    /// Answers a `Hello` from connection `conn` of `identity`: resumes the named session if
+    /// possible, otherwise creates a new one whose status says why the old one is gone. A
+    /// session of another identity is left untouched (`LostRefused`).
+    pub fn open(&self, resume: Option<(Token, u64)>, identity: &Identity, conn: ConnId, now: Millis) -> Result<Opened, OpenError> {
+        let mut foreign = false;
         let status = match resume {
             None => WelcomeStatus::New,
             Some((token, last_received)) => match self.get(&token) {
@@ -126,11 +133,14 @@ impl SessionStore {
                     let mut e = lock(&entry);
                     if e.gone.is_some() || e.expired(Instant::now(), self.ttl) {
                         WelcomeStatus::LostUnknown
+                    } else if e.owner != *identity {
+                        foreign = true;
+                        WelcomeStatus::LostRefused
                     } else if e.session.resume(now, last_received).is_ok() {
                         let superseded = e.attached.replace(conn);
                         e.detached_at = None;
                         drop(e);
-                        return Ok(Opened { entry, status: WelcomeStatus::Resumed, superseded });
+                        return Ok(Opened { entry, status: WelcomeStatus::Resumed, superseded, foreign });
                     } else {
                         WelcomeStatus::LostRefused
                     }
@@ -155,6 +165,7 @@ impl SessionStore {
         let entry = Arc::new(Mutex::new(Entry {
             session: Session::server(self.config.clone(), token, status, now),
             token,
+            owner: identity.clone(),
             attached: Some(conn),
             detached_at: None,
             gone: None,
@@ -162,7 +173,7 @@ impl SessionStore {
             seen: SessionStats::default(),
         }));
         sessions.insert(token, entry.clone());
-        Ok(Opened { entry, status, superseded: None })
+        Ok(Opened { entry, status, superseded: None, foreign })
     }
 
     /// Takes the session out of the store for `reason` and wakes its connection (which then

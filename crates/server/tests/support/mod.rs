@@ -82,3 +82,25 @@ pub async fn hello(ws: &mut Raw, resume: Option<(Token, u64)>) -> (WelcomeStatus
     })
     .await
 }
+
+/// Reads frames up to the next data frame (skipping acks and pings); returns its sequence
+/// number and payload bytes.
+pub async fn next_data(ws: &mut Raw) -> (u64, Vec<u8>) {
+    loop {
+        let data = next_frame(ws, |frame| match frame {
+            Frame::Data { seq, payload } => Some((seq, payload.as_bytes().to_vec())),
+            _ => None,
+        })
+        .await;
+        if let Some(data) = data {
+            return data;
+        }
+    }
+}
+
+/// Sends data frame `seq` and waits for its echo (the echo server numbers its replies like
+/// the requests when the client only talks to it over this session).
+pub async fn echo(ws: &mut Raw, seq: u64, text: &str) {
+    ws.send(encode(Frame::Data { seq, payload: durable_ws_core::PayloadRef::Text(text) })).await.unwrap();
+    assert_eq!(next_data(ws).await, (seq, text.as_bytes().to_vec()));
+}

@@ -1,0 +1,239 @@
+//! Authentication at the handshake (RFC 6455 §10.5: the WebSocket protocol leaves it to the
+//! server, at the HTTP upgrade): a pluggable [`Authenticator`] turns the request into an
+//! [`Identity`], or refuses it with 401 (no credentials) or 403 (wrong ones).
+//!
+//! Browsers cannot set headers on a WebSocket handshake, so the built-in
+//! [`TokenAuthenticator`] reads a token from the `access_token` query parameter or the
+//! `durable_ws_token` cookie (and, for native clients, `Authorization: Bearer`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::extract::Query;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+
+/// The query parameter carrying an access token.
+pub const TOKEN_QUERY_PARAMETER: &str = "access_token";
+/// The cookie carrying an access token.
+pub const TOKEN_COOKIE: &str = "durable_ws_token";
+
+/// Who a connection belongs to. A session is bound to the identity that created it: only the
+/// same identity may resume it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Identity(Option<Arc<str>>);
+
+impl Identity {
+    /// The identity of every client when authentication is off.
+    pub fn anonymous() -> Identity {
+        Identity(None)
+    }
+
+    /// A named identity.
+    pub fn named(name: impl Into<Arc<str>>) -> Identity {
+        Identity(Some(name.into()))
+    }
+
+    /// The name, `None` for the anonymous identity.
+    pub fn name(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name().unwrap_or("anonymous"))
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({self})")
+    }
+}
+
+/// Why a handshake was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The request carries no credentials (HTTP 401).
+    #[error("missing credentials")]
+    Missing,
+    /// The credentials are not valid (HTTP 403).
+    #[error("invalid credentials")]
+    Invalid,
+}
+
+impl AuthError {
+    /// The HTTP status the handshake is refused with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            AuthError::Missing => StatusCode::UNAUTHORIZED,
+            AuthError::Invalid => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// Decides who a WebSocket handshake request comes from. Called before the upgrade, for every
+/// WebSocket route; it must not block (no I/O).
+pub trait Authenticator: Send + Sync + fmt::Debug + 'static {
+    /// The identity of the request's client, or why it is refused.
+    fn authenticate(&self, request: &Parts) -> Result<Identity, AuthError>;
+}
+
+/// The token a request carries: the `access_token` query parameter, else the
+/// `durable_ws_token` cookie, else an `Authorization: Bearer` header.
+pub fn request_token(request: &Parts) -> Option<String> {
+    let from_query = Query::<Vec<(String, String)>>::try_from_uri(&request.uri)
+        .ok()
+        .and_then(|Query(pairs)| pairs.into_iter().find(|(name, _)| name == TOKEN_QUERY_PARAMETER))
+        .map(|(_, value)| value);
+    let from_cookie = || {
+        request
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|header| header.to_str().ok())
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == TOKEN_COOKIE)
+            .map(|(_, value)| value.trim_matches('"').to_owned())
+    };
+    let from_bearer = || {
+        let header = request.headers.get(AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = header.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    };
+    from_query.or_else(from_cookie).or_else(from_bearer)
+}
+
+/// A fixed table of secret tokens, each naming an identity (`--auth-token NAME=SECRET`).
+#[derive(Default)]
+pub struct TokenAuthenticator {
+    tokens: Vec<(Identity, Vec<u8>)>,
+}
+
+/// A token table entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not of the form `NAME=SECRET`.
+    #[error("auth token must be NAME=SECRET")]
+    Format,
+    /// The name is empty.
+    #[error("auth token name is empty")]
+    EmptyName,
+    /// The secret is empty.
+    #[error("auth token secret for {0:?} is empty")]
+    EmptySecret(String),
+    /// Two names share one secret (it could not tell them apart).
+    #[error("auth token secret for {0:?} is already used by another name")]
+    DuplicateSecret(String),
+}
+
+impl TokenAuthenticator {
+    /// An authenticator accepting `(name, secret)` pairs.
+    pub fn new<N: Into<String>, S: Into<String>>(tokens: impl IntoIterator<Item = (N, S)>) -> Result<Self, TokenError> {
+        let mut table = Vec::new();
+        let mut secrets = HashSet::new();
+        for (name, secret) in tokens {
+            let (name, secret) = (name.into(), secret.into());
+            if name.is_empty() {
+                return Err(TokenError::EmptyName);
+            }
+            if secret.is_empty() {
+                return Err(TokenError::EmptySecret(name));
+            }
+            if !secrets.insert(secret.clone()) {
+                return Err(TokenError::DuplicateSecret(name));
+            }
+            table.push((Identity::named(name), secret.into_bytes()));
+        }
+        Ok(TokenAuthenticator { tokens: table })
+    }
+
+    /// Parses `NAME=SECRET` (the secret may contain `=`; spaces around either are dropped).
+    pub fn parse_entry(entry: &str) -> Result<(String, String), TokenError> {
+        let (name, secret) = entry.split_once('=').ok_or(TokenError::Format)?;
+        Ok((name.trim().to_owned(), secret.trim().to_owned()))
+    }
+
+    /// The identity a token names.
+    fn identity_of(&self, token: &[u8]) -> Option<&Identity> {
+        // Every entry is compared in full, so the time taken tells nothing about the secrets.
+        let mut found = None;
+        for (identity, secret) in &self.tokens {
+            if constant_time_eq(secret, token) && found.is_none() {
+                found = Some(identity);
+            }
+        }
+        found
+    }
+}
+
+impl Authenticator for TokenAuthenticator {
+    fn authenticate(&self, request: &Parts) -> Result<Identity, AuthError> {
+        let token = request_token(request).ok_or(AuthError::Missing)?;
+        self.identity_of(token.as_bytes()).cloned().ok_or(AuthError::Invalid)
+    }
+}
+
+impl fmt::Debug for TokenAuthenticator {
+    /// Names only: secrets never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuthenticator").field("names", &self.tokens.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>()).finish()
+    }
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut request = Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_comes_from_the_query_the_cookie_or_a_bearer_header() {
+        assert_eq!(request_token(&parts("/echo?x=1&access_token=a%2Bb", &[])), Some("a+b".into()));
+        assert_eq!(request_token(&parts("/echo", &[("cookie", "theme=dark; durable_ws_token=\"s3\"")])), Some("s3".into()));
+        assert_eq!(request_token(&parts("/echo", &[("authorization", "Bearer  tok ")])), Some("tok".into()));
+        let both = parts("/echo?access_token=q", &[("cookie", "durable_ws_token=c")]);
+        assert_eq!(request_token(&both), Some("q".into()), "the query wins");
+        assert_eq!(request_token(&parts("/echo?other=1", &[("cookie", "durable_ws_tokenx=1"), ("authorization", "Basic x")])), None);
+    }
+
+    #[test]
+    fn tokens_map_to_names_and_refusals_to_401_or_403() {
+        let auth = TokenAuthenticator::new([("alice", "a-secret"), ("bob", "b=secret")]).unwrap();
+        assert_eq!(auth.authenticate(&parts("/echo?access_token=a-secret", &[])), Ok(Identity::named("alice")));
+        assert_eq!(auth.authenticate(&parts("/echo?access_token=b%3Dsecret", &[])), Ok(Identity::named("bob")));
+        assert_eq!(auth.authenticate(&parts("/echo?access_token=a-secre", &[])), Err(AuthError::Invalid));
+        assert_eq!(auth.authenticate(&parts("/echo", &[])), Err(AuthError::Missing));
+        assert_eq!(AuthError::Missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(AuthError::Invalid.status(), StatusCode::FORBIDDEN);
+        assert!(!format!("{auth:?}").contains("secret"), "{auth:?}");
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        assert_eq!(TokenAuthenticator::parse_entry("bob=x=y"), Ok(("bob".into(), "x=y".into())));
+        assert_eq!(TokenAuthenticator::parse_entry("bob"), Err(TokenError::Format));
+        assert_eq!(TokenAuthenticator::new([("", "x")]).err(), Some(TokenError::EmptyName));
+        assert_eq!(TokenAuthenticator::new([("a", "")]).err(), Some(TokenError::EmptySecret("a".into())));
+        assert_eq!(TokenAuthenticator::new([("a", "x"), ("b", "x")]).err(), Some(TokenError::DuplicateSecret("b".into())));
+    }
+}
