@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use durable_ws_core::{BufferLimits, HeartbeatConfig, SessionConfig};
 
 use crate::auth::{Authenticator, TokenAuthenticator, TokenError};
 use crate::config::ServerConfig;
@@ -31,6 +32,26 @@ pub struct Options {
     /// Largest message accepted, in bytes (larger ones close the connection with 1009).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: usize,
+    /// Most messages a session holds for its client (sent, unacknowledged, plus queued). A
+    /// session that would need more is dropped: its connection closes with 1013 and the resume
+    /// gets "lost (overflow)".
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_buffer_messages: usize,
+    /// Most bytes of payload a session holds for its client (same rule); at least
+    /// --max-message-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub max_buffer_bytes: usize,
+    /// Time between the server's heartbeat pings, in ms: durable.v1 pings on durable
+    /// connections, WebSocket pings on plain ones. 0 turns the heartbeat off.
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub heartbeat_interval_ms: u64,
+    /// How long after a heartbeat ping a silent connection is declared half-open and dropped,
+    /// in ms (its durable session stays resumable).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub heartbeat_timeout_ms: u64,
+    /// How long a new durable connection may take to send its Hello, in seconds (then 1002).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
     /// Origin allowed to open WebSockets, as scheme://host[:port]; repeatable; '*' allows every
     /// origin. Others get HTTP 403 at the handshake. Handshakes without an Origin header
     /// (non-browser clients) are always allowed. [default: pages from the host the server listens
@@ -57,6 +78,9 @@ pub struct Options {
 /// The options do not describe a valid configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
+    /// A number is out of its range.
+    #[error("{0}")]
+    Range(&'static str),
     /// An `--allowed-origin` is malformed.
     #[error(transparent)]
     Origin(#[from] InvalidOrigin),
@@ -111,6 +135,22 @@ impl Options {
 
     /// The server configuration these options describe.
     pub fn server_config(&self) -> Result<ServerConfig, OptionsError> {
+        if self.max_buffer_messages == 0 {
+            return Err(OptionsError::Range("--max-buffer-messages must be at least 1"));
+        }
+        if self.max_buffer_bytes < self.max_message_bytes {
+            return Err(OptionsError::Range("--max-buffer-bytes must be at least --max-message-bytes"));
+        }
+        if self.heartbeat_interval_ms > 0 && self.heartbeat_timeout_ms == 0 {
+            return Err(OptionsError::Range("--heartbeat-timeout-ms must be at least 1 (or turn the heartbeat off with --heartbeat-interval-ms 0)"));
+        }
+        let heartbeat = (self.heartbeat_interval_ms > 0)
+            .then_some(HeartbeatConfig { interval_ms: self.heartbeat_interval_ms, timeout_ms: self.heartbeat_timeout_ms });
+        let session = SessionConfig {
+            limits: BufferLimits { max_messages: self.max_buffer_messages, max_bytes: self.max_buffer_bytes },
+            heartbeat,
+            ..SessionConfig::default()
+        };
         Ok(ServerConfig {
             www: Some(self.www.clone()),
             session_ttl: Duration::from_secs(self.session_ttl_secs),
@@ -119,6 +159,8 @@ impl Options {
             origins: OriginPolicy::from_allowed(&self.allowed_origins)?,
             authenticator: self.authenticator()?,
             enable_faults: self.enable_faults,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+            session,
             ..ServerConfig::default()
         })
     }
@@ -140,6 +182,28 @@ mod tests {
         assert_eq!(config.max_sessions, default.max_sessions);
         assert_eq!(config.max_message_bytes, default.max_message_bytes);
         assert_eq!(config.origins, OriginPolicy::SameHost);
+        assert_eq!(config.handshake_timeout, default.handshake_timeout);
+        assert_eq!(config.session, default.session, "buffer limits and heartbeat (on)");
+        assert!(config.session.heartbeat.is_some());
+    }
+
+    #[test]
+    fn buffer_limits_and_heartbeat_feed_the_session_config() {
+        let options = parse(&[
+            "--max-buffer-messages", "4", "--max-buffer-bytes", "2000000",
+            "--heartbeat-interval-ms", "100", "--heartbeat-timeout-ms", "200",
+        ]);
+        let session = options.server_config().unwrap().session;
+        assert_eq!(session.limits, BufferLimits { max_messages: 4, max_bytes: 2_000_000 });
+        assert_eq!(session.heartbeat, Some(HeartbeatConfig { interval_ms: 100, timeout_ms: 200 }));
+        assert_eq!(parse(&["--heartbeat-interval-ms", "0"]).server_config().unwrap().session.heartbeat, None);
+        for bad in [
+            &["--max-buffer-messages", "0"][..],
+            &["--max-buffer-bytes", "1000"],
+            &["--heartbeat-timeout-ms", "0"],
+        ] {
+            assert!(parse(bad).server_config().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -137,7 +137,10 @@ async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: 
                     Event::Goodbye => {
                         shared.store.remove(handle.entry(), Gone::Ended);
                     }
-                    Event::Dead => return Ending::Drop,
+                    Event::Dead => {
+                        Counters::add(&shared.counters.heartbeat_timeouts, 1);
+                        return Ending::Drop;
+                    }
                     _ => {}
                 }
             }

@@ -7,10 +7,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
+use tokio::time::Instant;
 
 use crate::app::{App, SessionHandle};
 use crate::connection::run_durable;
 use crate::handshake::Admitted;
+use crate::keepalive::{Keepalive, Tick};
 use crate::socket::{Input, Socket};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -49,8 +51,9 @@ async fn plain_echo(ws: WebSocket, shared: Arc<Shared>) {
     };
     let mut socket = Socket::new(ws, guard);
     let max = shared.config.max_message_bytes;
+    let mut keepalive = shared.config.session.heartbeat.map(|config| Keepalive::new(config, Instant::now()));
     loop {
-        match socket.next(None, None).await {
+        match socket.next(keepalive.as_ref().map(Keepalive::deadline), None).await {
             Input::Message(message) => {
                 let len = match &message {
                     Message::Text(text) => text.len(),
@@ -66,7 +69,15 @@ async fn plain_echo(ws: WebSocket, shared: Arc<Shared>) {
             }
             Input::Close(code, reason) => return socket.close(code, reason).await,
             Input::TooLarge => return socket.close(close_code::MESSAGE_TOO_BIG, "message too big").await,
-            Input::Deadline | Input::Woken => {}
+            Input::Deadline => match keepalive.as_mut().map(|k| k.on_deadline(Instant::now(), socket.last_heard())) {
+                Some(Tick::Ping) => socket.send(Message::Ping(Default::default())),
+                Some(Tick::Dead) => {
+                    Counters::add(&shared.counters.heartbeat_timeouts, 1);
+                    return socket.cut();
+                }
+                Some(Tick::Wait) | None => {}
+            },
+            Input::Woken => {}
             Input::Cut | Input::Superseded | Input::Ended => return socket.cut(),
         }
     }

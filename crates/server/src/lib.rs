@@ -23,6 +23,7 @@ mod config;
 mod connection;
 mod echo;
 mod handshake;
+mod keepalive;
 mod origin;
 mod registry;
 mod routes;

@@ -48,6 +48,8 @@ pub(crate) struct Socket<'a> {
     writer_task: Option<JoinHandle<()>>,
     guard: ConnGuard<'a>,
     stalled_until: Option<Instant>,
+    /// When anything (pings and pongs included) last arrived from the peer.
+    last_heard: Instant,
 }
 
 impl<'a> Socket<'a> {
@@ -55,7 +57,7 @@ impl<'a> Socket<'a> {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
         let writer_task = tokio::spawn(write_loop(sink, queue, |m| matches!(m, Message::Close(_))));
-        Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None }
+        Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None, last_heard: Instant::now() }
     }
 
     /// Closes a connection that arrived during shutdown, with 1012.
@@ -79,6 +81,11 @@ impl<'a> Socket<'a> {
         self.guard.id
     }
 
+    /// When anything last arrived from the peer.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
     /// Queues a message for the writer task.
     pub fn send(&self, message: Message) {
         let _ = self.writer.send(message);
@@ -87,7 +94,7 @@ impl<'a> Socket<'a> {
     /// Waits for the next input. While stalled, only control messages are seen: nothing is
     /// read, no deadline fires, nothing is written by the caller.
     pub async fn next(&mut self, deadline: Option<Instant>, wake: Option<&Notify>) -> Input {
-        let Socket { stream, writer_task, guard, stalled_until, .. } = self;
+        let Socket { stream, writer_task, guard, stalled_until, last_heard, .. } = self;
         loop {
             let control = if let Some(until) = *stalled_until {
                 tokio::select! {
@@ -112,13 +119,19 @@ impl<'a> Socket<'a> {
                         return Input::Ended;
                     }
                     message = stream.next() => return match message {
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            *last_heard = Instant::now();
+                            continue;
+                        }
                         Some(Ok(Message::Close(_))) => {
                             // Reading on lets the WebSocket layer send its close reply.
                             let _ = timeout(CLOSE_TIMEOUT, drain(stream)).await;
                             Input::Ended
                         }
-                        Some(Ok(message)) => Input::Message(message),
+                        Some(Ok(message)) => {
+                            *last_heard = Instant::now();
+                            Input::Message(message)
+                        }
                         Some(Err(error)) if is_too_large(&error) => Input::TooLarge,
                         Some(Err(_)) | None => Input::Ended,
                     },

@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub cuts: AtomicU64,
     pub origin_rejections: AtomicU64,
     pub auth_failures: AtomicU64,
+    pub heartbeat_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -57,6 +58,8 @@ pub struct Stats {
     pub origin_rejections: u64,
     /// WebSocket handshakes refused (401 or 403) by authentication.
     pub auth_failures: u64,
+    /// Connections dropped because the heartbeat got no answer (half-open links).
+    pub heartbeat_timeouts: u64,
 }
 
 impl Stats {
@@ -76,6 +79,7 @@ impl Stats {
             cuts: get(&counters.cuts),
             origin_rejections: get(&counters.origin_rejections),
             auth_failures: get(&counters.auth_failures),
+            heartbeat_timeouts: get(&counters.heartbeat_timeouts),
         }
     }
 }
