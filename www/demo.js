@@ -78,15 +78,6 @@ function eventField(event, name) {
   return event?.detail?.[name];
 }
 
-function tokenHex(value) {
-  if (!value) return null;
-  if (typeof value === "string") return value;
-  if (value instanceof Uint8Array || Array.isArray(value)) {
-    return Array.from(value, (byte) => byte.toString(16).padStart(2, "0")).join("");
-  }
-  return String(value);
-}
-
 function timestamp() {
   const now = new Date();
   const pad = (value, width = 2) => String(value).padStart(width, "0");
@@ -291,18 +282,7 @@ class ChatClient {
   // --- faults --------------------------------------------------------------------------------------------------
 
   currentToken() {
-    const socket = this.socket;
-    for (const key of ["sessionToken", "token"]) {
-      try {
-        let value = socket[key];
-        if (typeof value === "function") value = value.call(socket);
-        if (value) return tokenHex(value);
-      } catch {
-        // Not exposed under this name.
-      }
-    }
-    const stats = this.stats();
-    return tokenHex(stats.sessionToken ?? stats.token);
+    return this.socket?.sessionToken ?? null;
   }
 
   shortToken() {
@@ -310,19 +290,14 @@ class ChatClient {
     return token ? `${token.slice(0, 8)}…` : "";
   }
 
-  /** `session=<token>` of this client, or `session=all` (and a note) when the library does not expose it. */
-  sessionSelector(action) {
+  /** `session=<token>` of this client, or `session=all` before its first handshake. */
+  sessionSelector() {
     const token = this.currentToken();
-    if (token) return `session=${encodeURIComponent(token)}`;
-    if (!this.warnedSharedFaults) {
-      this.warnedSharedFaults = true;
-      this.log("this library build does not expose its session token: fault buttons hit every session", "warn");
-    }
-    return "session=all";
+    return token ? `session=${encodeURIComponent(token)}` : "session=all";
   }
 
   async cut(source) {
-    const selector = this.sessionSelector("cut");
+    const selector = this.sessionSelector();
     const what = selector === "session=all" ? "every connection" : "the connection";
     this.log(`${source === "chaos" ? "chaos: " : ""}cutting ${what} (no close frame)`, "fault");
     try {
@@ -333,7 +308,7 @@ class ChatClient {
   }
 
   async stall() {
-    const selector = this.sessionSelector("go offline");
+    const selector = this.sessionSelector();
     this.log(`going offline for ${STALL_MS / 1000} s: the link turns half-open, the heartbeat has to notice`, "fault");
     try {
       await postAdmin(`/admin/stall?ms=${STALL_MS}&${selector}`);
@@ -343,7 +318,7 @@ class ChatClient {
   }
 
   async restartSession() {
-    const selector = this.sessionSelector("restart session");
+    const selector = this.sessionSelector();
     this.log("asking the server to forget this session (it drops the connection too)", "fault");
     try {
       await postAdmin(`/admin/expire?${selector}`);
@@ -439,7 +414,6 @@ class ChatClient {
     if (rtt !== null && rtt !== undefined) parts.push(`rtt ${rtt} ms`);
     const tokenText = parts.join(" · ");
     if (this.ui.token.textContent !== tokenText) this.ui.token.textContent = tokenText;
-    this.ui["shared-faults"].hidden = !(this.opened && !token);
   }
 
   log(text, tone = "info") {

@@ -104,6 +104,14 @@ impl DurableWebSocket {
         self.engine.stats().pending as f64
     }
 
+    /// The current durable session's token as 32 hex digits, or `undefined` before the first
+    /// handshake (and in plain mode). It is a credential: pass it only to tools that need it,
+    /// such as the reference server's `/admin` fault endpoints.
+    #[wasm_bindgen(getter, js_name = sessionToken)]
+    pub fn session_token(&self) -> Option<String> {
+        self.engine.session_token_hex()
+    }
+
     /// Counters since the socket was created.
     #[wasm_bindgen(unchecked_return_type = "DurableWebSocketStats")]
     pub fn stats(&self) -> Object {
