@@ -194,7 +194,7 @@ impl Client {
 
     /// Queues an application message (see [`Session::send`]); `Err(Closed)` once closed for good.
     pub fn send(&mut self, now: Millis, payload: Payload) -> Result<u64, SendError> {
-        if matches!(self.state, ClientState::Closing | ClientState::Closed) {
+        if self.closed_by_user || self.state == ClientState::Closed {
             return Err(SendError::Closed);
         }
         self.session.send(now, payload)
@@ -202,11 +202,11 @@ impl Client {
 
     /// Whether `send` would accept `len` bytes now.
     pub fn has_room(&self, len: usize) -> bool {
-        !matches!(self.state, ClientState::Closing | ClientState::Closed) && self.session.has_room(len)
+        !self.closed_by_user && self.state != ClientState::Closed && self.session.has_room(len)
     }
 
     /// The user closes the socket for good: waits up to `close_timeout_ms` for outstanding
-    /// acknowledgements, says goodbye, closes with `code`/`reason`; whatever stayed unconfirmed
+    /// acknowledgements (reconnecting at once if the connection drops meanwhile), says goodbye, closes with `code`/`reason`; whatever stayed unconfirmed
     /// is reported with `SessionLost { reason: Closed }`. Never reconnects afterwards.
     pub fn close(&mut self, now: Millis, code: u16, reason: &str) {
         self.closed_by_user = true;
@@ -301,6 +301,13 @@ impl Client {
 
     /// Time has reached a deadline.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if self.state == ClientState::Connecting && self.closing.as_ref().is_some_and(|c| c.deadline <= now) {
+            // `close` reconnected to collect acknowledgements and ran out of time.
+            let Closing { code, reason, .. } = self.closing.take().expect("checked above");
+            self.actions.push_back(Action::Close { code, reason: reason.clone() });
+            self.session.disconnect(now);
+            return self.finish(code, &reason, false);
+        }
         match self.state {
             ClientState::Reconnecting { at } if at <= now => return self.start_attempt(now),
             ClientState::Connecting if self.connect_deadline.is_some_and(|at| at <= now) => {
@@ -368,7 +375,7 @@ impl Client {
             }
         }
         if self.state == ClientState::Connecting && self.session.is_established() {
-            self.state = ClientState::Open;
+            self.state = if self.closing.is_some() { ClientState::Closing } else { ClientState::Open };
             self.connect_deadline = None;
             self.stable_at = Some(now + self.config.backoff.stable_after_ms);
         }
@@ -395,7 +402,12 @@ impl Client {
         self.session.disconnect(now);
         self.connect_deadline = None;
         self.stable_at = None;
-        if let Some(Closing { code, reason, .. }) = self.closing.take() {
+        if let Some(closing) = &self.closing {
+            if closing.deadline > now && self.session.token().is_some() {
+                // Still waiting for acknowledgements: fetch them on a new connection.
+                return self.start_attempt(now);
+            }
+            let Closing { code, reason, .. } = self.closing.take().expect("checked above");
             return self.finish(code, &reason, was_clean);
         }
         if self.config.close_policy.is_terminal(code) {
@@ -536,6 +548,42 @@ mod tests {
         assert!(matches!(client.poll_action(), Some(Action::Close { code: 1000, .. })));
         let evs = events(&mut client);
         assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+    }
+
+    #[test]
+    fn close_reconnects_to_collect_acks_when_the_link_drops() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        transmitted(&mut client, 30);
+        client.close(40, 1000, "bye");
+        client.on_close(50, 1006, "", false);
+        assert_eq!(client.poll_action(), Some(Action::Connect), "reconnects at once, no backoff");
+        assert_eq!(client.send(55, Payload::from("late")), Err(SendError::Closed));
+        client.on_open(60, true);
+        assert_eq!(transmitted(&mut client, 60), [frame(Frame::Hello { resume: Some((TOKEN, 0)) })]);
+        let welcome = frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 1 });
+        client.on_message(70, PayloadRef::Binary(&welcome));
+        assert_eq!(transmitted(&mut client, 70), [frame(Frame::Goodbye)]);
+        assert_eq!(client.poll_action(), Some(Action::Close { code: 1000, reason: "bye".into() }));
+        let evs = events(&mut client);
+        assert!(evs.iter().all(|e| !matches!(e, Event::SessionLost { .. })), "{evs:?}");
+        assert!(matches!(evs.last(), Some(Event::Closed { code: 1000, will_reconnect: false, .. })));
+    }
+
+    #[test]
+    fn close_gives_up_reconnecting_at_the_close_timeout() {
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        transmitted(&mut client, 30);
+        client.close(40, 1000, "bye");
+        client.on_close(50, 1006, "", false);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        assert_eq!(client.poll_timeout(), Some(2_040));
+        client.handle_timeout(2_040);
+        assert!(matches!(client.poll_action(), Some(Action::Close { code: 1000, .. })));
+        let evs = events(&mut client);
+        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+        assert_eq!(client.state(), ClientState::Closed);
     }
 
     #[test]
