@@ -54,8 +54,9 @@ pub(crate) async fn handler(
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {
-            run_durable(socket, shared, room, admitted).await;
+            run_durable(socket, shared, room, admitted, "/chat").await;
         } else {
+            tracing::info!(peer = admitted.peer.map(tracing::field::display), "/chat connection refused with 1008: durable.v1 not offered");
             Socket::reject(socket, close_code::POLICY_VIOLATION, "chat requires durable.v1").await;
         }
     })

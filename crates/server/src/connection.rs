@@ -4,59 +4,55 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{close_code, Event, MessageKind, PayloadRef, Token, WelcomeStatus};
 use tokio::time::timeout;
+use tracing::Instrument;
 
 use crate::app::{App, SessionHandle};
 use crate::auth::Identity;
 use crate::handshake::Admitted;
 use crate::lock;
-use crate::socket::{Input, Socket};
+use crate::socket::{Dropped, Ending, Input, Socket};
 use crate::state::Shared;
 use crate::stats::Counters;
 use crate::store::{Gone, OpenError};
 
-/// How a connection ends.
-enum Ending {
-    /// Close with this code and reason.
-    Close(u16, &'static str),
-    /// Drop without a close frame (cut, superseded, dead link, peer gone).
-    Drop,
-}
-
-/// Runs one durable connection to its end. The session outlives it unless the client said
-/// goodbye or the session was dropped.
-pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>, admitted: Admitted) {
+/// Runs one durable connection of `route` to its end. The session outlives it unless the
+/// client said goodbye or the session was dropped.
+pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>, admitted: Admitted, route: &'static str) {
     let Some(guard) = shared.connections.register() else {
         return Socket::refuse(ws).await;
     };
-    let mut socket = Socket::new(ws, guard);
-    let ending = match handshake(&mut socket, &shared).await {
-        Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, &admitted.identity, resume).await,
-        Err(ending) => ending,
-    };
-    match ending {
-        Ending::Close(code, reason) => socket.close(code, reason).await,
-        Ending::Drop => socket.cut(),
+    let span = admitted.span(guard.id, route);
+    async {
+        tracing::info!(durable = true, "connection opened");
+        let mut socket = Socket::new(ws, guard);
+        let ending = match handshake(&mut socket, &shared).await {
+            Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, &admitted.identity, resume).await,
+            Err(ending) => ending,
+        };
+        socket.end(ending, &shared.counters).await;
     }
+    .instrument(span)
+    .await
 }
 
 /// Waits for the first frame, which must be a `Hello`.
 async fn handshake(socket: &mut Socket<'_>, shared: &Shared) -> Result<Option<(Token, u64)>, Ending> {
     let input = timeout(shared.config.handshake_timeout, socket.next(None, None)).await;
     let Ok(input) = input else {
-        return Err(Ending::Close(close_code::PROTOCOL_ERROR, "no hello"));
+        return Err(Ending::close(close_code::PROTOCOL_ERROR, "no hello in time"));
     };
     match input {
         Input::Message(Message::Binary(bytes)) => match Frame::decode(&bytes) {
             Ok(Frame::Hello { resume }) => Ok(resume),
-            Ok(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "first frame must be hello")),
-            Err(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "malformed hello")),
+            Ok(_) => Err(Ending::close(close_code::PROTOCOL_ERROR, "first frame must be hello")),
+            Err(error) => Err(Ending::Close(close_code::PROTOCOL_ERROR, format!("malformed hello: {error}").into())),
         },
-        Input::Message(_) => Err(Ending::Close(close_code::PROTOCOL_ERROR, "first frame must be binary hello")),
-        other => Err(ending_for(other)),
+        Input::Message(_) => Err(Ending::close(close_code::PROTOCOL_ERROR, "first frame must be binary hello")),
+        other => Err(Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost))),
     }
 }
 
@@ -69,21 +65,31 @@ async fn attach_and_drive(
 ) -> Ending {
     let opened = match shared.store.open(resume, identity, socket.id(), shared.clock.now()) {
         Ok(opened) => opened,
-        Err(OpenError::Full) => return Ending::Close(close_code::TRY_AGAIN_LATER, "too many sessions"),
+        Err(OpenError::Full) => {
+            tracing::warn!(max = shared.config.max_sessions, "session refused: too many sessions");
+            return Ending::close(close_code::TRY_AGAIN_LATER, "too many sessions");
+        }
         Err(OpenError::Random(error)) => {
             tracing::error!(%error, "cannot draw a session token");
-            return Ending::Close(close_code::INTERNAL_ERROR, "no randomness");
+            return Ending::close(close_code::INTERNAL_ERROR, "no randomness");
         }
     };
+    let session = lock(&opened.entry).id;
     match opened.status {
-        WelcomeStatus::Resumed => Counters::add(&shared.counters.resumes, 1),
-        status if status.is_lost() => Counters::add(&shared.counters.sessions_lost, 1),
-        _ => {}
+        WelcomeStatus::New => tracing::info!(session, "session created"),
+        WelcomeStatus::Resumed => {
+            Counters::add(&shared.counters.resumes, 1);
+            tracing::info!(session, "session resumed");
+        }
+        status => {
+            Counters::add(&shared.counters.sessions_lost, 1);
+            if opened.foreign {
+                tracing::warn!(session, "resume refused: the session belongs to another identity; new session created");
+            } else {
+                tracing::info!(session, ?status, "resume impossible: session lost; new session created");
+            }
+        }
     }
-    if opened.foreign {
-        tracing::warn!(conn = socket.id(), %identity, "resume refused: the session belongs to another identity");
-    }
-    tracing::debug!(conn = socket.id(), status = ?opened.status, "session attached");
     if let Some(old) = opened.superseded {
         shared.connections.send(old, crate::registry::Control::Superseded);
     }
@@ -104,12 +110,12 @@ async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: 
         let deadline = {
             let mut entry = lock(handle.entry());
             if entry.attached != Some(id) {
-                return Ending::Drop;
+                return Ending::Drop(Dropped::Superseded);
             }
             match entry.gone {
-                Some(Gone::Overflow) => return Ending::Close(close_code::TRY_AGAIN_LATER, "replay buffer overflow"),
-                Some(Gone::Expired) => return Ending::Drop,
-                Some(Gone::Ended) => return Ending::Close(close_code::NORMAL, "goodbye"),
+                Some(Gone::Overflow) => return Ending::close(close_code::TRY_AGAIN_LATER, "replay buffer overflow"),
+                Some(Gone::Expired) => return Ending::Drop(Dropped::Expired),
+                Some(Gone::Ended) => return Ending::close(close_code::NORMAL, "goodbye"),
                 None => {}
             }
             let now = shared.clock.now();
@@ -139,7 +145,7 @@ async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: 
                     }
                     Event::Dead => {
                         Counters::add(&shared.counters.heartbeat_timeouts, 1);
-                        return Ending::Drop;
+                        return Ending::Drop(Dropped::HeartbeatTimeout);
                     }
                     _ => {}
                 }
@@ -151,30 +157,30 @@ async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: 
             Input::Message(message) => {
                 let mut entry = lock(handle.entry());
                 if entry.attached != Some(id) {
-                    return Ending::Drop;
+                    return Ending::Drop(Dropped::Superseded);
                 }
                 let payload = match &message {
                     Message::Binary(bytes) if data_payload_len(bytes) > shared.config.max_message_bytes => {
-                        return Ending::Close(close_code::MESSAGE_TOO_BIG, "message too big");
+                        return Ending::close(close_code::MESSAGE_TOO_BIG, "message too big");
                     }
                     Message::Binary(bytes) => PayloadRef::Binary(bytes),
                     Message::Text(text) => PayloadRef::Text(text.as_str()),
                     _ => continue,
                 };
                 if let Err(error) = entry.session.handle_message(shared.clock.now(), payload) {
-                    tracing::debug!(conn = id, %error, "protocol error");
-                    return Ending::Close(error.close_code(), "protocol error");
+                    // The reason tells the client what it did wrong (the session stays resumable).
+                    return Ending::Close(error.close_code(), close_reason(&error.to_string()));
                 }
             }
             Input::Deadline => {
                 let mut entry = lock(handle.entry());
                 if entry.attached != Some(id) {
-                    return Ending::Drop;
+                    return Ending::Drop(Dropped::Superseded);
                 }
                 entry.session.handle_timeout(shared.clock.now());
             }
             Input::Woken => {}
-            other => return ending_for(other),
+            other => return Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
         }
     }
 }
@@ -189,10 +195,11 @@ fn data_payload_len(bytes: &[u8]) -> usize {
     }
 }
 
-fn ending_for(input: Input) -> Ending {
-    match input {
-        Input::Close(code, reason) => Ending::Close(code, reason),
-        Input::TooLarge => Ending::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
-        _ => Ending::Drop,
+/// A close reason fits 123 bytes (RFC 6455 §5.5: control frames carry at most 125).
+fn close_reason(text: &str) -> Utf8Bytes {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
+    text[..end].into()
 }

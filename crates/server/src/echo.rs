@@ -8,12 +8,13 @@ use axum::extract::State;
 use axum::response::Response;
 use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::app::{App, SessionHandle};
 use crate::connection::run_durable;
 use crate::handshake::Admitted;
 use crate::keepalive::{Keepalive, Tick};
-use crate::socket::{Input, Socket};
+use crate::socket::{Dropped, Ending, Input, Socket};
 use crate::state::Shared;
 use crate::stats::Counters;
 
@@ -37,19 +38,30 @@ pub(crate) async fn handler(admitted: Admitted, ws: WebSocketUpgrade, State(shar
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {
-            run_durable(socket, shared, Arc::new(Echo), admitted).await;
+            run_durable(socket, shared, Arc::new(Echo), admitted, "/echo").await;
         } else {
-            plain_echo(socket, shared).await;
+            plain_echo(socket, shared, admitted).await;
         }
     })
 }
 
 /// Sends every text and binary message straight back.
-async fn plain_echo(ws: WebSocket, shared: Arc<Shared>) {
+async fn plain_echo(ws: WebSocket, shared: Arc<Shared>, admitted: Admitted) {
     let Some(guard) = shared.connections.register() else {
         return Socket::refuse(ws).await;
     };
-    let mut socket = Socket::new(ws, guard);
+    let span = admitted.span(guard.id, "/echo");
+    async {
+        tracing::info!(durable = false, "connection opened");
+        let mut socket = Socket::new(ws, guard);
+        let ending = plain_loop(&mut socket, &shared).await;
+        socket.end(ending, &shared.counters).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn plain_loop(socket: &mut Socket<'_>, shared: &Shared) -> Ending {
     let max = shared.config.max_message_bytes;
     let mut keepalive = shared.config.session.heartbeat.map(|config| Keepalive::new(config, Instant::now()));
     loop {
@@ -61,24 +73,22 @@ async fn plain_echo(ws: WebSocket, shared: Arc<Shared>) {
                     _ => continue,
                 };
                 if len > max {
-                    return socket.close(close_code::MESSAGE_TOO_BIG, "message too big").await;
+                    return Ending::close(close_code::MESSAGE_TOO_BIG, "message too big");
                 }
                 Counters::add(&shared.counters.messages_in, 1);
                 Counters::add(&shared.counters.messages_out, 1);
                 socket.send(message);
             }
-            Input::Close(code, reason) => return socket.close(code, reason).await,
-            Input::TooLarge => return socket.close(close_code::MESSAGE_TOO_BIG, "message too big").await,
             Input::Deadline => match keepalive.as_mut().map(|k| k.on_deadline(Instant::now(), socket.last_heard())) {
                 Some(Tick::Ping) => socket.send(Message::Ping(Default::default())),
                 Some(Tick::Dead) => {
                     Counters::add(&shared.counters.heartbeat_timeouts, 1);
-                    return socket.cut();
+                    return Ending::Drop(Dropped::HeartbeatTimeout);
                 }
                 Some(Tick::Wait) | None => {}
             },
             Input::Woken => {}
-            Input::Cut | Input::Superseded | Input::Ended => return socket.cut(),
+            other => return Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AuthError, Identity};
+use crate::registry::ConnId;
 use crate::state::Shared;
 use crate::stats::Counters;
 
@@ -50,6 +51,13 @@ impl FromRequestParts<Arc<Shared>> for Admitted {
             },
         };
         Ok(Admitted { peer, identity })
+    }
+}
+
+impl Admitted {
+    /// The span every log line of connection `conn` of `route` is in.
+    pub fn span(&self, conn: ConnId, route: &'static str) -> tracing::Span {
+        tracing::info_span!("conn", id = conn, route, peer = self.peer.map(tracing::field::display), user = %self.identity)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::future::pending;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use durable_ws_core::close_code;
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
@@ -14,6 +14,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite;
 
 use crate::registry::{ConnGuard, ConnId, Control};
+use crate::stats::Counters;
 use crate::writer::write_loop;
 
 /// How long a closing handshake may take before the connection is just dropped.
@@ -36,8 +37,67 @@ pub(crate) enum Input {
     Close(u16, &'static str),
     /// The peer sent a message over the size limit (close with 1009).
     TooLarge,
-    /// The peer closed, or the connection failed.
-    Ended,
+    /// The peer closed ([`Dropped::PeerClosed`]), or the connection failed ([`Dropped::Lost`]).
+    Ended(Dropped),
+}
+
+/// How a connection ends.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// Close with this code and reason (sent to the client).
+    Close(u16, Utf8Bytes),
+    /// Drop without a close frame.
+    Drop(Dropped),
+}
+
+/// Why a connection is dropped without a close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// `/admin/cut`.
+    Cut,
+    /// Its session was resumed on another connection.
+    Superseded,
+    /// Its session was forgotten (TTL or `/admin/expire`).
+    Expired,
+    /// The heartbeat got no answer: a half-open link.
+    HeartbeatTimeout,
+    /// The peer sent a close frame (with this code), already answered.
+    PeerClosed(Option<u16>),
+    /// The connection failed or the peer vanished.
+    Lost,
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::Cut => f.write_str("cut by /admin/cut"),
+            Dropped::Superseded => f.write_str("superseded: the session resumed on another connection"),
+            Dropped::Expired => f.write_str("session expired"),
+            Dropped::HeartbeatTimeout => f.write_str("heartbeat timeout: half-open link"),
+            Dropped::PeerClosed(Some(code)) => write!(f, "closed by the client with {code}"),
+            Dropped::PeerClosed(None) => f.write_str("closed by the client without a code"),
+            Dropped::Lost => f.write_str("connection lost"),
+        }
+    }
+}
+
+impl Ending {
+    /// A close frame with a fixed reason.
+    pub fn close(code: u16, reason: &'static str) -> Ending {
+        Ending::Close(code, Utf8Bytes::from_static(reason))
+    }
+
+    /// The ending for an input that ends the connection (`None` for the others).
+    pub fn of(input: Input) -> Option<Ending> {
+        Some(match input {
+            Input::Close(code, reason) => Ending::close(code, reason),
+            Input::TooLarge => Ending::close(close_code::MESSAGE_TOO_BIG, "message too big"),
+            Input::Cut => Ending::Drop(Dropped::Cut),
+            Input::Superseded => Ending::Drop(Dropped::Superseded),
+            Input::Ended(why) => Ending::Drop(why),
+            Input::Message(_) | Input::Deadline | Input::Woken => return None,
+        })
+    }
 }
 
 /// A registered server-side WebSocket.
@@ -116,24 +176,24 @@ impl<'a> Socket<'a> {
                         }
                     } => {
                         *writer_task = None;
-                        return Input::Ended;
+                        return Input::Ended(Dropped::Lost);
                     }
                     message = stream.next() => return match message {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             *last_heard = Instant::now();
                             continue;
                         }
-                        Some(Ok(Message::Close(_))) => {
+                        Some(Ok(Message::Close(frame))) => {
                             // Reading on lets the WebSocket layer send its close reply.
                             let _ = timeout(CLOSE_TIMEOUT, drain(stream)).await;
-                            Input::Ended
+                            Input::Ended(Dropped::PeerClosed(frame.map(|frame| frame.code)))
                         }
                         Some(Ok(message)) => {
                             *last_heard = Instant::now();
                             Input::Message(message)
                         }
                         Some(Err(error)) if is_too_large(&error) => Input::TooLarge,
-                        Some(Err(_)) | None => Input::Ended,
+                        Some(Err(_)) | None => Input::Ended(Dropped::Lost),
                     },
                     _ = async { match deadline { Some(at) => sleep_until(at).await, None => pending().await } } => {
                         return Input::Deadline;
@@ -149,16 +209,35 @@ impl<'a> Socket<'a> {
                 Some(Control::Close(code, reason)) => return Input::Close(code, reason),
                 Some(Control::Stall(duration)) => *stalled_until = Some(Instant::now() + duration),
                 // The registry outlives every guard: unreachable, but harmless.
-                None => return Input::Ended,
+                None => return Input::Ended(Dropped::Lost),
+            }
+        }
+    }
+
+    /// Ends the connection as `ending` says, and logs how (protocol errors are counted).
+    pub async fn end(self, ending: Ending, counters: &Counters) {
+        match ending {
+            Ending::Close(code, reason) => {
+                if matches!(code, close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG) {
+                    Counters::add(&counters.protocol_errors, 1);
+                    tracing::warn!(code, reason = reason.as_str(), "connection closed: protocol error");
+                } else {
+                    tracing::info!(code, reason = reason.as_str(), "connection closed");
+                }
+                self.close(code, reason).await;
+            }
+            Ending::Drop(why) => {
+                tracing::info!(%why, "connection dropped");
+                self.cut();
             }
         }
     }
 
     /// Sends a close frame after everything queued, waits (briefly) for the peer's answer,
     /// then drops the connection.
-    pub async fn close(self, code: u16, reason: &'static str) {
+    async fn close(self, code: u16, reason: Utf8Bytes) {
         let Socket { mut stream, writer, writer_task, guard, .. } = self;
-        let _ = writer.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+        let _ = writer.send(Message::Close(Some(CloseFrame { code, reason })));
         drop(writer);
         let _ = timeout(CLOSE_TIMEOUT, async {
             if let Some(task) = writer_task {
@@ -171,7 +250,7 @@ impl<'a> Socket<'a> {
     }
 
     /// Drops the connection abruptly: no close frame, whatever is queued is lost.
-    pub fn cut(self) {
+    fn cut(self) {
         if let Some(task) = &self.writer_task {
             task.abort();
         }

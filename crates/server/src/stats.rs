@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub origin_rejections: AtomicU64,
     pub auth_failures: AtomicU64,
     pub heartbeat_timeouts: AtomicU64,
+    pub protocol_errors: AtomicU64,
 }
 
 impl Counters {
@@ -60,6 +61,8 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Connections dropped because the heartbeat got no answer (half-open links).
     pub heartbeat_timeouts: u64,
+    /// Connections closed for breaking the protocol (1002, or 1009 for oversized messages).
+    pub protocol_errors: u64,
 }
 
 impl Stats {
@@ -80,6 +83,7 @@ impl Stats {
             origin_rejections: get(&counters.origin_rejections),
             auth_failures: get(&counters.auth_failures),
             heartbeat_timeouts: get(&counters.heartbeat_timeouts),
+            protocol_errors: get(&counters.protocol_errors),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! so a connection, the sweeper and the admin endpoints can never deadlock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub(crate) enum Gone {
 pub(crate) struct Entry {
     pub session: Session,
     pub token: Token,
+    /// A number for logs (the token is a credential and is never logged).
+    pub id: u64,
     /// Who created the session: the only identity allowed to resume it.
     pub owner: Identity,
     /// The connection currently driving the session.
@@ -88,6 +91,7 @@ pub(crate) enum OpenError {
 pub(crate) struct SessionStore {
     sessions: Mutex<HashMap<Token, EntryRef>>,
     overflowed: Mutex<HashMap<Token, Instant>>,
+    next_id: AtomicU64,
     ttl: Duration,
     max_sessions: usize,
     config: SessionConfig,
@@ -99,6 +103,7 @@ impl SessionStore {
         SessionStore {
             sessions: Mutex::new(HashMap::new()),
             overflowed: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
             ttl,
             max_sessions,
             config,
@@ -165,6 +170,7 @@ impl SessionStore {
         let entry = Arc::new(Mutex::new(Entry {
             session: Session::server(self.config.clone(), token, status, now),
             token,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             owner: identity.clone(),
             attached: Some(conn),
             detached_at: None,
@@ -184,14 +190,14 @@ impl SessionStore {
 
     /// Like [`remove`](Self::remove), if `condition` holds under the entry's lock.
     fn remove_if(&self, entry: &EntryRef, reason: Gone, condition: impl FnOnce(&Entry) -> bool) -> bool {
-        let token = {
+        let (token, session) = {
             let mut e = lock(entry);
             if e.gone.is_some() || !condition(&e) {
                 return false;
             }
             e.gone = Some(reason);
             e.wake.notify_one();
-            e.token
+            (e.token, e.id)
         };
         {
             let mut sessions = lock(&self.sessions);
@@ -201,6 +207,7 @@ impl SessionStore {
         }
         match reason {
             Gone::Overflow => {
+                tracing::warn!(session, "session dropped: replay buffer overflow (its client gets lost/overflow)");
                 Counters::add(&self.counters.sessions_overflowed, 1);
                 let mut overflowed = lock(&self.overflowed);
                 // Tombstones are a courtesy (LostOverflow instead of LostUnknown): bounded.
@@ -208,8 +215,11 @@ impl SessionStore {
                     overflowed.insert(token, Instant::now());
                 }
             }
-            Gone::Expired => Counters::add(&self.counters.sessions_expired, 1),
-            Gone::Ended => {}
+            Gone::Expired => {
+                tracing::info!(session, "session expired");
+                Counters::add(&self.counters.sessions_expired, 1);
+            }
+            Gone::Ended => tracing::info!(session, "session ended: the client said goodbye"),
         }
         true
     }
