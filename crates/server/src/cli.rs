@@ -12,10 +12,14 @@ use crate::auth::{Authenticator, TokenAuthenticator, TokenError};
 use crate::config::ServerConfig;
 use crate::origin::{InvalidOrigin, OriginPolicy};
 
-/// Reference server of durable-ws: `/echo` (durable.v1 or plain), `/chat` (durable.v1),
-/// `/stats`, static files.
+const AFTER_HELP: &str = "\
+Routes: GET /echo (durable echo when durable.v1 is offered, plain echo otherwise), GET /chat (one room, durable.v1
+only), GET /stats (JSON counters), POST /admin/cut|stall|expire (with --enable-faults), static files at /.
+Logs: structured lines on stderr; RUST_LOG sets the level (error, warn, info, debug; default info).";
+
+/// Reference server of durable-ws: WebSocket sessions that survive reconnects (durable.v1).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "durable-ws-server", version, about)]
+#[command(name = "durable-ws-server", version, after_help = AFTER_HELP)]
 pub struct Options {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -52,7 +56,7 @@ pub struct Options {
     /// How long a new durable connection may take to send its Hello, in seconds (then 1002).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
-    /// Origin allowed to open WebSockets, as scheme://host[:port]; repeatable; '*' allows every
+    /// Origin allowed to open WebSockets, as `scheme://host[:port]`; repeatable; '*' allows every
     /// origin. Others get HTTP 403 at the handshake. Handshakes without an Origin header
     /// (non-browser clients) are always allowed. [default: pages from the host the server listens
     /// on, any port (every loopback name when listening on loopback; the Host header when

@@ -7,6 +7,13 @@
 //! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`].
 //! - `/`: static files of [`ServerConfig::www`].
 //!
+//! Every WebSocket handshake is checked before the upgrade (RFC 6455 §10): its `Origin`
+//! against [`ServerConfig::origins`] (403), then its credentials by
+//! [`ServerConfig::authenticator`] (401/403; see [`TokenAuthenticator`]). A session belongs to
+//! the [`Identity`] that created it; another identity's resume gets `LostRefused`. Malformed
+//! frames close the connection with 1002 (oversized ones with 1009) and leave the session
+//! resumable; silent (half-open) connections are found by the heartbeat and dropped.
+//!
 //! Sessions live in memory; a session whose connection dropped is kept for
 //! [`ServerConfig::session_ttl`] so the client can resume it. Also here, for tests and load
 //! generation: [`native_client`] (the core `Client` over tokio-tungstenite) and [`chaos_proxy`]

@@ -25,7 +25,8 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(options.listen);
-    tracing::info!(%addr, origins = ?config.origins, faults = config.enable_faults, "listening");
+    let auth = if config.authenticator.is_some() { "tokens" } else { "off (anonymous)" };
+    tracing::info!(%addr, origins = ?config.origins, auth, faults = config.enable_faults, "listening");
     // A stable line on stdout, so scripts and tests that asked for port 0 learn the port.
     println!("durable-ws-server listening on {addr}");
     match serve(listener, config, shutdown_signal()).await {

@@ -227,7 +227,7 @@ impl<'a> Socket<'a> {
                 self.close(code, reason).await;
             }
             Ending::Drop(why) => {
-                tracing::info!(%why, "connection dropped");
+                tracing::info!(%why, "connection ended");
                 self.cut();
             }
         }

@@ -201,7 +201,10 @@ async fn stats_are_json_with_every_counter() {
     assert_eq!(status, 200);
     assert!(head.contains("application/json"), "{head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    for key in ["sessions", "connections", "messages_in", "messages_out", "replayed", "duplicates_dropped", "resumes", "sessions_lost"] {
+    for key in [
+        "sessions", "connections", "messages_in", "messages_out", "replayed", "duplicates_dropped", "resumes", "sessions_lost",
+        "origin_rejections", "auth_failures", "heartbeat_timeouts", "protocol_errors",
+    ] {
         assert!(json[key].is_u64(), "stats has {key}: {body}");
     }
     let stats: Stats = serde_json::from_str(&body).unwrap();
