@@ -1,6 +1,7 @@
 //! `GET /chat`: one room; every message a member sends is delivered to every member (the
 //! sender too), in the same order for all, each member through its own replayable session.
-//! Requires `durable.v1`.
+//! Requires `durable.v1`. Payloads are relayed exactly as sent: the server adds nothing, not
+//! even the sender's identity (a page that wants names puts them in its own payloads).
 
 use std::sync::{Arc, Mutex};
 

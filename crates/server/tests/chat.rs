@@ -1,12 +1,13 @@
 //! `/chat`: every member gets every message once, in one order shared by all members, even
 //! when one member's connection keeps being cut.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::{BackoffConfig, ClientConfig, Event, Payload};
 use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_server::native_client::NativeClient;
-use durable_ws_server::{Server, ServerConfig};
+use durable_ws_server::{Server, ServerConfig, TokenAuthenticator};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, timeout};
@@ -85,5 +86,49 @@ async fn chat_without_the_subprotocol_is_refused_with_1008() {
     match close {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1008),
         other => panic!("expected close 1008, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_auth_members_get_payloads_exactly_as_sent() {
+    let auth = TokenAuthenticator::new([("alice", "alice-secret"), ("bob", "bob-secret")]).unwrap();
+    let server = Server::bind("127.0.0.1:0", ServerConfig { authenticator: Some(Arc::new(auth)), ..ServerConfig::default() })
+        .await
+        .unwrap();
+    let url = |secret: &str| format!("ws://{}/chat?access_token={secret}", server.local_addr());
+    let (alice, mut alice_events) = NativeClient::connect(&url("alice-secret"), fast_client()).unwrap();
+    let (bob, mut bob_events) = NativeClient::connect(&url("bob-secret"), fast_client()).unwrap();
+    for events in [&mut alice_events, &mut bob_events] {
+        assert_eq!(next_event(events).await, Event::Open { durable: true });
+    }
+
+    // The server adds nothing (no sender name): what the demo sends is what every member gets.
+    let sent = [
+        Payload::Text(r#"{"from":"a made-up name","text":"hi"}"#.into()),
+        Payload::Binary(vec![0, 159, 146, 150, 255]),
+        Payload::Text("plain words, ünïcödé".into()),
+    ];
+    // One at a time, so the order is known: each payload reaches both members before the next.
+    let senders = [&alice, &bob, &alice];
+    let (mut seen_by_alice, mut seen_by_bob) = (Vec::new(), Vec::new());
+    for (sender, payload) in senders.into_iter().zip(&sent) {
+        sender.send(payload.clone()).unwrap();
+        seen_by_alice.push(next_message(&mut alice_events).await);
+        seen_by_bob.push(next_message(&mut bob_events).await);
+    }
+    assert_eq!(seen_by_alice, sent, "same payloads, same kinds, same order");
+    assert_eq!(seen_by_bob, sent);
+    let stats = server.stats();
+    assert_eq!((stats.auth_failures, stats.sessions), (0, 2), "{stats:?}");
+}
+
+/// The next chat message, failing on a lost session or a close.
+async fn next_message(events: &mut UnboundedReceiver<Event>) -> Payload {
+    loop {
+        match next_event(events).await {
+            Event::Message(payload) => return payload,
+            event @ (Event::SessionLost { .. } | Event::Closed { .. }) => panic!("unexpected {event:?}"),
+            _ => {}
+        }
     }
 }
