@@ -11,6 +11,8 @@
 //!   `Sink` of `Out` and a `Stream` of `SocketEvent<In>`, for Rust/wasm applications.
 //! - `js` (feature `js`, the npm package): the `DurableWebSocket` class, a drop-in for
 //!   `WebSocket` with `EventTarget`-style events and promise-returning `send`.
+//! - `leptos` and `yew` (features of the same names): `use_durable_socket`, the socket as the
+//!   framework's reactive state, closed when the component unmounts.
 //!
 //! Everything runs on the browser's event loop: nothing is `Send`; use `spawn_local`.
 #![deny(missing_docs)]
@@ -27,6 +29,12 @@ mod stats;
 mod timer;
 #[cfg(feature = "typed")]
 pub mod typed;
+#[cfg(any(feature = "leptos", feature = "yew"))]
+mod ui_bridge;
+#[cfg(feature = "leptos")]
+pub mod leptos;
+#[cfg(feature = "yew")]
+pub mod yew;
 
 /// The npm build (`js` without a Rust API) is a whole program: Talc is a fraction of the size of
 /// the default dlmalloc. Rust applications keep their own allocator.
