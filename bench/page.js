@@ -184,6 +184,23 @@ function recoveryDone(tag, count) {
   return recovery.got.includes(last) ? { lastAt: recovery.lastAt, resumedAt: recovery.resumedAt, reconnecting: recovery.reconnecting } : null;
 }
 
+/** Median time (ms) from `new WebSocket(url)` to its open event, over `tries` connections: the floor for a reconnect. */
+async function rawConnectMs(url, tries = 20) {
+  const times = [];
+  for (let i = 0; i < tries; i++) {
+    const start = performance.now();
+    const socket = new WebSocket(url);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = () => reject(new Error(`WebSocket to ${url} failed`));
+    });
+    times.push(performance.now() - start);
+    socket.close();
+  }
+  times.sort((a, b) => a - b);
+  return quantile(times, 0.5);
+}
+
 function recoveryReset() {
   recovery.reconnecting = [];
 }
@@ -212,4 +229,5 @@ window.bench = {
   recoveryState,
   recoveryReset,
   recoveryClose,
+  rawConnectMs,
 };

@@ -144,12 +144,16 @@ async function recoveryBench(page, server, rttMs) {
       options: { reconnect: { minDelayMs: 250, maxDelayMs: 250, factor: 1, jitter: false } },
       outageMs: 1000,
       trials: QUICK ? 3 : 10,
+      pauseMs: 300,
     },
-    { name: "defaults (250 ms · 2ⁿ, full jitter)", options: {}, outageMs: 3000, trials: QUICK ? 2 : 5 },
+    // The attempt count resets only after a connection stayed up stableAfterMs (5 s by default): pause longer than
+    // that between trials, so each outage starts from the first backoff step.
+    { name: "defaults (250 ms · 2ⁿ, full jitter)", options: {}, outageMs: 3000, trials: QUICK ? 2 : 5, pauseMs: 5500 },
   ];
   const missed = 100;
   const results = [];
   try {
+    const rawConnectMs = await page.evaluate((url) => window.bench.rawConnectMs(url), `${proxy.ws}/echo`);
     for (const config of configs) {
       await page.evaluate(
         ({ receiver, sender, options }) => window.bench.recoveryOpen(receiver, sender, options),
@@ -160,7 +164,8 @@ async function recoveryBench(page, server, rttMs) {
         const tag = `${config.name.slice(0, 5)}-${trial}`;
         await page.evaluate(() => window.bench.recoveryReset());
         proxy.block();
-        const outageEnds = Date.now() + config.outageMs;
+        // A random extra outage, so the moment the server is back falls anywhere between two attempts.
+        const outageEnds = Date.now() + config.outageMs + Math.random() * 250;
         // The messages the receiver misses: the server holds them (acknowledged to the sender) for its session.
         await page.evaluate(({ tag, missed }) => window.bench.recoverySend(tag, missed), { tag, missed });
         await sleep(Math.max(0, outageEnds - Date.now()));
@@ -177,9 +182,15 @@ async function recoveryBench(page, server, rttMs) {
         const attempt = done.reconnecting.find((e) => e.at + e.delayMs >= unblockedAt - 1);
         const waitMs = attempt ? Math.max(0, attempt.at + attempt.delayMs - unblockedAt) : NaN;
         const delayMs = attempt?.delayMs ?? NaN;
-        trials.push({ recoveryMs, waitMs, delayMs, afterAttemptMs: recoveryMs - waitMs, boundMs: delayMs + rttMs });
-        log(`recovery ${config.name} #${trial + 1}: ${fixed(recoveryMs, 1)} ms (waited ${fixed(waitMs, 1)} ms for the attempt scheduled with delay ${delayMs} ms)`);
-        await sleep(300);
+        // The attempt started at max(scheduled, unblocked); then connect + resume handshake, then the replay.
+        const connectMs = done.resumedAt - unblockedAt - waitMs;
+        const replayMs = done.lastAt - done.resumedAt;
+        trials.push({ recoveryMs, waitMs, delayMs, connectMs, replayMs, afterAttemptMs: recoveryMs - waitMs, boundMs: delayMs + rttMs });
+        log(
+          `recovery ${config.name} #${trial + 1}: ${fixed(recoveryMs, 1)} ms = wait ${fixed(waitMs, 1)} ms for the attempt ` +
+            `(delay ${delayMs} ms) + connect/resume ${fixed(connectMs, 1)} ms + replay ${fixed(replayMs, 1)} ms`,
+        );
+        await sleep(config.pauseMs);
       }
       await page.evaluate(() => window.bench.recoveryClose());
       results.push({
@@ -191,15 +202,17 @@ async function recoveryBench(page, server, rttMs) {
         max: Math.max(...trials.map((t) => t.recoveryMs)),
         afterAttemptP50: median(trials.map((t) => t.afterAttemptMs)),
         afterAttemptMax: Math.max(...trials.map((t) => t.afterAttemptMs)),
+        connectP50: median(trials.map((t) => t.connectMs)),
+        replayP50: median(trials.map((t) => t.replayMs)),
         withinBound: trials.filter((t) => t.recoveryMs <= t.boundMs).length,
         delayP50: median(trials.map((t) => t.delayMs)),
         maxDelay: Math.max(...trials.map((t) => t.delayMs)),
       });
     }
+    return { rttMs, rawConnectMs, results };
   } finally {
     await proxy.close();
   }
-  return { rttMs, results };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -368,13 +381,14 @@ function markdown(results) {
       "A receiver in the /chat room behind a proxy that Node blocks (connections refused, live ones cut) while a sender, " +
         `connected directly, sends ${r.results[0]?.missed ?? 100} messages the receiver misses. Measured: from the instant the proxy accepts ` +
         "connections again to the receiver holding the last missed message. Bound: the backoff delay of the attempt that " +
-        `succeeded + one RTT (${fixed(r.rttMs, 3)} ms, the JS API's echo p50 above). "After the attempt": the same minus the time ` +
-        "still to wait for that scheduled attempt — connect, resume handshake and replay.",
+        `succeeded + one RTT (${fixed(r.rttMs, 3)} ms, the JS API's echo p50 above). Outage: as stated plus 0–250 ms at random. "After the attempt": the same minus the time ` +
+        "still to wait for that scheduled attempt — connect, resume handshake and replay. For scale: a raw WebSocket " +
+        `through the same proxy opens in ${fixed(r.rawConnectMs, 1)} ms (median of 20).`,
     );
     out.push("");
     out.push(
       table(
-        ["reconnect policy", "outage", "trials", "recovery p50", "recovery max", "delay of the attempt p50 / max", "within delay + RTT", "after the attempt p50 / max"],
+        ["reconnect policy", "outage", "trials", "recovery p50", "recovery max", "delay of the attempt p50 / max", "within delay + RTT", "after the attempt p50 / max", "of which connect + resume p50", "of which replay p50"],
         r.results.map((c) => ({
           "reconnect policy": c.name,
           outage: `${c.outageMs} ms`,
@@ -384,6 +398,8 @@ function markdown(results) {
           "delay of the attempt p50 / max": `${fixed(c.delayP50, 0)} / ${fixed(c.maxDelay, 0)} ms`,
           "within delay + RTT": `${c.withinBound}/${c.trials.length}`,
           "after the attempt p50 / max": `${fixed(c.afterAttemptP50, 1)} / ${fixed(c.afterAttemptMax, 1)} ms`,
+          "of which connect + resume p50": `${fixed(c.connectP50, 1)} ms`,
+          "of which replay p50": `${fixed(c.replayP50, 1)} ms`,
         })),
       ),
     );
@@ -419,13 +435,13 @@ function markdown(results) {
     out.push(
       "`loadgen` (crates/server/src/bin/loadgen.rs: the core `Client` over tokio-tungstenite, one task per session) opens durable " +
         "sessions on /echo in batches of 250, then every session sends 100-byte binary messages at a fixed rate for the stated time. " +
-        "Server RSS from /proc/PID/status; per session = (RSS with all sessions open − RSS before) / sessions. Load generator and " +
-        "server share the same cores.",
+        "Server RSS from /proc/PID/status; per session = (RSS with all sessions open − RSS before) / sessions; CPU = user + system " +
+        "time during the load phase (/proc/PID/stat) per echo. Load generator and server share the same cores.",
     );
     out.push("");
     out.push(
       table(
-        ["scenario", "sessions open", "open time", "RSS before", "RSS open", "per session", "echoes/s", "RTT p50", "RTT p99", "RTT max", "lost sessions"],
+        ["scenario", "sessions open", "open time", "RSS before", "RSS open", "per session", "echoes/s", "RTT p50", "RTT p99", "RTT max", "server CPU / echo", "loadgen CPU / echo", "lost sessions"],
         results.server.map((s) => ({
           scenario: s.name,
           "sessions open": s.sessions_open.toLocaleString("en"),
@@ -437,6 +453,8 @@ function markdown(results) {
           "RTT p50": `${fixed(s.rtt_ms_p50, 2)} ms`,
           "RTT p99": `${fixed(s.rtt_ms_p99, 2)} ms`,
           "RTT max": `${fixed(s.rtt_ms_max, 1)} ms`,
+          "server CPU / echo": `${fixed((s.server_cpu_seconds * 1e6) / s.echoes_received, 0)} µs`,
+          "loadgen CPU / echo": `${fixed((s.loadgen_cpu_seconds * 1e6) / s.echoes_received, 0)} µs`,
           "lost sessions": s.sessions_lost,
         })),
       ),

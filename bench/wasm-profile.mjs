@@ -90,7 +90,7 @@ export function parseWasm(bytes) {
       const count = r.u32();
       for (let i = 0; i < count; i++) {
         const bodySize = r.u32();
-        bodies.push({ index: importedFunctions + i, size: bodySize });
+        bodies.push({ index: importedFunctions + i, size: bodySize, start: r.at });
         r.at += bodySize;
       }
     }
@@ -116,14 +116,96 @@ function readNames(r, end, names) {
   }
 }
 
+const VALTYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
+
+/** The functions each body calls directly (`call`, `return_call`): `Map<caller index, Set<callee index>>`. */
+export function directCalls(bytes, bodies) {
+  const calls = new Map();
+  for (const body of bodies) {
+    const r = reader(bytes);
+    r.at = body.start;
+    const end = body.start + body.size;
+    const callees = new Set();
+    const groups = r.u32();
+    for (let i = 0; i < groups; i++) {
+      r.u32();
+      r.byte();
+    }
+    const sleb = () => {
+      while (r.byte() & 0x80);
+    };
+    while (r.at < end) {
+      const op = r.byte();
+      if (op === 0x02 || op === 0x03 || op === 0x04) {
+        const peek = bytes[r.at];
+        if (peek === 0x40 || VALTYPES.has(peek)) r.at++;
+        else sleb();
+      } else if (op === 0x0c || op === 0x0d || (op >= 0x20 && op <= 0x26) || op === 0xd2) r.u32();
+      else if (op === 0x0e) {
+        const n = r.u32();
+        for (let i = 0; i <= n; i++) r.u32();
+      } else if (op === 0x10 || op === 0x12) callees.add(r.u32());
+      else if (op === 0x11 || op === 0x13) {
+        r.u32();
+        r.u32();
+      } else if (op === 0x1c) {
+        const n = r.u32();
+        r.at += n;
+      } else if (op >= 0x28 && op <= 0x3e) {
+        r.u32();
+        r.u32();
+      } else if (op === 0x3f || op === 0x40 || op === 0xd0) r.at++;
+      else if (op === 0x41 || op === 0x42) sleb();
+      else if (op === 0x43) r.at += 4;
+      else if (op === 0x44) r.at += 8;
+      else if (op === 0xfc) {
+        const sub = r.u32();
+        if (sub === 8) {
+          r.u32();
+          r.at++;
+        } else if (sub === 9 || sub === 13 || (sub >= 15 && sub <= 17)) r.u32();
+        else if (sub === 10) r.at += 2;
+        else if (sub === 11) r.at++;
+        else if (sub === 12 || sub === 14) {
+          r.u32();
+          r.u32();
+        }
+      } else if (op === 0xfd) throw new Error("SIMD instructions are not decoded");
+      // Every other opcode has no immediates.
+    }
+    calls.set(body.index, callees);
+  }
+  return calls;
+}
+
+/**
+ * The functions outside `isTarget` that call a function inside it directly, with the targets they call:
+ * who pulls a piece of code (e.g. `core::fmt`) into the binary.
+ */
+export function callersInto(bytes, isTarget) {
+  const { bodies, names } = parseWasm(bytes);
+  const calls = directCalls(bytes, bodies);
+  const name = (index) => names.get(index) ?? `func ${index}`;
+  const result = [];
+  for (const [caller, callees] of calls) {
+    if (isTarget(name(caller))) continue;
+    const into = [...callees].filter((callee) => isTarget(name(callee))).map(name);
+    if (into.length) result.push({ caller: name(caller), into });
+  }
+  const targetBytes = bodies.filter((b) => isTarget(name(b.index))).reduce((sum, b) => sum + b.size, 0);
+  return { callers: result, targetBytes };
+}
+
 /** The crate a (demangled) function name belongs to: its first path segment, generics stripped. */
 export function crateOf(name) {
   if (!name) return "(unnamed)";
   let text = name.replace(/^<+/, "");
   if (text.startsWith("&") || text.startsWith("*")) text = text.replace(/^[&*](mut |const )?/, "");
   if (text.startsWith("[")) return "core (slices)";
-  const head = text.split(/::|[ <>(]/)[0];
+  const head = text.split(/::|[ <>(]/)[0].replace(/\[[0-9a-f]+\]$/, "");
   if (/^__wbg|^__wbindgen|^__externref/.test(head)) return "wasm-bindgen glue";
+  if (/^durablewebsocket_/.test(head)) return "durable_ws (exported methods)";
+  if (/^(u8|u16|u32|u64|usize|i32|i64|f64|str|char)$/.test(head)) return "core";
   return head || "(unnamed)";
 }
 
@@ -170,6 +252,9 @@ export function profile(bytes, top = 25) {
   return { sections: sections.filter((s) => !s.name.startsWith('custom "name"')), topFunctions, crates, codeBytes };
 }
 
+/** Formatting machinery: `core::fmt` and what only it uses. */
+export const isFormatting = (name) => /core(\[[0-9a-f]+\])?::(fmt|str::count)|Formatter|fmt::write|pad_integral|core::fmt::num/.test(name);
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const repoRoot = join(fileURLToPath(import.meta.url), "..", "..");
   const file = process.argv[2];
@@ -181,4 +266,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   console.table(result.crates.slice(0, 25));
   console.log("largest functions:");
   console.table(result.topFunctions.map(({ name, size }) => ({ size, name: name.slice(0, 140) })));
+  const fmt = callersInto(bytes, isFormatting);
+  console.log(`core::fmt and its helpers: ${fmt.targetBytes} bytes; called directly from:`);
+  console.table(fmt.callers.map(({ caller, into }) => ({ caller: caller.slice(0, 100), into: into.join(", ").slice(0, 120) })));
 }

@@ -11,7 +11,8 @@
 //   durable-ws (printed and written to test-output/chaos.md), not asserted;
 // - server restart mid-stream: every message is echoed or listed by `sessionlost`; none silently missing;
 // - half-open link (`/admin/stall` longer than heartbeat interval + timeout): detected, resumed, zero loss.
-// Each scenario has a time bound (the test's timeout); together they stay under 4 minutes.
+// Each scenario has a time bound (its test's timeout, which fails it); the bounds add up to under 4 minutes
+// (20 + 50 + 50 + 40 + 40 + 30 s); a run takes about one minute.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -51,7 +52,7 @@ let problems;
 const comparison = [];
 const started = Date.now();
 
-before(async () => {
+before({ timeout: 20_000 }, async () => {
   site = siteDir({
     "index.html": "tests/chaos/page.html",
     "page.js": "tests/chaos/page.js",
@@ -100,7 +101,7 @@ function writeComparison() {
   console.log(`\n${rows}\n`);
 }
 
-test("echo: 2000 messages each way through a proxy that cuts every 50–400 ms: none lost, duplicated or reordered", { timeout: 55_000 }, async () => {
+test("echo: 2000 messages each way through a proxy that cuts every 50–400 ms: none lost, duplicated or reordered", { timeout: 50_000 }, async () => {
   const before = await serverStats(server.http);
   await page.evaluate(
     ({ url, options, count, pacing }) => {
@@ -109,7 +110,7 @@ test("echo: 2000 messages each way through a proxy that cuts every 50–400 ms: 
     },
     { url: `${proxy.ws}/echo`, options: DURABLE_OPTIONS, count: MESSAGES, pacing: PACING },
   );
-  await waitFor(["echo"], settled(MESSAGES), 50_000, "all echoes received and acknowledged");
+  await waitFor(["echo"], settled(MESSAGES), 45_000, "all echoes received and acknowledged");
   const result = await details("echo");
   const after = await serverStats(server.http);
   await page.evaluate(() => window.chaos.close("echo"));
@@ -129,7 +130,7 @@ test("echo: 2000 messages each way through a proxy that cuts every 50–400 ms: 
   assert.deepEqual(problems, [], "no uncaught page errors");
 });
 
-test("chat: two clients send 2000 messages each through the cutting proxy: both receive all 4000, same order", { timeout: 55_000 }, async () => {
+test("chat: two clients send 2000 messages each through the cutting proxy: both receive all 4000, same order", { timeout: 50_000 }, async () => {
   await page.evaluate(
     ({ url, options }) => {
       window.chaos.durable("alice", url, options);
@@ -138,7 +139,7 @@ test("chat: two clients send 2000 messages each through the cutting proxy: both 
     { url: `${proxy.ws}/chat`, options: DURABLE_OPTIONS },
   );
   // Both must be members of the room before the first message, or the other one would not get it.
-  await waitFor(["alice", "bob"], (a, b) => a.events.open >= 1 && b.events.open >= 1, 20_000, "both clients joined");
+  await waitFor(["alice", "bob"], (a, b) => a.events.open >= 1 && b.events.open >= 1, 8_000, "both clients joined");
   await page.evaluate(
     ({ count, pacing }) => {
       window.chaos.sendNumbered("alice", "A:", count, pacing);
@@ -146,7 +147,7 @@ test("chat: two clients send 2000 messages each through the cutting proxy: both 
     },
     { count: MESSAGES, pacing: PACING },
   );
-  await waitFor(["alice", "bob"], (a, b) => settled(2 * MESSAGES)(a) && settled(2 * MESSAGES)(b), 50_000, "both received everything");
+  await waitFor(["alice", "bob"], (a, b) => settled(2 * MESSAGES)(a) && settled(2 * MESSAGES)(b), 38_000, "both received everything");
   const alice = await details("alice");
   const bob = await details("bob");
   await page.evaluate(() => ["alice", "bob"].forEach((name) => window.chaos.close(name)));
@@ -166,7 +167,7 @@ test("chat: two clients send 2000 messages each through the cutting proxy: both 
   assert.deepEqual(problems, [], "no uncaught page errors");
 });
 
-test("reconnecting-websocket, same proxy and pacing, plain /echo: its loss recorded next to durable-ws", { timeout: 45_000 }, async () => {
+test("reconnecting-websocket, same proxy and pacing, plain /echo: its loss recorded next to durable-ws", { timeout: 40_000 }, async () => {
   await page.evaluate(
     ({ url, options, count, pacing }) => {
       window.chaos.rws("rws", url, options);
@@ -174,11 +175,11 @@ test("reconnecting-websocket, same proxy and pacing, plain /echo: its loss recor
     },
     { url: `${proxy.ws}/echo`, options: RWS_OPTIONS, count: MESSAGES, pacing: PACING },
   );
-  await waitFor(["rws"], (s) => !s.sending, 30_000, "everything handed to reconnecting-websocket");
+  await waitFor(["rws"], (s) => !s.sending, 18_000, "everything handed to reconnecting-websocket");
   // It has no acknowledgements: wait until nothing more arrives for 2 s (or all came back).
   let last = -1;
   let current = await summary("rws");
-  const quietUntil = Date.now() + 30_000;
+  const quietUntil = Date.now() + 15_000;
   while (current.received !== last && current.received < MESSAGES && Date.now() < quietUntil) {
     last = current.received;
     await sleep(2000);
@@ -193,7 +194,7 @@ test("reconnecting-websocket, same proxy and pacing, plain /echo: its loss recor
   assert.ok(result.events.close >= 1, "its connections were cut too");
 });
 
-test("server restart mid-stream: every message is echoed or listed by sessionlost, none silently missing", { timeout: 45_000 }, async () => {
+test("server restart mid-stream: every message is echoed or listed by sessionlost, none silently missing", { timeout: 40_000 }, async () => {
   // A second server of our own, behind a proxy that only delays (so messages are in flight when it dies).
   let restartable = await startServer({ www: site.dir });
   const port = restartable.port;
@@ -207,11 +208,11 @@ test("server restart mid-stream: every message is echoed or listed by sessionlos
       },
       { url: `${delay.ws}/echo`, total },
     );
-    await waitFor(["restart"], (s) => s.received >= 150, 20_000, "150 echoes before the crash");
+    await waitFor(["restart"], (s) => s.received >= 150, 12_000, "150 echoes before the crash");
     await stopProcess(restartable.child, "SIGKILL");
     await sleep(700); // the client keeps sending into its queue while the server is gone
     restartable = await startServer({ www: site.dir, port });
-    await waitFor(["restart"], (s) => !s.sending && s.pending === 0 && s.sessionLost >= 1 && s.readyState === 1, 30_000, "settled after the restart");
+    await waitFor(["restart"], (s) => !s.sending && s.pending === 0 && s.sessionLost >= 1 && s.readyState === 1, 18_000, "settled after the restart");
     await sleep(300); // echoes of the last acknowledged messages may still be on their way
     const result = await details("restart");
     await page.evaluate(() => window.chaos.close("restart"));
@@ -243,7 +244,7 @@ test("server restart mid-stream: every message is echoed or listed by sessionlos
   }
 });
 
-test("half-open link: a stall longer than heartbeat interval + timeout is detected, the session resumes, nothing lost", { timeout: 35_000 }, async () => {
+test("half-open link: a stall longer than heartbeat interval + timeout is detected, the session resumes, nothing lost", { timeout: 30_000 }, async () => {
   const total = 400;
   await page.evaluate(
     ({ url, total }) => {
@@ -255,11 +256,11 @@ test("half-open link: a stall longer than heartbeat interval + timeout is detect
     },
     { url: `${server.ws}/echo`, total },
   );
-  await waitFor(["stall"], (s) => s.received >= 100, 20_000, "100 echoes before the stall");
+  await waitFor(["stall"], (s) => s.received >= 100, 8_000, "100 echoes before the stall");
   // The server neither reads nor writes nor closes this connection for 3 s (> 500 + 500 ms).
   const { affected } = await admin(server.http, "/admin/stall?ms=3000&session=all");
   assert.ok(affected >= 1, "the stall reached the connection");
-  await waitFor(["stall"], settled(total), 25_000, "all echoes after the stall");
+  await waitFor(["stall"], settled(total), 18_000, "all echoes after the stall");
   const result = await details("stall");
   await page.evaluate(() => window.chaos.close("stall"));
   const echoes = analyze(result.receivedMessages, "h", total);

@@ -63,6 +63,10 @@ struct Report {
     server_rss_per_session_bytes: Option<f64>,
     messages_sent: u64,
     echoes_received: u64,
+    /// CPU time (user + system) the server used during the load phase.
+    server_cpu_seconds: Option<f64>,
+    /// CPU time the load generator used during the load phase.
+    loadgen_cpu_seconds: Option<f64>,
     echo_rate_per_second: f64,
     rtt_ms_p50: Option<f64>,
     rtt_ms_p99: Option<f64>,
@@ -117,12 +121,16 @@ async fn run(args: Args) -> Result<Report, String> {
         report.server_rss_per_session_bytes = Some((open as f64 - before as f64) * 1024.0 / clients.len() as f64);
     }
 
+    let cpu_before = (args.server_pid.and_then(cpu_seconds), cpu_seconds(std::process::id()));
     let sent = load(&args, epoch, &clients).await;
     report.messages_sent = sent;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     while tally.echoes.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
+    let cpu_after = (args.server_pid.and_then(cpu_seconds), cpu_seconds(std::process::id()));
+    report.server_cpu_seconds = cpu_before.0.zip(cpu_after.0).map(|(before, after)| after - before);
+    report.loadgen_cpu_seconds = cpu_before.1.zip(cpu_after.1).map(|(before, after)| after - before);
     report.server_rss_after_load_kib = rss(args.server_pid);
     report.echoes_received = tally.echoes.load(Ordering::Relaxed);
     report.echo_rate_per_second = report.echoes_received as f64 / args.duration_secs as f64;
@@ -230,6 +238,17 @@ async fn load(args: &Args, epoch: Instant, clients: &[NativeClient]) -> u64 {
     }
     while senders.join_next().await.is_some() {}
     sent.load(Ordering::Relaxed)
+}
+
+/// CPU time (user + system) a process used so far, in seconds (`/proc/PID/stat`, in USER_HZ =
+/// 100 ticks per second on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start with the state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Resident memory of a process in KiB (`VmRSS` of /proc/PID/status).
