@@ -28,14 +28,21 @@ wasm_feature_args() {
     fi
 }
 
-# Builds the npm package (bundler target) into pkg/ and, when www/ exists, the demo's copy (web target) into www/pkg/.
+# Builds the npm package into pkg/ (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();`
+# works in Vite and webpack 5, which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`), completes its
+# package.json and README for npm (scripts/pkg-json.mjs, pkg-readme.md), and, when www/ exists, copies it to www/pkg/
+# for the demo (the same build: loadable with a plain <script type="module">).
 build_wasm_packages() {
     local -a extra
     mapfile -t extra < <(wasm_feature_args)
-    say "wasm-pack build --target bundler --out-dir pkg ${extra[*]}"
-    wasm-pack build --mode no-install --release --target bundler --out-dir pkg "${extra[@]}"
+    say "wasm-pack build --target web --out-dir pkg ${extra[*]}"
+    rm -rf pkg # wasm-pack leaves files of earlier builds (another target's glue) in place
+    wasm-pack build --mode no-install --release --target web --out-dir pkg "${extra[@]}"
+    node scripts/pkg-json.mjs pkg
     if [[ -d www ]]; then
-        build_demo_package
+        say "copy pkg/ to www/pkg/"
+        rm -rf www/pkg
+        cp -R pkg www/pkg
     fi
 }
 

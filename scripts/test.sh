@@ -85,31 +85,79 @@ stage_browser_tests() {
     rm -f "$output"
 }
 
+# End-to-end tests with stages of their own (they need a build first) are left out here.
+OWN_STAGE_E2E_TESTS=(tests/e2e/frameworks.test.mjs tests/e2e/npm-consumer.test.mjs)
+
+e2e_test_files() {
+    local file
+    for file in tests/e2e/*.test.mjs; do
+        [[ " ${OWN_STAGE_E2E_TESTS[*]} " == *" $file "* ]] || echo "$file"
+    done
+}
+
 stage_e2e_tests() {
-    node --test tests/e2e/*.test.mjs
+    local -a files
+    mapfile -t files < <(e2e_test_files)
+    node --test "${files[@]}"
+}
+
+# The code blocks of README.md and pkg-readme.md that say `<!-- example: PATH -->` are that source, verbatim.
+stage_readme_examples() {
+    node scripts/check-readme-examples.mjs
+}
+
+# The Leptos and Yew examples: built for wasm32 (a failing build fails the stage), then chatting with each other
+# in Chromium, unmounting and navigating away (tests/e2e/frameworks.test.mjs starts a server of its own from
+# DURABLE_WS_BIN_DIR with --www examples).
+stage_examples() {
+    bash scripts/build-examples.sh
+    node --test tests/e2e/frameworks.test.mjs
+}
+
+# The npm package as an application gets it: tests/npm-consumer (Vite + TypeScript; vite and typescript pinned
+# by its package-lock.json) installs the tarball that `npm pack` makes of pkg/ (with --no-save: package.json and
+# the lockfile stay as committed), type-checks, builds, and runs the README snippet in Chromium against /echo.
+stage_npm_consumer() {
+    [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
+    local app=tests/npm-consumer tarball
+    rm -rf "$app/dist" "$app"/durable-ws-*.tgz
+    say "npm ci (in $app)"
+    (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
+    say "npm pack pkg"
+    tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
+    say "npm install --no-save ./$tarball"
+    (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
+    say "tsc --noEmit"
+    (cd "$app" && ./node_modules/.bin/tsc --noEmit)
+    say "vite build"
+    (cd "$app" && ./node_modules/.bin/vite build)
+    node --test tests/e2e/npm-consumer.test.mjs
 }
 
 has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
-has_e2e_tests() { compgen -G 'tests/e2e/*.test.mjs' >/dev/null; }
+has_e2e_tests() { [[ -n $(e2e_test_files) ]]; }
 
 all_stages() {
     printf '%s\n' setup build native-tests doctests wasm-package
     if [[ -d tests/types ]]; then echo types; fi
+    if [[ -f scripts/check-readme-examples.mjs ]]; then echo readme-examples; fi
     if has_browser_tests || has_e2e_tests; then echo server; fi
     if has_browser_tests; then echo browser-tests; fi
     if has_e2e_tests; then echo e2e-tests; fi
+    if [[ -f examples/Cargo.toml ]]; then echo examples; fi
+    if [[ -d tests/npm-consumer ]]; then echo npm-consumer; fi
 }
 
-needs_server() { [[ $1 == browser-tests || $1 == e2e-tests ]]; }
+needs_server() { [[ $1 == browser-tests || $1 == e2e-tests || $1 == examples || $1 == npm-consumer ]]; }
 
 # Upper bounds (seconds) so that a hung stage cannot eat CI's time; a first run on a new machine compiles a lot.
 stage_time_limit() {
     case $1 in
         setup) echo 2400 ;;
         build) echo 1800 ;;
-        wasm-package | browser-tests) echo 1500 ;;
+        wasm-package | browser-tests | examples) echo 1500 ;;
         server) echo 1200 ;;
-        types) echo 300 ;;
+        types | readme-examples) echo 300 ;;
         *) echo 900 ;;
     esac
 }

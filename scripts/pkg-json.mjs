@@ -1,0 +1,96 @@
+// Completes the npm package that `wasm-pack build --target web` wrote into a directory (default pkg/):
+// rewrites its package.json for npm users (name, version/license/repository/description from Cargo.toml,
+// ES module with `exports`, `types`, `sideEffects: false`, `files`) and replaces the README with pkg-readme.md.
+//
+//   node scripts/pkg-json.mjs [pkg]
+//
+// `sideEffects: false` holds: importing the package only defines functions and module-local objects (the
+// class, the TextEncoder/TextDecoder caches); the wasm is fetched and instantiated only by `init()`.
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PKG = resolve(REPO_ROOT, process.argv[2] ?? "pkg");
+
+function fail(message) {
+  console.error(`pkg-json: ${message}`);
+  process.exit(1);
+}
+
+/** The string value of `key` in the `[section]` table of a TOML file (enough for Cargo.toml's simple keys). */
+function tomlString(text, section, key) {
+  let current = "";
+  for (const line of text.split("\n")) {
+    const header = line.match(/^\s*\[([^\]]+)\]\s*$/);
+    if (header) {
+      current = header[1].trim();
+      continue;
+    }
+    const entry = line.match(/^\s*([A-Za-z0-9_-]+)\s*=\s*"([^"]*)"\s*$/);
+    if (current === section && entry?.[1] === key) return entry[2];
+  }
+  return undefined;
+}
+
+const cargoToml = readFileSync(join(REPO_ROOT, "Cargo.toml"), "utf8");
+/** A field of the root crate: its own value, or the workspace's when it says `field.workspace = true`. */
+const crateField = (key) => tomlString(cargoToml, "package", key) ?? tomlString(cargoToml, "workspace.package", key);
+
+const generated = join(PKG, "package.json");
+if (!existsSync(generated)) fail(`${generated} is missing: build the package first (wasm-pack build --target web)`);
+const wasmPack = JSON.parse(readFileSync(generated, "utf8"));
+
+const version = crateField("version");
+const license = crateField("license");
+const repository = crateField("repository");
+const description = crateField("description");
+for (const [field, value] of Object.entries({ version, license, repository, description })) {
+  if (!value) fail(`Cargo.toml has no ${field} for the root crate`);
+}
+
+const entry = "durable_ws.js";
+const types = "durable_ws.d.ts";
+const wasm = "durable_ws_bg.wasm";
+for (const file of [entry, types, wasm]) {
+  if (!existsSync(join(PKG, file))) fail(`${join(PKG, file)} is missing: was it built with --target web?`);
+}
+// wasm-bindgen's JS snippets (inline_js / module) live in snippets/ and are imported by the entry.
+const hasSnippets = existsSync(join(PKG, "snippets")) && readdirSync(join(PKG, "snippets")).length > 0;
+
+const packageJson = {
+  name: "durable-ws",
+  version,
+  description,
+  license,
+  repository: { type: "git", url: repository },
+  keywords: ["websocket", "reconnect", "resume", "wasm", "reliable"],
+  type: "module",
+  main: `./${entry}`,
+  module: `./${entry}`,
+  types: `./${types}`,
+  exports: {
+    ".": { types: `./${types}`, default: `./${entry}` },
+    [`./${wasm}`]: `./${wasm}`,
+    "./package.json": "./package.json",
+  },
+  sideEffects: false,
+  files: [entry, types, wasm, `${wasm}.d.ts`, ...(hasSnippets ? ["snippets/"] : []), "README.md"].filter((file) =>
+    existsSync(join(PKG, file)),
+  ),
+};
+if (wasmPack.name !== packageJson.name) {
+  console.warn(`pkg-json: wasm-pack named the package ${wasmPack.name}; publishing it as ${packageJson.name}`);
+}
+
+// wasm-bindgen declares `[Symbol.dispose]()` (for `using`), which needs the esnext.disposable lib (TypeScript 5.2+):
+// without this reference, an app whose tsconfig has `"lib": ["es2022", "dom"]` and no skipLibCheck fails to compile.
+const declarations = readFileSync(join(PKG, types), "utf8");
+const disposableLib = '/// <reference lib="esnext.disposable" />';
+if (declarations.includes("Symbol.dispose") && !declarations.includes(disposableLib)) {
+  writeFileSync(join(PKG, types), `${disposableLib}\n${declarations}`);
+}
+
+writeFileSync(generated, `${JSON.stringify(packageJson, null, 2)}\n`);
+copyFileSync(join(REPO_ROOT, "pkg-readme.md"), join(PKG, "README.md"));
+console.log(`pkg-json: ${generated} (durable-ws ${version}) and README.md from pkg-readme.md`);

@@ -1,0 +1,127 @@
+// End-to-end test of the npm package as an application gets it: tests/npm-consumer is a Vite + TypeScript app
+// that installed the packed tarball of pkg/ and was built with `vite build` (scripts/test.sh npm-consumer does
+// all that first). Its built dist/ is served by `vite preview`; in headless Chromium, the README's snippet
+// loads the wasm, exchanges messages with the reference server's /echo (address in ?server=) and the page
+// logs no error or warning (a wrong wasm MIME type, for one, would be a warning).
+//
+//   DURABLE_WS_SERVER=ws://127.0.0.1:8080 node --test tests/e2e/npm-consumer.test.mjs
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const APP = join(REPO_ROOT, "tests", "npm-consumer");
+const SERVER = process.env.DURABLE_WS_SERVER;
+
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+let browser;
+let preview;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** `vite preview` of the built app on a free port; resolves once it answers. */
+async function startPreview() {
+  const port = await freePort();
+  const vite = join(APP, "node_modules", ".bin", "vite");
+  const args = ["preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"];
+  const child = spawn(vite, args, { cwd: APP, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  const keep = (chunk) => (log = (log + chunk).slice(-4000));
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = `http://127.0.0.1:${port}/`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(url)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null || i >= 300) {
+      child.kill();
+      assert.fail(`vite preview did not start on ${url}; its output:\n${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) child.kill();
+      await exited;
+    },
+  };
+}
+
+before(async () => {
+  assert.ok(SERVER, "DURABLE_WS_SERVER is not set: start the reference server (scripts/test.sh npm-consumer does)");
+  assert.ok(existsSync(join(APP, "dist", "index.html")), "tests/npm-consumer/dist is missing: run scripts/test.sh npm-consumer");
+  preview = await startPreview();
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await preview?.stop();
+});
+
+test("the README snippet, installed from the packed tarball and bundled by Vite, talks to /echo", async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  const logged = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") {
+      problems.push(`console ${message.type()}: ${message.text()}`);
+    } else {
+      logged.push(message.text());
+    }
+  });
+  page.on("response", (response) => {
+    if (!response.ok()) problems.push(`${response.url()} → HTTP ${response.status()}`);
+  });
+  const wasmResponses = [];
+  page.on("response", (response) => {
+    if (response.url().endsWith(".wasm")) wasmResponses.push(response.headers()["content-type"]);
+  });
+  try {
+    const url = new URL(preview.url);
+    url.searchParams.set("server", `${SERVER}/echo`);
+    await page.goto(url.href);
+
+    // `await socket.send("hello")` resolved: the server acknowledged it.
+    await page.waitForSelector('body[data-acknowledged="hello"]', { state: "attached", timeout: 30_000 });
+    // The echo came back through the snippet's listener.
+    await page.waitForFunction(() => document.body.dataset.binary !== undefined, null, { timeout: 30_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.binary), "1,2,3", "binary round trip");
+    assert.ok(logged.includes("received hello"), `the snippet logged the echo (console: ${JSON.stringify(logged)})`);
+
+    // Vite emitted the wasm as an asset and served it as wasm (the fast, streaming path).
+    assert.deepEqual(wasmResponses, ["application/wasm"]);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});

@@ -1,0 +1,26 @@
+// The README's JS / TypeScript snippet (between the #region markers, checked against README.md and
+// pkg-readme.md by scripts/check-readme-examples.mjs), in a Vite app that installed the packed npm package.
+// The test passes the server's address in the query: ?server=ws://127.0.0.1:PORT/echo
+const serverUrl = new URLSearchParams(location.search).get("server") ?? "ws://127.0.0.1:8080/echo";
+
+// #region readme
+import init, { DurableWebSocket } from "durable-ws";
+
+await init(); // fetches and compiles durable_ws_bg.wasm, once
+
+const socket = new DurableWebSocket(serverUrl); // e.g. "wss://example.com/echo"
+socket.addEventListener("message", (event) => console.log("received", event.data));
+socket.addEventListener("sessionlost", (event) => console.warn("never confirmed:", event.unconfirmed));
+await socket.send("hello"); // resolves once the server acknowledged it
+// #endregion readme
+
+// For the test: the acknowledged send, then a binary round trip.
+document.body.dataset.acknowledged = "hello";
+const echoed = new Promise<ArrayBuffer>((resolve) =>
+  socket.addEventListener("message", (event) => {
+    if (event.data instanceof ArrayBuffer) resolve(event.data);
+  }),
+);
+await socket.send(new Uint8Array([1, 2, 3]));
+document.body.dataset.binary = Array.from(new Uint8Array(await echoed)).join(",");
+socket.close(1000, "done");
