@@ -5,10 +5,10 @@
 //!
 //! A complete, tested example is `examples/yew-chat` (the README's "Yew" section shows it).
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
 
-use ::yew::functional::{hook, use_effect_with, use_force_update, use_mut_ref, UseForceUpdateHandle};
+use ::yew::functional::{hook, use_effect_with, use_force_update, use_memo, UseForceUpdateHandle};
 use durable_ws_core::{close_code, ClientState, SendError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,49 +18,61 @@ use crate::stats::Stats;
 use crate::typed::{Codec, DefaultCodec, DurableSocket, Options, SendFuture, Sender, SocketEvent};
 use crate::ui_bridge::{forward_events, send_and_notify};
 
-/// What the component renders from, shared by the hook, its handles and the event task.
+/// What the component renders from, shared by the hook, its handles and the event task. Every
+/// `RefCell` but `messages` is borrowed only inside this module, never across a call out of it, so
+/// no borrow can fail; `messages` is lent to the application, so it is only ever borrowed shared.
 struct Live<Out, In, C> {
     /// `None` before the first render's effect ran and after unmount.
-    sender: Option<Sender<Out, C>>,
-    state: ClientState,
-    stats: Stats,
-    messages: Vec<In>,
-    error: Option<Error>,
+    sender: RefCell<Option<Sender<Out, C>>>,
+    state: Cell<ClientState>,
+    stats: Cell<Stats>,
+    error: RefCell<Option<Error>>,
+    /// What [`UseDurableSocketHandle::messages`] lends out.
+    messages: RefCell<Vec<In>>,
+    /// Received, not yet in `messages`: moved there by `messages()` once no loan is left.
+    arrived: RefCell<Vec<In>>,
     /// Bumped on every change: handles of different renders compare unequal.
-    version: u64,
+    version: Cell<u64>,
     /// Set on unmount: the event task (which runs until the socket closed) stops re-rendering.
-    unmounted: bool,
+    unmounted: Cell<bool>,
 }
 
 impl<Out: Serialize, In, C: Codec> Live<Out, In, C> {
     fn new() -> Self {
         Live {
-            sender: None,
-            state: ClientState::Connecting,
-            stats: Stats::default(),
-            messages: Vec::new(),
-            error: None,
-            version: 0,
-            unmounted: false,
+            sender: RefCell::new(None),
+            state: Cell::new(ClientState::Connecting),
+            stats: Cell::new(Stats::default()),
+            error: RefCell::new(None),
+            messages: RefCell::new(Vec::new()),
+            arrived: RefCell::new(Vec::new()),
+            version: Cell::new(0),
+            unmounted: Cell::new(false),
         }
     }
 
     /// Copies the socket's state and counters; whether anything changed.
-    fn refresh(&mut self) -> bool {
-        let Some(sender) = &self.sender else {
+    fn refresh(&self) -> bool {
+        let Some((state, stats)) = self.sender.borrow().as_ref().map(|s| (s.state(), s.stats())) else {
             return false;
         };
-        let (state, stats) = (sender.state(), sender.stats());
-        let changed = state != self.state || stats != self.stats;
-        self.state = state;
-        self.stats = stats;
+        let changed = state != self.state.get() || stats != self.stats.get();
+        self.state.set(state);
+        self.stats.set(stats);
         changed
+    }
+
+    /// Moves arrived messages into `messages` unless the application holds a loan of it.
+    fn settle_arrivals(&self) {
+        if let Ok(mut messages) = self.messages.try_borrow_mut() {
+            messages.append(&mut self.arrived.borrow_mut());
+        }
     }
 }
 
 /// Shared state plus the trigger that re-renders the component.
 struct Link<Out, In, C> {
-    live: Rc<RefCell<Live<Out, In, C>>>,
+    live: Rc<Live<Out, In, C>>,
     rerender: UseForceUpdateHandle,
 }
 
@@ -71,19 +83,15 @@ impl<Out, In, C> Clone for Link<Out, In, C> {
 }
 
 impl<Out: Serialize + 'static, In: DeserializeOwned + 'static, C: Codec + 'static> Link<Out, In, C> {
-    /// Applies `change` (plus a refresh of state and counters) and re-renders if anything changed.
-    /// The borrow ends before the re-render is requested.
-    fn update(&self, change: impl FnOnce(&mut Live<Out, In, C>) -> bool) {
-        let rerender = {
-            let mut live = self.live.borrow_mut();
-            let changed = change(&mut live) | live.refresh();
-            if changed {
-                live.version += 1;
+    /// Refreshes state and counters after `changed` (something else changed too) and re-renders
+    /// if anything did.
+    fn update(&self, changed: bool) {
+        let live = &self.live;
+        if changed | live.refresh() {
+            live.version.set(live.version.get() + 1);
+            if !live.unmounted.get() {
+                self.rerender.force_update();
             }
-            changed && !live.unmounted
-        };
-        if rerender {
-            self.rerender.force_update();
         }
     }
 
@@ -91,42 +99,39 @@ impl<Out: Serialize + 'static, In: DeserializeOwned + 'static, C: Codec + 'stati
         match DurableSocket::<Out, In, C>::connect(options) {
             Ok(socket) => {
                 let (sender, receiver) = socket.split();
-                self.update(|live| {
-                    live.sender = Some(sender);
-                    true
-                });
+                *self.live.sender.borrow_mut() = Some(sender);
+                self.update(true);
                 let link = self.clone();
                 forward_events(receiver, move |event| link.on_event(event));
             }
-            Err(error) => self.update(|live| {
-                live.error = Some(error);
-                live.state = ClientState::Closed;
-                true
-            }),
+            Err(error) => {
+                *self.live.error.borrow_mut() = Some(error);
+                self.live.state.set(ClientState::Closed);
+                self.update(true);
+            }
         }
     }
 
     fn on_event(&self, event: SocketEvent<In>) {
-        self.update(|live| match event {
+        let changed = match event {
             SocketEvent::Message(message) => {
-                live.messages.push(message);
+                self.live.arrived.borrow_mut().push(message);
+                self.live.settle_arrivals();
                 true
             }
             SocketEvent::Error(error) => {
-                live.error = Some(error);
+                *self.live.error.borrow_mut() = Some(error);
                 true
             }
             _ => false,
-        });
+        };
+        self.update(changed);
     }
 
     /// Unmount: close (acknowledgements still drain, up to the close timeout, in the background).
     fn shut_down(&self) {
-        let sender = {
-            let mut live = self.live.borrow_mut();
-            live.unmounted = true;
-            live.sender.take()
-        };
+        self.live.unmounted.set(true);
+        let sender = self.live.sender.borrow_mut().take();
         if let Some(sender) = sender {
             // Already closed (for good, or by the application) is fine.
             let _ = sender.close(close_code::NORMAL, "");
@@ -162,22 +167,24 @@ where
 {
     /// Lifecycle state (`Connecting` until the socket starts after the first render).
     pub fn state(&self) -> ClientState {
-        self.link.live.borrow().state
+        self.link.live.state.get()
     }
 
     /// Counters, refreshed after every event and every acknowledgement of a [`send`](Self::send).
     pub fn stats(&self) -> Stats {
-        self.link.live.borrow().stats
+        self.link.live.stats.get()
     }
 
-    /// Every message received, in order (each exactly once). Do not hold it across a `send`.
+    /// Every message received, in order (each exactly once). While a returned `Ref` is alive,
+    /// newly received messages wait (they appear in the next render).
     pub fn messages(&self) -> Ref<'_, [In]> {
-        Ref::map(self.link.live.borrow(), |live| live.messages.as_slice())
+        self.link.live.settle_arrivals();
+        Ref::map(self.link.live.messages.borrow(), Vec::as_slice)
     }
 
     /// The last error event (a connection given up, a bad URL, a message that did not decode).
     pub fn error(&self) -> Option<Error> {
-        self.link.live.borrow().error.clone()
+        self.link.live.error.borrow().clone()
     }
 
     /// Sends `message` (queued while disconnected). The future resolves once the server
@@ -186,12 +193,12 @@ where
     pub fn send(&self, message: Out) -> SendFuture {
         let link = self.link.clone();
         let sent = {
-            let live = self.link.live.borrow();
-            live.sender.as_ref().map(|sender| send_and_notify(sender, message, move || link.update(|_| false)))
+            let sender = self.link.live.sender.borrow();
+            sender.as_ref().map(|sender| send_and_notify(sender, message, move || link.update(false)))
         };
         match sent {
             Some(future) => {
-                self.link.update(|_| false);
+                self.link.update(false);
                 future
             }
             None => SendFuture::ready(Err(Error::Send(SendError::Closed))),
@@ -209,8 +216,8 @@ where
     }
 
     fn with_sender(&self, action: impl FnOnce(&Sender<Out, C>) -> Result<(), Error>) -> Result<(), Error> {
-        let result = self.link.live.borrow().sender.as_ref().map(action);
-        self.link.update(|_| false);
+        let result = self.link.live.sender.borrow().as_ref().map(action);
+        self.link.update(false);
         result.unwrap_or(Err(Error::Send(SendError::Closed)))
     }
 }
@@ -236,7 +243,7 @@ where
     C: Codec + 'static,
 {
     let rerender = use_force_update();
-    let live = use_mut_ref(Live::<Out, In, C>::new);
+    let live = use_memo((), |_| Live::<Out, In, C>::new());
     let link = Link { live, rerender };
     {
         let link = link.clone();
@@ -245,6 +252,6 @@ where
             move || link.shut_down()
         });
     }
-    let version = link.live.borrow().version;
+    let version = link.live.version.get();
     UseDurableSocketHandle { link, version }
 }
