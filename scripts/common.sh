@@ -37,7 +37,11 @@ build_wasm_packages() {
     mapfile -t extra < <(wasm_feature_args)
     say "wasm-pack build --target web --out-dir pkg ${extra[*]}"
     rm -rf pkg # wasm-pack leaves files of earlier builds (another target's glue) in place
-    wasm-pack build --mode no-install --release --target web --out-dir pkg "${extra[@]}"
+    # A target directory of its own: a cdylib's file name has no feature hash, so any other release wasm32 build
+    # that compiles durable-ws (with other features, e.g. as a dependency of a benchmark) would replace
+    # target/wasm32-unknown-unknown/release/durable_ws.wasm, and cargo would take that for this build's output.
+    CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" \
+        wasm-pack build --mode no-install --release --target web --out-dir pkg "${extra[@]}"
     node scripts/pkg-json.mjs pkg
     if [[ -d www ]]; then
         say "copy pkg/ to www/pkg/"
@@ -51,7 +55,8 @@ build_demo_package() {
     local -a extra
     mapfile -t extra < <(wasm_feature_args)
     say "wasm-pack build --target web --out-dir www/pkg ${extra[*]}"
-    wasm-pack build --mode no-install --release --target web --out-dir www/pkg "${extra[@]}"
+    CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" \
+        wasm-pack build --mode no-install --release --target web --out-dir www/pkg "${extra[@]}"
 }
 
 # Prints a free TCP port on 127.0.0.1.
