@@ -61,7 +61,8 @@ function build() {
   }
   try {
     run("wasm-pack", ["build", "--mode", "no-install", "--release", "--target", "web", "--out-dir", RUST_API_DIR, "--out-name", "durable_ws_bench", "bench/rust-api"], {
-      env: { ...process.env, PATH: TOOLS_PATH, CARGO_TARGET_DIR: join(REPO_ROOT, "target") },
+      // A target directory of its own: building durable-ws with other features must not replace the npm build's.
+      env: { ...process.env, PATH: TOOLS_PATH, CARGO_TARGET_DIR: join(REPO_ROOT, "target/bench-rust-api-build") },
     });
   } catch (error) {
     log(`the Rust API hook did not build (${error.message}); its rows are skipped`);
@@ -178,8 +179,9 @@ async function recoveryBench(page, server, rttMs) {
         }
         if (!done) throw new Error(`recovery trial ${tag}: the missed messages never arrived`);
         const recoveryMs = done.lastAt - unblockedAt;
-        // The attempt that succeeded: the first one scheduled at or after the moment the server was reachable.
-        const attempt = done.reconnecting.find((e) => e.at + e.delayMs >= unblockedAt - 1);
+        // The attempt that succeeded: the last one announced before the session resumed (it may have been scheduled
+        // a moment before the server was back and reached it just after).
+        const attempt = done.reconnecting.filter((e) => e.at <= done.resumedAt).at(-1);
         const waitMs = attempt ? Math.max(0, attempt.at + attempt.delayMs - unblockedAt) : NaN;
         const delayMs = attempt?.delayMs ?? NaN;
         // The attempt started at max(scheduled, unblocked); then connect + resume handshake, then the replay.
@@ -364,6 +366,9 @@ function markdown(results) {
     if (results.size.profile) {
       const p = results.size.profile;
       out.push(`Where the wasm bytes go (uncompressed; the shipped file rebuilt with names, wasm-opt ${p.flags.join(" ")} -g):`);
+      if (!p.matchesShipped) {
+        out.push("", `Caution: the profiled build (${p.profiledBytes} B of sections) is not the shipped one; cargo's last wasm32 release build had other features.`);
+      }
       out.push("");
       out.push(table(["section", "bytes"], p.sections.map((s) => ({ section: s.name, bytes: s.size }))));
       out.push("");
@@ -521,6 +526,11 @@ async function main() {
       try {
         const named = namedBuild(REPO_ROOT);
         wasmProfile = { flags: named.flags, ...profile(named.bytes, 20) };
+        // The profile rebuilds the wasm cargo built last: say so when that is not the shipped build.
+        const shipped = rows.find((r) => r.name === "durable-ws: wasm").minified;
+        const profiled = wasmProfile.sections.reduce((sum, section) => sum + section.size, 0);
+        wasmProfile.matchesShipped = Math.abs(profiled - shipped) <= shipped * 0.03;
+        wasmProfile.profiledBytes = profiled;
       } catch (error) {
         log(`wasm profile skipped: ${error.message}`);
       }

@@ -2,11 +2,11 @@
 //
 //   node bench/wasm-profile.mjs [file.wasm]
 //
-// Without a file it profiles the wasm cargo last built for wasm32 (target/wasm32-unknown-unknown/release/
-// durable_ws.wasm), taken through wasm-bindgen and wasm-opt as wasm-pack does but keeping the function names
-// (wasm-opt -g), so the sizes are those of the shipped file, with names.
+// Without a file it builds the npm build's wasm (cargo --release --no-default-features --features js) and takes it
+// through wasm-bindgen and wasm-opt as wasm-pack does but keeping the function names (wasm-opt -g), so the sizes
+// are those of the shipped file, with names.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -217,12 +217,23 @@ function wasmOptFlags(repoRoot) {
   return [...match[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]);
 }
 
-/** The cargo wasm taken through wasm-bindgen and wasm-opt with names kept; returns the optimised bytes. */
+/**
+ * The npm build's wasm (cargo, features of the npm build) taken through wasm-bindgen and wasm-opt with names kept;
+ * returns the optimised bytes. Built in the npm build's target directory (target/npm-package), and copied away at once.
+ */
 export function namedBuild(repoRoot) {
-  const input = join(repoRoot, "target/wasm32-unknown-unknown/release/durable_ws.wasm");
-  if (!existsSync(input)) throw new Error(`${input} is missing: build the npm package first`);
   const dir = mkdtempSync(join(tmpdir(), "durable-ws-wasm-profile-"));
+  const input = join(dir, "durable_ws.wasm");
   try {
+    // The npm build's own target directory (scripts/common.sh): an up-to-date package means no rebuild here.
+    const targetDir = join(repoRoot, "target/npm-package");
+    const env = { ...process.env, PATH: `${join(homedir(), ".cargo/bin")}:${process.env.PATH}`, CARGO_TARGET_DIR: targetDir };
+    execFileSync("cargo", ["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features", "js"], {
+      cwd: repoRoot,
+      env,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    copyFileSync(join(targetDir, "wasm32-unknown-unknown/release/durable_ws.wasm"), input);
     const bindgen = [join(homedir(), ".cargo/bin/wasm-bindgen"), "wasm-bindgen"].find((p) => p === "wasm-bindgen" || existsSync(p));
     execFileSync(bindgen, ["--target", "web", "--out-dir", dir, "--out-name", "profile", input], { stdio: "pipe" });
     const wasmOpt = join(repoRoot, "node_modules/.bin/wasm-opt");
