@@ -52,7 +52,7 @@ let problems;
 const comparison = [];
 const started = Date.now();
 
-before({ timeout: 20_000 }, async () => {
+before(async () => {
   site = siteDir({
     "index.html": "tests/chaos/page.html",
     "page.js": "tests/chaos/page.js",
@@ -64,7 +64,7 @@ before({ timeout: 20_000 }, async () => {
   browser = await launchBrowser();
   context = await browser.newContext();
   ({ page, problems } = await openPage(context, `${server.http}/index.html`, () => window.chaos?.ready === true));
-});
+}, { timeout: 20_000 });
 
 after(async () => {
   await browser?.close();
