@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
 
+use crate::socket::READ_BUFFER_BYTES;
 use crate::app::{App, OutboundError, SessionHandle};
 use crate::connection::run_durable;
 use crate::echo::FRAME_OVERHEAD;
@@ -51,7 +52,7 @@ pub(crate) async fn handler(
     room: Arc<Room>,
 ) -> Response {
     let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
-    let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
+    let ws = ws.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER_BYTES).protocols([SUBPROTOCOL]);
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {

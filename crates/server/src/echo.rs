@@ -10,6 +10,7 @@ use durable_ws_core::{close_code, Payload, SUBPROTOCOL};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::socket::READ_BUFFER_BYTES;
 use crate::app::{App, SessionHandle};
 use crate::connection::run_durable;
 use crate::handshake::Admitted;
@@ -34,7 +35,7 @@ impl App for Echo {
 /// Upgrades to a WebSocket, selecting `durable.v1` if offered.
 pub(crate) async fn handler(admitted: Admitted, ws: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.config.max_message_bytes + FRAME_OVERHEAD;
-    let ws = ws.max_message_size(limit).max_frame_size(limit).protocols([SUBPROTOCOL]);
+    let ws = ws.max_message_size(limit).max_frame_size(limit).read_buffer_size(READ_BUFFER_BYTES).protocols([SUBPROTOCOL]);
     let durable = ws.selected_protocol().is_some();
     ws.on_upgrade(move |socket| async move {
         if durable {

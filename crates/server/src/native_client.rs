@@ -347,7 +347,10 @@ async fn open_once(url: &str, offer_durable: bool, max_message: usize) -> Result
     if offer_durable {
         request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
-    let config = WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+        .read_buffer_size(8 * 1024);
     let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
     let durable = response.headers().get(SEC_WEBSOCKET_PROTOCOL).is_some_and(|p| p.as_bytes() == SUBPROTOCOL.as_bytes());
     Ok((ws, durable))
