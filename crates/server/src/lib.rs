@@ -82,6 +82,10 @@ async fn serve_shared(
         shutdown.await;
         for_signal.connections.begin_shutdown();
     };
+    // Small frames (acks, pongs) right after data would otherwise wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, routes::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal)
         .await;
