@@ -176,13 +176,18 @@ fi
 # The reference server, shared by the browser and end-to-end stages.
 
 server_pid=""
+blackhole_pid=""
 
 stop_server() {
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$server_pid" "$blackhole_pid"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     server_pid=""
+    blackhole_pid=""
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM
@@ -205,6 +210,17 @@ launch_server() {
         stop_server
         return 1
     fi
+    # A listener that accepts connections and never answers the WebSocket upgrade (connect-timeout tests).
+    local silent_port
+    silent_port=$(free_port)
+    python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); held = []
+while True:
+    held.append(s.accept()[0])' "$silent_port" </dev/null >/dev/null 2>&1 &
+    blackhole_pid=$!
+    wait_for_port "$silent_port" 10 "$blackhole_pid" || { note "the silent listener did not start"; stop_server; return 1; }
+    export DURABLE_WS_BLACKHOLE="ws://127.0.0.1:$silent_port/"
     export DURABLE_WS_SERVER="ws://127.0.0.1:$port"
     export DURABLE_WS_HTTP="http://127.0.0.1:$port"
     export DURABLE_WS_BIN_DIR="$REPO_ROOT/target/$server_profile"
