@@ -8,19 +8,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+export { launchBrowser } from "../support/browser.mjs";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-export const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 /** The directory holding `durable-ws-server` and `chaos-proxy`. */
 export function binDir() {
@@ -143,10 +133,6 @@ export function siteDir(entries) {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Headless Chromium as the project runs it. */
-export function launchBrowser(extraArgs = []) {
-  return chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
-}
 
 /** POSTs to an admin endpoint of the server; returns the JSON answer. */
 export async function admin(http, path) {

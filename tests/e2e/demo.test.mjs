@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "../support/browser.mjs";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUTPUT_DIR = join(REPO_ROOT, "test-output");
@@ -20,22 +20,12 @@ const BASE_URL = process.env.DURABLE_WS_HTTP;
 const MESSAGES_PER_CLIENT = 150;
 const NAMES = ["Alice", "Bob"];
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-
 let browser;
 
 before(async () => {
   assert.ok(BASE_URL, "DURABLE_WS_HTTP is not set: start the reference server (scripts/test.sh e2e-tests does)");
   mkdirSync(OUTPUT_DIR, { recursive: true });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  browser = await launchBrowser();
 });
 
 after(async () => {

@@ -14,22 +14,12 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "../support/browser.mjs";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const EXAMPLES = ["leptos-chat", "yew-chat"];
-
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 let browser;
 let server;
@@ -40,7 +30,7 @@ before(async () => {
     assert.ok(existsSync(page), `${page} is missing: run scripts/build-examples.sh`);
   }
   server = await startServer({ www: join(REPO_ROOT, "examples") });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  browser = await launchBrowser();
 });
 
 after(async () => {

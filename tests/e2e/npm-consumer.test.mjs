@@ -12,21 +12,11 @@ import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "../support/browser.mjs";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const APP = join(REPO_ROOT, "tests", "npm-consumer");
 const SERVER = process.env.DURABLE_WS_SERVER;
-
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 let browser;
 let preview;
@@ -79,7 +69,7 @@ before(async () => {
   assert.ok(SERVER, "DURABLE_WS_SERVER is not set: start the reference server (scripts/test.sh npm-consumer does)");
   assert.ok(existsSync(join(APP, "dist", "index.html")), "tests/npm-consumer/dist is missing: run scripts/test.sh npm-consumer");
   preview = await startPreview();
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  browser = await launchBrowser();
 });
 
 after(async () => {
