@@ -1,35 +1,25 @@
 //! Phase 2: the fault-injection endpoints, `/stats`, and shutdown closing every connection
 //! with 1012 (in process and as the real binary receiving SIGTERM).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::{BackoffConfig, ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_core::{ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus};
 use durable_ws_server::{token_to_hex, Server, ServerConfig, Stats};
 use futures_util::{SinkExt, StreamExt};
+use support::native::{connected, fast_client, next_event, wait_for};
+use support::{close_code, encode, raw, server};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn server_with_faults() -> Server {
-    Server::bind("127.0.0.1:0", ServerConfig { enable_faults: true, ..ServerConfig::default() }).await.unwrap()
-}
-
-fn fast_client() -> ClientConfig {
-    ClientConfig {
-        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() },
-        ..ClientConfig::default()
-    }
+    server(ServerConfig { enable_faults: true, ..ServerConfig::default() }).await
 }
 
 /// A minimal HTTP/1.1 request; returns status, raw head and body.
@@ -50,51 +40,6 @@ async fn affected(addr: SocketAddr, path: &str) -> u64 {
     assert!(head.contains("access-control-allow-origin: *"), "{path} allows any origin: {head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     json["affected"].as_u64().expect("affected count")
-}
-
-async fn raw(addr: SocketAddr, durable: bool) -> Raw {
-    let mut request = format!("ws://{addr}/echo").into_client_request().unwrap();
-    if durable {
-        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
-    }
-    tokio_tungstenite::connect_async(request).await.expect("raw connect").0
-}
-
-fn encode(frame: Frame<'_>) -> Message {
-    let mut out = Vec::new();
-    frame.encode(&mut out);
-    Message::Binary(out.into())
-}
-
-async fn close_code(ws: &mut Raw) -> u16 {
-    loop {
-        match timeout(Duration::from_secs(5), ws.next()).await.expect("close in time") {
-            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
-}
-
-async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
-    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client still running")
-}
-
-async fn wait_for(events: &mut UnboundedReceiver<Event>, mut wanted: impl FnMut(&Event) -> bool) -> Event {
-    loop {
-        let event = next_event(events).await;
-        assert!(!matches!(event, Event::SessionLost { .. }), "unexpected {event:?}");
-        if wanted(&event) {
-            return event;
-        }
-    }
-}
-
-async fn connected(addr: SocketAddr, config: ClientConfig) -> (NativeClient, UnboundedReceiver<Event>) {
-    let (client, mut events) = NativeClient::connect(&format!("ws://{addr}/echo"), config).unwrap();
-    wait_for(&mut events, |e| matches!(e, Event::Open { durable: true })).await;
-    (client, events)
 }
 
 #[tokio::test]

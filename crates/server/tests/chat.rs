@@ -1,28 +1,20 @@
 //! `/chat`: every member gets every message once, in one order shared by all members, even
 //! when one member's connection keeps being cut.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_ws_core::{BackoffConfig, ClientConfig, Event, Payload};
+use durable_ws_core::{Event, Payload};
 use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_server::native_client::NativeClient;
 use durable_ws_server::{Server, ServerConfig, TokenAuthenticator};
 use futures_util::StreamExt;
+use support::native::{fast_client, next_event};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
-
-fn fast_client() -> ClientConfig {
-    ClientConfig {
-        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() },
-        ..ClientConfig::default()
-    }
-}
-
-async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
-    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client still running")
-}
 
 /// Collects `count` chat messages, failing on a lost session.
 async fn collect(events: &mut UnboundedReceiver<Event>, count: usize) -> Vec<String> {

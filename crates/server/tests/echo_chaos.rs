@@ -1,79 +1,20 @@
 //! The reference server end to end on 127.0.0.1: durable echo through a proxy that keeps
 //! cutting connections, plain echo, and the protocol's error paths driven with raw frames.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::{BackoffConfig, ClientConfig, Event, LostReason, Payload, PayloadRef, Token, WelcomeStatus};
+use durable_ws_core::{Event, LostReason, Payload, PayloadRef, Token, WelcomeStatus};
 use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_server::native_client::NativeClient;
-use durable_ws_server::{Server, ServerConfig};
+use durable_ws_server::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedReceiver;
+use support::native::{fast_client_with_3s_connect_timeout, next_event, wait_for};
+use support::{close_code, encode, next_frame, raw_selected, server, Raw};
 use tokio::time::{sleep, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn server(config: ServerConfig) -> Server {
-    Server::bind("127.0.0.1:0", config).await.expect("server starts")
-}
-
-/// A client config that reconnects quickly (tests, not browsers).
-fn fast_client() -> ClientConfig {
-    ClientConfig {
-        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() },
-        connect_timeout_ms: 3_000,
-        ..ClientConfig::default()
-    }
-}
-
-/// A raw WebSocket to `/echo`, offering `durable.v1` if `durable`; returns whether the server
-/// selected it.
-async fn raw(addr: SocketAddr, durable: bool) -> (Raw, bool) {
-    let mut request = format!("ws://{addr}/echo").into_client_request().unwrap();
-    if durable {
-        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
-    }
-    let (ws, response) = tokio_tungstenite::connect_async(request).await.expect("raw connect");
-    let selected = response.headers().get("sec-websocket-protocol").is_some_and(|p| p == "durable.v1");
-    (ws, selected)
-}
-
-fn encode(frame: Frame<'_>) -> Message {
-    let mut out = Vec::new();
-    frame.encode(&mut out);
-    Message::Binary(out.into())
-}
-
-/// The next binary message, decoded and handed to `check`.
-async fn next_frame<R>(ws: &mut Raw, check: impl FnOnce(Frame<'_>) -> R) -> R {
-    loop {
-        let message = timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time");
-        match message {
-            Some(Ok(Message::Binary(bytes))) => return check(Frame::decode(&bytes).expect("server frames decode")),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected a binary frame, got {other:?}"),
-        }
-    }
-}
-
-/// Reads until the server's close frame; returns its code.
-async fn close_code(ws: &mut Raw) -> u16 {
-    loop {
-        match timeout(Duration::from_secs(5), ws.next()).await.expect("close in time") {
-            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
-}
 
 /// Opens a new durable session with raw frames; returns its token.
 async fn hello_new(ws: &mut Raw) -> Token {
@@ -83,21 +24,6 @@ async fn hello_new(ws: &mut Raw) -> Token {
         other => panic!("expected Welcome(New), got {other:?}"),
     })
     .await
-}
-
-async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
-    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client still running")
-}
-
-/// Skips events until one matches.
-async fn wait_for(events: &mut UnboundedReceiver<Event>, mut wanted: impl FnMut(&Event) -> bool) -> Event {
-    loop {
-        let event = next_event(events).await;
-        assert!(!matches!(event, Event::SessionLost { .. }), "unexpected {event:?}");
-        if wanted(&event) {
-            return event;
-        }
-    }
 }
 
 fn numbered(i: u64) -> Payload {
@@ -123,7 +49,7 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
     let server = server(ServerConfig::default()).await;
     let chaos = ChaosConfig { lifetime_ms: Some((50, 300)), latency_ms: 5, seed: None };
     let proxy = ChaosProxy::start(server.local_addr(), chaos).await.unwrap();
-    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client()).unwrap();
+    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout()).unwrap();
 
     let sender = client.clone();
     let sending = tokio::spawn(async move {
@@ -182,7 +108,7 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
 #[tokio::test]
 async fn plain_echo_without_the_subprotocol() {
     let server = server(ServerConfig::default()).await;
-    let (mut ws, durable) = raw(server.local_addr(), false).await;
+    let (mut ws, durable) = raw_selected(server.local_addr(), false).await;
     assert!(!durable, "no subprotocol offered, none selected");
     ws.send(Message::Text("hello".into())).await.unwrap();
     ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
@@ -196,7 +122,7 @@ async fn plain_echo_without_the_subprotocol() {
 #[tokio::test]
 async fn resume_with_an_unknown_token_gets_lost_unknown() {
     let server = server(ServerConfig::default()).await;
-    let (mut ws, durable) = raw(server.local_addr(), true).await;
+    let (mut ws, durable) = raw_selected(server.local_addr(), true).await;
     assert!(durable);
     let unknown = Token([7; 16]);
     ws.send(encode(Frame::Hello { resume: Some((unknown, 5)) })).await.unwrap();
@@ -213,7 +139,7 @@ async fn resume_with_an_unknown_token_gets_lost_unknown() {
 #[tokio::test]
 async fn resume_replays_unacknowledged_echoes_and_supersedes_the_old_connection() {
     let server = server(ServerConfig::default()).await;
-    let (mut first, _) = raw(server.local_addr(), true).await;
+    let (mut first, _) = raw_selected(server.local_addr(), true).await;
     let token = hello_new(&mut first).await;
     for seq in 1..=3 {
         let text = format!("m{seq}");
@@ -234,7 +160,7 @@ async fn resume_replays_unacknowledged_echoes_and_supersedes_the_old_connection(
     }
     // Resume on a second connection while the first is still open: it takes the session over,
     // having delivered echo 1 only.
-    let (mut second, _) = raw(server.local_addr(), true).await;
+    let (mut second, _) = raw_selected(server.local_addr(), true).await;
     second.send(encode(Frame::Hello { resume: Some((token, 1)) })).await.unwrap();
     next_frame(&mut second, |frame| {
         assert_eq!(frame, Frame::Welcome { status: WelcomeStatus::Resumed, token, last_received: 3 });
@@ -273,7 +199,7 @@ async fn a_bad_first_frame_closes_with_1002() {
         Message::Text("hello".into()),                      // text on a durable connection
     ];
     for first in firsts {
-        let (mut ws, durable) = raw(server.local_addr(), true).await;
+        let (mut ws, durable) = raw_selected(server.local_addr(), true).await;
         assert!(durable);
         ws.send(first.clone()).await.unwrap();
         assert_eq!(close_code(&mut ws).await, 1002, "first message {first:?}");
@@ -285,14 +211,14 @@ async fn a_bad_first_frame_closes_with_1002() {
 async fn an_oversized_message_closes_with_1009() {
     let server = server(ServerConfig { max_message_bytes: 1024, ..ServerConfig::default() }).await;
 
-    let (mut plain, _) = raw(server.local_addr(), false).await;
+    let (mut plain, _) = raw_selected(server.local_addr(), false).await;
     plain.send(Message::Text("x".repeat(1024).into())).await.unwrap();
     let echo = timeout(Duration::from_secs(5), plain.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(echo.len(), 1024, "a message at the limit is fine");
     plain.send(Message::Text("x".repeat(4096).into())).await.unwrap();
     assert_eq!(close_code(&mut plain).await, 1009);
 
-    let (mut durable, _) = raw(server.local_addr(), true).await;
+    let (mut durable, _) = raw_selected(server.local_addr(), true).await;
     hello_new(&mut durable).await;
     let at_limit = vec![1u8; 1024];
     durable.send(encode(Frame::Data { seq: 1, payload: PayloadRef::Binary(&at_limit) })).await.unwrap();
@@ -310,7 +236,7 @@ async fn an_oversized_message_closes_with_1009() {
     durable.send(encode(Frame::Data { seq: 2, payload: PayloadRef::Binary(&just_over) })).await.unwrap();
     assert_eq!(close_code(&mut durable).await, 1009, "one byte over the limit");
 
-    let (mut durable, _) = raw(server.local_addr(), true).await;
+    let (mut durable, _) = raw_selected(server.local_addr(), true).await;
     hello_new(&mut durable).await;
     let too_big = vec![2u8; 4096];
     durable.send(encode(Frame::Data { seq: 1, payload: PayloadRef::Binary(&too_big) })).await.unwrap();
@@ -322,7 +248,7 @@ async fn an_expired_session_reports_exactly_the_unconfirmed_messages() {
     let ttl = Duration::from_millis(300);
     let server = server(ServerConfig { session_ttl: ttl, ..ServerConfig::default() }).await;
     let proxy = ChaosProxy::start(server.local_addr(), ChaosConfig::default()).await.unwrap();
-    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client()).unwrap();
+    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout()).unwrap();
     wait_for(&mut events, |e| matches!(e, Event::Open { durable: true })).await;
 
     // Confirmed: acknowledged by the server (and echoed).
@@ -368,7 +294,7 @@ async fn replay_buffer_overflow_closes_with_1013_and_the_resume_gets_lost_overfl
         ..durable_ws_core::SessionConfig::default()
     };
     let server = server(ServerConfig { session, ..ServerConfig::default() }).await;
-    let (mut ws, _) = raw(server.local_addr(), true).await;
+    let (mut ws, _) = raw_selected(server.local_addr(), true).await;
     let token = hello_new(&mut ws).await;
     // Five messages echoed into a session whose client never acknowledges: the fifth echo
     // does not fit.
@@ -376,7 +302,7 @@ async fn replay_buffer_overflow_closes_with_1013_and_the_resume_gets_lost_overfl
         ws.send(encode(Frame::Data { seq, payload: PayloadRef::Text("x") })).await.unwrap();
     }
     assert_eq!(close_code(&mut ws).await, 1013);
-    let (mut again, _) = raw(server.local_addr(), true).await;
+    let (mut again, _) = raw_selected(server.local_addr(), true).await;
     again.send(encode(Frame::Hello { resume: Some((token, 4)) })).await.unwrap();
     next_frame(&mut again, |frame| {
         assert!(matches!(frame, Frame::Welcome { status: WelcomeStatus::LostOverflow, .. }), "{frame:?}");
@@ -388,12 +314,12 @@ async fn replay_buffer_overflow_closes_with_1013_and_the_resume_gets_lost_overfl
 #[tokio::test]
 async fn goodbye_ends_the_session_with_1000() {
     let server = server(ServerConfig::default()).await;
-    let (mut ws, _) = raw(server.local_addr(), true).await;
+    let (mut ws, _) = raw_selected(server.local_addr(), true).await;
     let token = hello_new(&mut ws).await;
     ws.send(encode(Frame::Goodbye)).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 1000);
     assert_eq!(server.stats().sessions, 0);
-    let (mut again, _) = raw(server.local_addr(), true).await;
+    let (mut again, _) = raw_selected(server.local_addr(), true).await;
     again.send(encode(Frame::Hello { resume: Some((token, 0)) })).await.unwrap();
     next_frame(&mut again, |frame| {
         assert!(matches!(frame, Frame::Welcome { status: WelcomeStatus::LostUnknown, .. }), "{frame:?}");
@@ -404,9 +330,9 @@ async fn goodbye_ends_the_session_with_1000() {
 #[tokio::test]
 async fn a_full_server_refuses_new_sessions_with_1013() {
     let server = server(ServerConfig { max_sessions: 1, ..ServerConfig::default() }).await;
-    let (mut first, _) = raw(server.local_addr(), true).await;
+    let (mut first, _) = raw_selected(server.local_addr(), true).await;
     hello_new(&mut first).await;
-    let (mut second, _) = raw(server.local_addr(), true).await;
+    let (mut second, _) = raw_selected(server.local_addr(), true).await;
     second.send(encode(Frame::Hello { resume: None })).await.unwrap();
     assert_eq!(close_code(&mut second).await, 1013);
 }

@@ -7,12 +7,12 @@ mod support;
 use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::{BackoffConfig, ClientConfig, Event, Payload, PayloadRef, Token, WelcomeStatus};
+use durable_ws_core::{Event, Payload, PayloadRef, Token, WelcomeStatus};
 use durable_ws_server::native_client::NativeClient;
 use durable_ws_server::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
+use support::native::{fast_client, next_event};
 use support::{durable, echo, encode, hello, server};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -50,18 +50,13 @@ async fn close_frame(ws: &mut support::Raw) -> (u16, String) {
     }
 }
 
-async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
-    timeout(Duration::from_secs(10), events.recv()).await.expect("event in time").expect("client running")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_closes_only_its_connection_with_1002_and_the_session_resumes() {
     let server = server(ServerConfig::default()).await;
     let addr = server.local_addr();
 
     // The bystander: a durable client exchanging messages all along.
-    let fast = ClientConfig { backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..BackoffConfig::default() }, ..ClientConfig::default() };
-    let (bystander, mut events) = NativeClient::connect(&format!("ws://{addr}/echo"), fast).unwrap();
+    let (bystander, mut events) = NativeClient::connect(&format!("ws://{addr}/echo"), fast_client()).unwrap();
     assert_eq!(next_event(&mut events).await, Event::Open { durable: true });
     let mut bystander_round = 0;
 

@@ -1,6 +1,9 @@
-//! Helpers shared by the hardening tests: a server on 127.0.0.1:0 and raw tokio-tungstenite
-//! connections that speak `durable.v1` frame by frame.
+//! Helpers shared by the integration tests: a server on 127.0.0.1:0 and raw tokio-tungstenite
+//! connections that speak `durable.v1` frame by frame; [`native`] has the `NativeClient` ones.
+//! (Each test binary uses only some of them.)
 #![allow(dead_code)]
+
+pub mod native;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +40,23 @@ pub async fn connect(addr: SocketAddr, path: &str, durable: bool, headers: &[(&s
         Err(Error::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("handshake failed: {other}"),
     }
+}
+
+/// A raw WebSocket to `/echo` (no handshake timeout), offering `durable.v1` if `durable`;
+/// returns whether the server selected it.
+pub async fn raw_selected(addr: SocketAddr, durable: bool) -> (Raw, bool) {
+    let mut request = format!("ws://{addr}/echo").into_client_request().unwrap();
+    if durable {
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
+    }
+    let (ws, response) = tokio_tungstenite::connect_async(request).await.expect("raw connect");
+    let selected = response.headers().get("sec-websocket-protocol").is_some_and(|p| p == "durable.v1");
+    (ws, selected)
+}
+
+/// [`raw_selected`] without the answer.
+pub async fn raw(addr: SocketAddr, durable: bool) -> Raw {
+    raw_selected(addr, durable).await.0
 }
 
 /// A durable connection to `/echo`.
