@@ -4,11 +4,12 @@
 // Binaries come from DURABLE_WS_BIN_DIR (scripts/test.sh sets it), else target/release, else target/debug.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 export { launchBrowser } from "../support/browser.mjs";
+import { freePort } from "../support/net.mjs";
+export { freePort };
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -20,18 +21,6 @@ export function binDir() {
     throw new Error("no durable-ws-server + chaos-proxy binaries: run `cargo build --release -p durable-ws-server` or set DURABLE_WS_BIN_DIR");
   }
   return found;
-}
-
-/** A TCP port nobody listens on right now. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -15,8 +15,8 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchBrowser } from "../support/browser.mjs";
+import { freePort } from "../support/net.mjs";
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const EXAMPLES = ["leptos-chat", "yew-chat"];
@@ -37,18 +37,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** A free TCP port on 127.0.0.1. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the reference server (from DURABLE_WS_BIN_DIR) serving `www`, with fault injection. */
 async function startServer({ www }) {

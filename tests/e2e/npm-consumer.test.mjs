@@ -9,10 +9,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchBrowser } from "../support/browser.mjs";
+import { freePort } from "../support/net.mjs";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const APP = join(REPO_ROOT, "tests", "npm-consumer");
@@ -20,17 +20,6 @@ const SERVER = process.env.DURABLE_WS_SERVER;
 
 let browser;
 let preview;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** `vite preview` of the built app on a free port; resolves once it answers. */
 async function startPreview() {
