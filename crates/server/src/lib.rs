@@ -64,6 +64,18 @@ pub use token::{token_from_hex, token_to_hex};
 
 use state::Shared;
 
+/// Logs to stderr for the binaries: `RUST_LOG` filters (default `info`), colours only on a terminal.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1012
 /// (service restart: clients reconnect and resume elsewhere) and returns.
 pub async fn serve(listener: TcpListener, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {

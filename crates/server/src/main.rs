@@ -3,15 +3,10 @@
 use clap::{CommandFactory, Parser};
 use durable_ws_server::cli::Options;
 use durable_ws_server::serve;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    durable_ws_server::init_logging();
     let options = Options::parse();
     let config = match options.server_config() {
         Ok(config) => config,

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
-use tracing_subscriber::EnvFilter;
 
 /// Forwards TCP connections to a target, cutting each after a random lifetime.
 #[derive(Parser, Debug)]
@@ -37,11 +36,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    durable_ws_server::init_logging();
     let args = Args::parse();
     let config = ChaosConfig {
         lifetime_ms: (!args.no_cuts).then_some((args.min_lifetime_ms, args.max_lifetime_ms)),
