@@ -206,8 +206,9 @@ impl Client {
     }
 
     /// The user closes the socket for good: waits up to `close_timeout_ms` for outstanding
-    /// acknowledgements (reconnecting at once if the connection drops meanwhile), says goodbye, closes with `code`/`reason`; whatever stayed unconfirmed
-    /// is reported with `SessionLost { reason: Closed }`. Never reconnects afterwards.
+    /// acknowledgements (reconnecting at once if the connection drops meanwhile), says goodbye,
+    /// closes with `code`/`reason`; whatever stayed unconfirmed is reported with
+    /// `SessionLost { reason: Closed }`. Never reconnects afterwards.
     pub fn close(&mut self, now: Millis, code: u16, reason: &str) {
         self.closed_by_user = true;
         match self.state {
