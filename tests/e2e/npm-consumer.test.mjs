@@ -97,6 +97,12 @@ test("the README snippet, installed from the packed tarball and bundled by Vite,
     assert.equal(await page.evaluate(() => document.body.dataset.binary), "1,2,3", "binary round trip");
     assert.ok(logged.includes("received hello"), `the snippet logged the echo (console: ${JSON.stringify(logged)})`);
 
+    // The issue's snippet with every option: its JSON value was acknowledged, echoed (the server echoes before it
+    // acknowledges) and logged by its listener, and close() left the socket closed.
+    await page.waitForSelector("body[data-snippet]", { state: "attached", timeout: 30_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.snippet), "acknowledged, readyState 3");
+    assert.ok(logged.includes('{"any":"JSON value"}'), `the snippet logged the echo (console: ${JSON.stringify(logged)})`);
+
     // Vite emitted the wasm as an asset and served it as wasm (the fast, streaming path).
     assert.deepEqual(wasmResponses, ["application/wasm"]);
     assert.deepEqual(problems, []);

@@ -24,3 +24,19 @@ const echoed = new Promise<ArrayBuffer>((resolve) =>
 await socket.send(new Uint8Array([1, 2, 3]));
 document.body.dataset.binary = Array.from(new Uint8Array(await echoed)).join(",");
 socket.close(1000, "done");
+
+// The snippet of the issue that specified the JS API, verbatim but for the server's address: every option spelled
+// out, a JSON value sent and acknowledged, then a normal close.
+{
+  const ws = new DurableWebSocket(serverUrl, {
+    reconnect: { minDelayMs: 250, maxDelayMs: 30000, factor: 2, jitter: true, maxAttempts: Infinity, stableAfterMs: 5000 },
+    connectTimeoutMs: 10000,
+    heartbeat: { intervalMs: 15000, timeoutMs: 10000 },
+    buffer: { maxMessages: 10000, maxBytes: 8 * 1024 * 1024 },
+    protocols: [],            // extra subprotocols
+  });
+  ws.addEventListener("message", (e) => console.log(e.data));   // also onmessage-style properties
+  await ws.send({ any: "JSON value" });   // strings, ArrayBuffer/Uint8Array, or JSON-able values; resolves on ack
+  ws.close(1000, "bye");
+  document.body.dataset.snippet = `acknowledged, readyState ${ws.readyState}`;
+}
