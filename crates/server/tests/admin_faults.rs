@@ -4,7 +4,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
@@ -13,7 +12,7 @@ use durable_ws_server::{token_to_hex, Server, ServerConfig, Stats};
 use futures_util::{SinkExt, StreamExt};
 use support::native::{connected, fast_client, next_event, wait_for};
 use support::{close_code, encode, raw, server};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -177,18 +176,7 @@ async fn shutdown_closes_every_connection_with_1012() {
 
 #[tokio::test]
 async fn the_binary_closes_connections_with_1012_on_sigterm() {
-    let www = std::env::temp_dir();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_durable-ws-server"))
-        .args(["--listen", "127.0.0.1:0", "--www"])
-        .arg(&www)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(10), stdout.next_line()).await.unwrap().unwrap().expect("a listening line");
-    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut child, addr) = support::spawn_binary(|_| {}).await;
     let mut durable = raw(addr, true).await;
     durable.send(encode(Frame::Hello { resume: None })).await.unwrap();
     let pid = child.id().unwrap().to_string();

@@ -13,7 +13,7 @@ use durable_ws_core::{PayloadRef, WelcomeStatus};
 use durable_ws_server::Stats;
 use futures_util::SinkExt;
 use support::{close_code, connect, encode, hello};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
@@ -61,20 +61,14 @@ async fn stats(addr: SocketAddr) -> Stats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_reach_the_server_and_the_logs_tell_the_story() {
     let secret = "s3cret-value-never-logged";
-    let mut child = tokio::process::Command::new(BINARY)
-        .args(["--listen", "127.0.0.1:0", "--www"])
-        .arg(std::env::temp_dir())
-        .args(["--auth-token", &format!("alice={secret}"), "--allowed-origin", "http://good.example"])
-        .args(["--max-buffer-messages", "4", "--heartbeat-interval-ms", "100", "--heartbeat-timeout-ms", "200"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(10), stdout.next_line()).await.unwrap().unwrap().expect("a listening line");
-    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut child, addr) = support::spawn_binary(|command| {
+        command
+            .args(["--auth-token", &format!("alice={secret}"), "--allowed-origin", "http://good.example"])
+            .args(["--max-buffer-messages", "4", "--heartbeat-interval-ms", "100", "--heartbeat-timeout-ms", "200"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped());
+    })
+    .await;
     let mut stderr = child.stderr.take().unwrap();
     let logs = tokio::spawn(async move {
         let mut text = String::new();

@@ -124,3 +124,24 @@ pub async fn echo(ws: &mut Raw, seq: u64, text: &str) {
     ws.send(encode(Frame::Data { seq, payload: durable_ws_core::PayloadRef::Text(text) })).await.unwrap();
     assert_eq!(next_data(ws).await, (seq, text.as_bytes().to_vec()));
 }
+
+/// Starts the real server binary on 127.0.0.1:0 serving the temp dir, with `configure` adding
+/// arguments, environment and stderr handling; returns it and the address from its stdout line.
+pub async fn spawn_binary(
+    configure: impl FnOnce(&mut tokio::process::Command),
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_durable-ws-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--www"])
+        .arg(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    configure(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(Duration::from_secs(10), stdout.next_line()).await.unwrap().unwrap().expect("a listening line");
+    let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    (child, addr)
+}
