@@ -14,7 +14,7 @@
 // 4. memory: JS heap (CDP, after a forced GC) and wasm memory over 1,000 reconnect cycles and 100,000 messages.
 // 5. server: `loadgen` opens 10,000 durable sessions: server RSS per session, echo round trip under load.
 //
-// Uses the release binaries (cargo build --release -p durable-ws-server --bins) and www/pkg (the npm build,
+// Uses the release binaries (cargo build --release -p durable-ws-server -p durable-ws-testkit --bins) and www/pkg (the npm build,
 // web target); builds them when missing. Raw results also go to target/bench-results.json.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -55,7 +55,7 @@ function run(command, args, options = {}) {
 }
 
 function build() {
-  run("cargo", ["build", "--release", "-p", "durable-ws-server", "--bins"]);
+  run("cargo", ["build", "--release", "-p", "durable-ws-server", "-p", "durable-ws-testkit", "--bins"]);
   if (!existsSync(join(REPO_ROOT, "www/pkg/durable_ws_bg.wasm")) || !existsSync(join(REPO_ROOT, "pkg/durable_ws_bg.wasm")) || flag("--build-wasm")) {
     run("bash", ["-c", "source scripts/common.sh && build_wasm_packages"]);
   }
@@ -438,7 +438,7 @@ function markdown(results) {
     out.push("### 5. Server under load");
     out.push("");
     out.push(
-      "`loadgen` (crates/server/src/bin/loadgen.rs: the core `Client` over tokio-tungstenite, one task per session) opens durable " +
+      "`loadgen` (crates/testkit/src/bin/loadgen.rs: the core `Client` over tokio-tungstenite, one task per session) opens durable " +
         "sessions on /echo in batches of 250, then every session sends 100-byte binary messages at a fixed rate for the stated time. " +
         "Server RSS from /proc/PID/status; per session = (RSS with all sessions open − RSS before) / sessions; CPU = user + system " +
         "time during the load phase (/proc/PID/stat) per echo. Load generator and server share the same cores.",

@@ -39,7 +39,7 @@ stage_doctests() {
 stage_server() {
     local profile_flag=()
     if [[ $server_profile == release ]]; then profile_flag=(--release); fi
-    cargo build -p durable-ws-server "${profile_flag[@]}"
+    cargo build -p durable-ws-server -p durable-ws-testkit "${profile_flag[@]}"
 }
 
 stage_wasm_package() {

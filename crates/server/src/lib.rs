@@ -16,7 +16,7 @@
 //!
 //! Sessions live in memory; a session whose connection dropped is kept for
 //! [`ServerConfig::session_ttl`] so the client can resume it. Also here, for tests and load
-//! generation: [`native_client`] (the core `Client` over tokio-tungstenite) and [`chaos_proxy`]
+//! generation: `durable_ws_testkit::native_client` and `chaos_proxy`
 //! (a TCP proxy that cuts connections and delays data).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -41,9 +41,7 @@ mod store;
 mod token;
 mod writer;
 
-pub mod chaos_proxy;
 pub mod cli;
-pub mod native_client;
 
 use std::future::Future;
 use std::io;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::{Event, Payload};
-use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
+use durable_ws_testkit::native_client::NativeClient;
 use durable_ws_server::{Server, ServerConfig, TokenAuthenticator};
 use futures_util::StreamExt;
 use support::native::{fast_client, next_event};

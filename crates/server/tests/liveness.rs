@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{ClientConfig, Event, HeartbeatConfig, PayloadRef, SessionConfig, WelcomeStatus};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_testkit::native_client::NativeClient;
 use durable_ws_server::{Server, ServerConfig, Stats};
 use futures_util::{SinkExt, StreamExt};
 use support::{connect, durable, encode, hello, next_data, server};

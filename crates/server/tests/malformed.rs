@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{Event, Payload, PayloadRef, Token, WelcomeStatus};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_testkit::native_client::NativeClient;
 use durable_ws_server::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
 use support::native::{fast_client, next_event};

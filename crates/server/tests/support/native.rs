@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use durable_ws_core::{BackoffConfig, ClientConfig, Event};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_testkit::native_client::NativeClient;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 

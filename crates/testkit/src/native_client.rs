@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use durable_ws_core::{ClientConfig, Event, Payload};
-//! use durable_ws_server::native_client::NativeClient;
+//! use durable_ws_testkit::native_client::NativeClient;
 //! let (client, mut events) = NativeClient::connect("ws://127.0.0.1:8080/echo", ClientConfig::default())?;
 //! client.send(Payload::from("hello"))?;
 //! while let Some(event) = events.recv().await {

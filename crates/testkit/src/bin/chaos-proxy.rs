@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
+use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 
 /// Forwards TCP connections to a target, cutting each after a random lifetime.
 #[derive(Parser, Debug)]
@@ -36,7 +36,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    durable_ws_server::init_logging();
+    durable_ws_testkit::init_logging();
     let args = Args::parse();
     let config = ChaosConfig {
         lifetime_ms: (!args.no_cuts).then_some((args.min_lifetime_ms, args.max_lifetime_ms)),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use durable_ws_core::{ClientConfig, Event, Payload};
-use durable_ws_server::native_client::NativeClient;
+use durable_ws_testkit::native_client::NativeClient;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn demo(server: std::net::SocketAddr) -> std::io::Result<()> {
-//! use durable_ws_server::chaos_proxy::{ChaosConfig, ChaosProxy};
+//! use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 //! let config = ChaosConfig { lifetime_ms: Some((50, 400)), latency_ms: 25, seed: None };
 //! let proxy = ChaosProxy::start(server, config).await?;
 //! let url = format!("ws://{}/echo", proxy.local_addr());
