@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 
-use durable_ws_core::{Action, Client, ClientState, Event, LostReason, MessageKind, Millis, Payload, SUBPROTOCOL};
+use durable_ws_core::{Action, Client, ClientConfig, ClientState, Event, LostReason, MessageKind, Millis, Payload, SUBPROTOCOL};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock;
@@ -129,9 +129,11 @@ impl Engine {
             UrlSource::Fixed(url) => (Some(url), None),
             UrlSource::Provider(provider) => (None, Some(provider)),
         };
+        // A provider is asked again before every attempt: a 4401 may be cured by fresh credentials.
+        let client_config = ClientConfig { retry_unauthorized: provider.is_some(), ..config.client };
         let mut protocols = vec![SUBPROTOCOL.to_owned()];
         protocols.extend(config.protocols);
-        let client = Client::new(config.client, clock::seed(), now, Environment::is_online());
+        let client = Client::new(client_config, clock::seed(), now, Environment::is_online());
         let shared = Rc::new_cyclic(|me: &Weak<Shared>| {
             let target = me.clone();
             let timer = Timer::new(move || input(&target, Input::Timer));
@@ -472,7 +474,6 @@ impl State {
             Event::Message(payload) => Output::Message(payload),
             Event::Reconnecting { attempt, delay_ms } => Output::Reconnecting { attempt, delay_ms },
             Event::Error(error) => Output::Error(Error::Connection(error)),
-            Event::Goodbye | Event::Dead => return, // server role only
         };
         out.push_back(Delivery::Output(output));
     }

@@ -42,6 +42,13 @@ pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
             ("HeartbeatTimeoutError", "the server stopped answering: the link is dead")
         }
         Error::Connection(ConnectionError::Protocol(_)) => ("ProtocolError", "the server broke the durable.v1 protocol"),
+        Error::Connection(ConnectionError::Refused { code, reason }) => {
+            // 4401 / 4403 / 4409: the server's reason says why (e.g. "credentials expired").
+            let message = if reason.is_empty() { "the server refused the connection" } else { reason.as_str() };
+            let error = named_error("RefusedError", message);
+            let _ = Reflect::set(&error, &"code".into(), &JsValue::from(*code));
+            return (error, message.into());
+        }
         Error::Url(message) => ("UrlError", message.as_str()),
         Error::Encode(message) => ("EncodeError", message.as_str()),
         Error::Decode(message) => ("DecodeError", message.as_str()),

@@ -10,7 +10,7 @@ use crate::config::SessionConfig;
 use crate::error::{ConnectionError, SendError};
 use crate::event::{Event, LostReason};
 use crate::payload::{MessageKind, Payload, PayloadRef};
-use crate::session::{Session, SessionStats};
+use crate::session::{Session, SessionEvent, SessionStats};
 use crate::Millis;
 
 /// Client configuration.
@@ -26,6 +26,10 @@ pub struct ClientConfig {
     pub close_timeout_ms: Millis,
     /// Close codes from the server that end reconnection.
     pub close_policy: ClosePolicy,
+    /// On a 4401 (credentials missing or expired), reconnect once at once instead of stopping:
+    /// for drivers whose URL provider fetches fresh credentials on every attempt. A second 4401
+    /// before a handshake succeeds stops. Default false.
+    pub retry_unauthorized: bool,
 }
 
 impl Default for ClientConfig {
@@ -36,6 +40,7 @@ impl Default for ClientConfig {
             connect_timeout_ms: 10_000,
             close_timeout_ms: 2_000,
             close_policy: ClosePolicy::default(),
+            retry_unauthorized: false,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct Client {
     events: VecDeque<Event>,
     reconnects: u64,
     sessions_lost: u64,
+    /// A 4401 was already retried since the last successful handshake.
+    unauthorized_retried: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +156,7 @@ impl Client {
             events: VecDeque::new(),
             reconnects: 0,
             sessions_lost: 0,
+            unauthorized_retried: false,
         };
         if online {
             client.start_attempt(now);
@@ -358,24 +366,28 @@ impl Client {
     fn absorb(&mut self, now: Millis) {
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Dead => {
+                SessionEvent::Dead => {
                     return self.fail(now, ConnectionError::HeartbeatTimeout, close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                 }
-                Event::Goodbye => {
+                SessionEvent::Goodbye => {
                     // The server ended the session for good.
                     self.actions.push_back(Action::Close { code: close_code::NORMAL, reason: "goodbye".into() });
                     self.session.disconnect(now);
                     self.closing = None;
                     return self.finish(close_code::NORMAL, "goodbye", true);
                 }
-                Event::SessionLost { .. } => {
+                SessionEvent::SessionLost { reason, unconfirmed } => {
                     self.sessions_lost += 1;
-                    self.events.push_back(event);
+                    self.events.push_back(Event::SessionLost { reason, unconfirmed });
                 }
-                other => self.events.push_back(other),
+                SessionEvent::Open { durable } => self.events.push_back(Event::Open { durable }),
+                SessionEvent::Resumed { replayed } => self.events.push_back(Event::Resumed { replayed }),
+                SessionEvent::Message(payload) => self.events.push_back(Event::Message(payload)),
+                SessionEvent::Acked { seq } => self.events.push_back(Event::Acked { seq }),
             }
         }
         if self.state == ClientState::Connecting && self.session.is_established() {
+            self.unauthorized_retried = false;
             self.state = if self.closing.is_some() { ClientState::Closing } else { ClientState::Open };
             self.connect_deadline = None;
             self.stable_at = Some(now + self.config.backoff.stable_after_ms);
@@ -410,6 +422,17 @@ impl Client {
             }
             let Closing { code, reason, .. } = self.closing.take().expect("checked above");
             return self.finish(code, &reason, was_clean);
+        }
+        if matches!(code, close_code::UNAUTHORIZED | close_code::FORBIDDEN | close_code::SUPERSEDED) {
+            self.events.push_back(Event::Error(ConnectionError::Refused { code, reason: reason.to_owned() }));
+            if code == close_code::UNAUTHORIZED && self.config.retry_unauthorized && !self.unauthorized_retried {
+                // Fresh credentials may fix it: one attempt at once, then a second 4401 is final.
+                self.unauthorized_retried = true;
+                self.reconnects += 1;
+                self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: true });
+                self.events.push_back(Event::Reconnecting { attempt: 1, delay_ms: 0 });
+                return self.start_attempt(now);
+            }
         }
         if self.config.close_policy.is_terminal(code) {
             return self.finish(code, reason, was_clean);
@@ -490,6 +513,7 @@ mod tests {
         assert_eq!(
             events(&mut client),
             [
+                Event::Error(ConnectionError::Refused { code: 4403, reason: "forbidden".into() }),
                 Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] },
                 Event::Closed { code: 4403, reason: "forbidden".into(), was_clean: true, will_reconnect: false },
             ]
@@ -497,6 +521,29 @@ mod tests {
         assert_eq!(client.state(), ClientState::Closed);
         assert_eq!(client.poll_action(), None);
         assert_eq!(client.send(50, Payload::from("b")), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn unauthorized_retries_once_at_once_with_fresh_credentials_then_stops() {
+        let refused = |client: &mut Client, now| {
+            client.on_open(now, true);
+            transmitted(client, now);
+            client.on_close(now, 4401, "credentials expired", true);
+            events(client)
+        };
+        let mut plain = Client::new(config(), 1, 0, true);
+        assert_eq!(plain.poll_action(), Some(Action::Connect));
+        let evs = refused(&mut plain, 10);
+        assert!(matches!(evs.last(), Some(Event::Closed { code: 4401, will_reconnect: false, .. })), "{evs:?}");
+
+        let mut client = Client::new(ClientConfig { retry_unauthorized: true, ..config() }, 1, 0, true);
+        assert_eq!(client.poll_action(), Some(Action::Connect));
+        let evs = refused(&mut client, 10);
+        assert_eq!(evs[0], Event::Error(ConnectionError::Refused { code: 4401, reason: "credentials expired".into() }));
+        assert_eq!(evs.last(), Some(&Event::Reconnecting { attempt: 1, delay_ms: 0 }));
+        assert_eq!(client.poll_action(), Some(Action::Connect), "at once: the URL provider runs again");
+        let evs = refused(&mut client, 20);
+        assert!(matches!(evs.last(), Some(Event::Closed { code: 4401, will_reconnect: false, .. })), "a second 4401 is final: {evs:?}");
     }
 
     #[test]

@@ -32,12 +32,19 @@ pub mod close_code {
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// Ours: the client saw a protocol error (browsers cannot send 1002).
     pub const CLIENT_PROTOCOL_ERROR: u16 = 4002;
+    /// Ours: the server forgot the session while a connection was attached (the resume that
+    /// follows gets `LostUnknown`).
+    pub const SESSION_EXPIRED: u16 = 4004;
     /// Ours: the connection did not open and handshake in time.
     pub const CONNECT_TIMEOUT: u16 = 4008;
-    /// Ours: authentication missing or wrong (terminal).
+    /// Ours: credentials missing or expired. Terminal, except that a client with a URL provider
+    /// retries once at once with fresh credentials.
     pub const UNAUTHORIZED: u16 = 4401;
-    /// Ours: authenticated but not allowed (terminal).
+    /// Ours: credentials invalid, or not allowed (terminal).
     pub const FORBIDDEN: u16 = 4403;
+    /// Ours: the session was resumed on another connection (terminal: reaching a client's
+    /// current connection, it means someone else holds its token).
+    pub const SUPERSEDED: u16 = 4409;
 }
 
 /// Which close codes received from the server end reconnection for good.

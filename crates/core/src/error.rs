@@ -93,10 +93,12 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The close code a server sends for this error (1009 for oversized frames, 1002 otherwise).
+    /// The close code a server sends for this error: 1009 for oversized frames, 1007 for a text
+    /// payload that is not UTF-8, 1002 otherwise.
     pub fn close_code(&self) -> u16 {
         match self {
             ProtocolError::TooLarge { .. } => crate::close_code::MESSAGE_TOO_BIG,
+            ProtocolError::Decode(DecodeError::InvalidUtf8) => crate::close_code::INVALID_PAYLOAD,
             _ => crate::close_code::PROTOCOL_ERROR,
         }
     }
@@ -159,4 +161,13 @@ pub enum ConnectionError {
     /// No frame arrived within the heartbeat timeout after a ping: the link is half-open.
     #[error("heartbeat timeout")]
     HeartbeatTimeout,
+    /// The server refused the connection: 4401 (credentials missing or expired), 4403
+    /// (credentials invalid or not allowed) or 4409 (the session was resumed elsewhere).
+    #[error("refused by the server ({code}): {reason}")]
+    Refused {
+        /// The close code.
+        code: u16,
+        /// The server's reason.
+        reason: String,
+    },
 }

@@ -20,7 +20,8 @@ pub enum LostReason {
     Closed,
 }
 
-/// An event for the application (client role) or the server driver (server role).
+/// What a [`Client`](crate::Client) tells its application. (The server role has its own:
+/// [`ServerEvent`](crate::server::ServerEvent).)
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A connection is open and ready. `durable` is false in plain mode (no recovery).
@@ -42,7 +43,7 @@ pub enum Event {
         /// Highest confirmed sequence number.
         seq: u64,
     },
-    /// Client: the connection is gone; the next attempt starts after `delay_ms`.
+    /// The connection is gone; the next attempt starts after `delay_ms`.
     Reconnecting {
         /// Attempt number, from 1.
         attempt: u32,
@@ -57,7 +58,7 @@ pub enum Event {
         /// `(sequence number, payload)` of each unconfirmed message.
         unconfirmed: Vec<(u64, Payload)>,
     },
-    /// Client: a connection closed. `will_reconnect` false means the socket is closed for good.
+    /// A connection closed. `will_reconnect` false means the socket is closed for good.
     Closed {
         /// Close code (1006 when the connection dropped without a close frame).
         code: u16,
@@ -68,10 +69,6 @@ pub enum Event {
         /// Whether a reconnect follows.
         will_reconnect: bool,
     },
-    /// Client: why a connection was given up (precedes `Closed`).
+    /// Why a connection was given up or refused (precedes `Closed`).
     Error(ConnectionError),
-    /// Server role: the client ended the session with `Goodbye`.
-    Goodbye,
-    /// Server role: the heartbeat found the link dead; close the connection, keep the session.
-    Dead,
 }

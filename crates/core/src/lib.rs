@@ -7,9 +7,11 @@
 //!
 //! - [`frame`]: the `durable.v1` wire format.
 //! - [`ReplayBuffer`]: what was sent and not yet acknowledged, bounded by count and bytes.
-//! - [`Session`]: one logical session across connections, in the client or the server role.
+//! - [`Client`]: the client role: one session across connections, connection lifecycle and
+//!   reconnect policy.
+//! - [`server::Endpoint`]: the server role: which session a `Hello` leads to, sessions'
+//!   lifetimes and bounds, over a storage seam ([`server::Store`]).
 //! - [`Backoff`]: the reconnect delay policy.
-//! - [`Client`]: the client-role supervisor: session + connection lifecycle + reconnect policy.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ mod event;
 pub mod frame;
 mod inbound;
 mod payload;
+pub mod server;
 mod session;
 
 pub use backoff::{Backoff, BackoffConfig, SplitMix64};
@@ -34,7 +37,7 @@ pub use error::{ConnectionError, DecodeError, ProtocolError, ResumeError, SendEr
 pub use event::{Event, LostReason};
 pub use frame::{Token, WelcomeStatus, SUBPROTOCOL};
 pub use payload::{MessageKind, Payload, PayloadRef};
-pub use session::{Role, Session, SessionStats};
+pub use session::SessionStats;
 
 /// Milliseconds since an epoch chosen by the driver (monotonic).
 pub type Millis = u64;

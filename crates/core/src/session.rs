@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use crate::buffer::ReplayBuffer;
 use crate::config::SessionConfig;
 use crate::error::{ProtocolError, ResumeError, SendError};
-use crate::event::{Event, LostReason};
+use crate::event::LostReason;
 use crate::frame::{Frame, FrameType, Token, WelcomeStatus};
 use crate::inbound::{Inbound, Receipt};
 use crate::payload::{MessageKind, Payload, PayloadRef};
@@ -16,7 +16,7 @@ const MAX_DATA_HEADER: usize = 11;
 
 /// Which end of the session this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// Sends `Hello`, receives `Welcome`.
     Client,
     /// Receives `Hello` (decoded by its driver), sends `Welcome`.
@@ -42,29 +42,13 @@ pub struct SessionStats {
     pub last_rtt_ms: Option<Millis>,
 }
 
-/// One session: replay buffer, receive state, acknowledgements, heartbeat.
+/// One session: replay buffer, receive state, acknowledgements, heartbeat. Internal: drivers use
+/// it through the client-role [`Client`](crate::Client) or the server-role
+/// [`Endpoint`](crate::server::Endpoint).
 ///
 /// Outbound data frames are never queued separately: `poll_transmit` writes control frames first,
 /// then the replay buffer from the first message not yet sent on the current connection.
-///
-/// ```
-/// use durable_ws_core::{Event, Payload, PayloadRef, Session, SessionConfig, Token, WelcomeStatus};
-/// let mut client = Session::client(SessionConfig::default());
-/// let mut server = Session::server(SessionConfig::default(), Token([7; 16]), WelcomeStatus::New, 0);
-/// client.send(0, Payload::from("hello")).unwrap();
-/// client.connect(0);
-/// let mut buf = Vec::new();
-/// // The client's Hello goes to the server driver, which decoded it to create `server`.
-/// assert!(client.poll_transmit(0, &mut buf).is_some());
-/// // The server's Welcome opens the client's session; then the queued message goes out.
-/// server.poll_transmit(0, &mut buf).unwrap();
-/// client.handle_message(0, PayloadRef::Binary(&buf)).unwrap();
-/// assert_eq!(client.poll_event(), Some(Event::Open { durable: true }));
-/// client.poll_transmit(0, &mut buf).unwrap();
-/// server.handle_message(0, PayloadRef::Binary(&buf)).unwrap();
-/// assert_eq!(server.poll_event(), Some(Event::Message(Payload::from("hello"))));
-/// ```
-pub struct Session {
+pub(crate) struct Session {
     role: Role,
     config: SessionConfig,
     token: Option<Token>,
@@ -79,8 +63,23 @@ pub struct Session {
     next_ping: Option<Millis>,
     dead_at: Option<Millis>,
     goodbye: Goodbye,
-    events: VecDeque<Event>,
+    events: VecDeque<SessionEvent>,
     stats: SessionStats,
+}
+
+/// What a session tells the role that drives it ([`Client`](crate::Client) or
+/// [`Endpoint`](crate::server::Endpoint)), which turns it into its own role's events.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum SessionEvent {
+    Open { durable: bool },
+    Resumed { replayed: u64 },
+    Message(Payload),
+    Acked { seq: u64 },
+    SessionLost { reason: LostReason, unconfirmed: Vec<(u64, Payload)> },
+    /// The peer said goodbye.
+    Goodbye,
+    /// The heartbeat found the link silent.
+    Dead,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +184,7 @@ impl Session {
         }
         self.next_send = self.out.first_seq();
         self.link = Link::Plain;
-        self.events.push_back(Event::Open { durable: false });
+        self.events.push_back(SessionEvent::Open { durable: false });
     }
 
     /// The connection is gone. Frames not yet transmitted are dropped (they are re-created from
@@ -203,7 +202,7 @@ impl Session {
             Link::Down => return Ok(()),
             Link::Plain => {
                 self.stats.received += 1;
-                self.events.push_back(Event::Message(message.to_owned()));
+                self.events.push_back(SessionEvent::Message(message.to_owned()));
                 return Ok(());
             }
             Link::Handshaking | Link::Durable => {}
@@ -229,7 +228,7 @@ impl Session {
                 match self.inbound.receive(now, seq)? {
                     Receipt::Deliver => {
                         self.stats.received += 1;
-                        self.events.push_back(Event::Message(payload.to_owned()));
+                        self.events.push_back(SessionEvent::Message(payload.to_owned()));
                     }
                     Receipt::Duplicate => self.stats.duplicates_dropped += 1,
                 }
@@ -256,7 +255,7 @@ impl Session {
             }
             (Frame::Goodbye, Link::Durable) => {
                 self.goodbye = Goodbye::Received;
-                self.events.push_back(Event::Goodbye);
+                self.events.push_back(SessionEvent::Goodbye);
                 Ok(())
             }
             (frame, _) => Err(ProtocolError::Unexpected(frame.frame_type())),
@@ -353,7 +352,7 @@ impl Session {
     }
 
     /// The next event for the application or driver.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
 
@@ -367,7 +366,7 @@ impl Session {
     }
 
     /// Time has reached a deadline: flushes a delayed ack, sends a ping, or declares the link
-    /// dead (`Event::Dead`; the driver closes the connection).
+    /// dead (`SessionEvent::Dead`; the driver closes the connection).
     pub fn handle_timeout(&mut self, now: Millis) {
         if self.link != Link::Durable {
             return;
@@ -375,7 +374,7 @@ impl Session {
         if self.dead_at.is_some_and(|at| at <= now) {
             self.dead_at = None;
             self.next_ping = None;
-            self.events.push_back(Event::Dead);
+            self.events.push_back(SessionEvent::Dead);
             return;
         }
         if self.next_ping.is_some_and(|at| at <= now) {
@@ -406,11 +405,6 @@ impl Session {
         matches!(self.goodbye, Goodbye::Sent | Goodbye::Received)
     }
 
-    /// Which end this is.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Counters.
     pub fn stats(&self) -> SessionStats {
         SessionStats { pending: self.out.len() as u64, ..self.stats }
@@ -432,7 +426,7 @@ impl Session {
             self.confirm(last_received);
             let replayed = self.rewind(last_received);
             self.establish(now);
-            self.events.push_back(Event::Resumed { replayed });
+            self.events.push_back(SessionEvent::Resumed { replayed });
             return Ok(());
         }
         if asked.is_some() {
@@ -445,7 +439,7 @@ impl Session {
         self.token = Some(token);
         self.next_send = self.out.first_seq();
         self.establish(now);
-        self.events.push_back(Event::Open { durable: true });
+        self.events.push_back(SessionEvent::Open { durable: true });
         Ok(())
     }
 
@@ -454,7 +448,7 @@ impl Session {
         let freed = self.out.ack(seq);
         if freed > 0 {
             self.stats.acked += freed as u64;
-            self.events.push_back(Event::Acked { seq });
+            self.events.push_back(SessionEvent::Acked { seq });
         }
     }
 
@@ -484,7 +478,7 @@ impl Session {
     /// The session cannot go on: report every unconfirmed message and start afresh.
     fn lose(&mut self, reason: LostReason) {
         let unconfirmed = self.take_unconfirmed();
-        self.events.push_back(Event::SessionLost { reason, unconfirmed });
+        self.events.push_back(SessionEvent::SessionLost { reason, unconfirmed });
     }
 
     fn reset(&mut self) {
@@ -494,6 +488,20 @@ impl Session {
         self.next_send = 1;
         self.highest_sent = 0;
         self.goodbye = Goodbye::None;
+    }
+}
+
+impl std::fmt::Debug for Session {
+    /// State and counters; never the token (a credential) nor payloads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("link", &self.link)
+            .field("has_token", &self.token.is_some())
+            .field("next_send", &self.next_send)
+            .field("highest_sent", &self.highest_sent)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
@@ -587,7 +595,7 @@ mod tests {
         assert_eq!(s.handle_message(0, PayloadRef::Binary(&[0x42])), Err(ProtocolError::Decode(crate::DecodeError::UnknownFrameType(0x42))));
         // None of it broke the session.
         s.handle_message(0, PayloadRef::Binary(&frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") }))).unwrap();
-        assert_eq!(s.poll_event(), Some(Event::Message(Payload::from("ok"))));
+        assert_eq!(s.poll_event(), Some(SessionEvent::Message(Payload::from("ok"))));
     }
 
     #[test]
@@ -628,7 +636,7 @@ mod tests {
         assert_eq!(s.send(0, Payload::from("more")), Err(SendError::Closed));
         let mut peer = server_with_sent(0);
         peer.handle_message(0, PayloadRef::Binary(&frame(Frame::Goodbye))).unwrap();
-        assert_eq!(peer.poll_event(), Some(Event::Goodbye));
+        assert_eq!(peer.poll_event(), Some(SessionEvent::Goodbye));
         assert!(peer.is_ended());
     }
 }

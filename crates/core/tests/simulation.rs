@@ -1,4 +1,5 @@
-//! A client core and a server core over a simulated link that cuts at random points (losing
+//! A client core and the server role's [`Endpoint`] (the real session decisions: new, resumed,
+//! lost, TTL, supersede) over a simulated link that cuts at random points (losing
 //! everything in flight), stalls (half-open), delays, and expires sessions, with random traffic
 //! both ways. Checks exactly-once in-order delivery while a session lives, explicit reporting of
 //! everything unconfirmed when it does not, and bounded buffers throughout.
@@ -6,9 +7,10 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use durable_ws_core::frame::Frame;
+use durable_ws_core::server::{ConnId, EndReason, Endpoint, EndpointConfig, Ended, ServerEvent, SessionId};
 use durable_ws_core::{
-    Action, BackoffConfig, ConnectionError, BufferLimits, Client, ClientConfig, ClientState, Event, HeartbeatConfig, LostReason,
-    MessageKind, Millis, Payload, PayloadRef, Session, SessionConfig, SplitMix64, Token, WelcomeStatus,
+    Action, BackoffConfig, BufferLimits, Client, ClientConfig, ClientState, ConnectionError, Event, HeartbeatConfig, LostReason,
+    MessageKind, Millis, Payload, PayloadRef, SessionConfig, SplitMix64, Token, WelcomeStatus,
 };
 use proptest::prelude::*;
 
@@ -81,15 +83,11 @@ struct Link {
     /// When the client's socket sees the connection open.
     opens_at: Millis,
     opened: bool,
-    /// Whether the server has attached the connection to a session.
-    attached: bool,
+    /// The connection's id at the endpoint.
+    conn: ConnId,
+    /// The session the endpoint attached the connection to (after its `Hello`).
+    attached: Option<SessionId>,
     stalled_until: Millis,
-}
-
-struct ServerSide {
-    token: Token,
-    session: Session,
-    detached_at: Option<Millis>,
 }
 
 /// What one side's application sent, and what it knows became of it.
@@ -119,10 +117,12 @@ struct Sim {
     now: Millis,
     rng: SplitMix64,
     latency: Millis,
-    ttl: Millis,
     client: Client,
-    server: Option<ServerSide>,
+    endpoint: Endpoint<()>,
+    /// The session the server application is talking to.
+    server: Option<SessionId>,
     link: Option<Link>,
+    next_conn: ConnId,
     token_counter: u8,
     client_ledger: Ledger,
     client_seqs: VecDeque<(u64, u64)>,
@@ -142,10 +142,11 @@ impl Sim {
             now: 0,
             rng: SplitMix64::new(seed),
             latency,
-            ttl,
             client: Client::new(client_config(), seed, 0, true),
+            endpoint: Endpoint::new(EndpointConfig { session: session_config(), ttl_ms: ttl, ..Default::default() }),
             server: None,
             link: None,
+            next_conn: 1,
             token_counter: 0,
             client_ledger: Ledger::default(),
             client_seqs: VecDeque::new(),
@@ -183,10 +184,10 @@ impl Sim {
     }
 
     fn server_send(&mut self, count: u8) {
-        let Some(server) = &mut self.server else { return };
+        let Some(id) = self.server else { return };
         for _ in 0..count {
             let n = self.server_ledger.next;
-            match server.session.send(self.now, payload(n)) {
+            match self.endpoint.send(self.now, id, payload(n)) {
                 Ok(seq) => {
                     self.server_ledger.next += 1;
                     self.server_ledger.unconfirmed.push_back(n);
@@ -202,98 +203,115 @@ impl Sim {
     /// Both ends lose the connection; everything in flight is gone.
     fn cut(&mut self, client_notices: bool) {
         let Some(link) = self.link.take() else { return };
-        if link.attached {
-            if let Some(server) = &mut self.server {
-                server.session.disconnect(self.now);
-                server.detached_at = Some(self.now);
-                self.drain_server();
-            }
+        if let Some(id) = link.attached {
+            self.endpoint.detach(self.now, id, link.conn);
+            self.drain_server();
         }
         if client_notices {
             self.client.on_close(self.now, 1006, "", false);
         }
     }
 
+    /// The server forgets the session at once (an operator's expire).
     fn expire(&mut self) {
         self.cut(true);
-        self.forget_session();
-    }
-
-    /// The server drops its session, reporting (to the server application) what it never got confirmed.
-    fn forget_session(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let lost: Vec<u64> = server.session.take_unconfirmed().iter().map(|(_, p)| number(p)).collect();
-            assert_eq!(lost, Vec::from(self.server_ledger.unconfirmed.clone()), "server reports exactly the unconfirmed");
-            self.server_ledger.reported_lost.extend(lost);
-            self.server_ledger.unconfirmed.clear();
-            self.server_seqs.clear();
-        }
-    }
-
-    fn server_receive(&mut self, bytes: &[u8]) {
-        let link = self.link.as_mut().unwrap();
-        if !link.attached {
-            link.attached = true;
-            let Ok(Frame::Hello { resume }) = Frame::decode(bytes) else { panic!("first frame must be Hello") };
-            let expired = self.server.as_ref().is_some_and(|s| s.detached_at.is_some_and(|d| self.now - d > self.ttl));
-            if expired {
-                self.forget_session();
-            }
-            let resumed = match (resume, &mut self.server) {
-                (Some((token, last)), Some(server)) if server.token == token => {
-                    server.session.resume(self.now, last).expect("a correct client resumes from a valid point");
-                    server.detached_at = None;
-                    true
-                }
-                _ => false,
-            };
-            if !resumed {
-                // A client that starts afresh abandons the old session (e.g. cut before its Welcome).
-                self.forget_session();
-                self.token_counter += 1;
-                let token = Token([self.token_counter; 16]);
-                let status = if resume.is_some() { WelcomeStatus::LostUnknown } else { WelcomeStatus::New };
-                let session = Session::server(session_config(), token, status, self.now);
-                self.server = Some(ServerSide { token, session, detached_at: None });
-            }
-        } else if let Some(server) = &mut self.server {
-            server.session.handle_message(self.now, PayloadRef::Binary(bytes)).expect("valid frames from a correct client");
+        if let Some(id) = self.server {
+            assert!(self.endpoint.end(self.now, id, EndReason::Expired));
         }
         self.drain_server();
     }
 
-    fn link_stub(&self) -> Link {
+    /// The server application learns that a session ended, with what it never got confirmed.
+    fn ended(&mut self, ended: Ended<()>) {
+        for p in &ended.delivered {
+            self.delivered_to_server.push(number(p));
+        }
+        if self.server != Some(ended.id) {
+            assert!(ended.unconfirmed.is_empty(), "a session the application never sent into");
+            return;
+        }
+        self.server = None;
+        let lost: Vec<u64> = ended.unconfirmed.iter().map(|(_, p)| number(p)).collect();
+        assert_eq!(lost, Vec::from(self.server_ledger.unconfirmed.clone()), "server reports exactly the unconfirmed");
+        self.server_ledger.reported_lost.extend(lost);
+        self.server_ledger.unconfirmed.clear();
+        self.server_seqs.clear();
+    }
+
+    fn server_receive(&mut self, bytes: &[u8]) {
+        let now = self.now;
+        let link = self.link.as_mut().unwrap();
+        match link.attached {
+            None => {
+                let Ok(Frame::Hello { resume }) = Frame::decode(bytes) else { panic!("first frame must be Hello") };
+                self.token_counter = self.token_counter.wrapping_add(1);
+                let fresh = Token([self.token_counter; 16]);
+                let accepted = self.endpoint.hello(now, link.conn, (), resume, fresh).expect("room for the session");
+                link.attached = Some(accepted.id);
+                assert!(!accepted.foreign);
+                if accepted.created {
+                    if resume.is_some() {
+                        assert!(accepted.status.is_lost(), "{:?}", accepted.status);
+                    }
+                    // A client that starts afresh abandons the old session (e.g. cut before its Welcome).
+                    if let Some(old) = self.server {
+                        self.endpoint.end(now, old, EndReason::Expired);
+                        while let Some(ended) = self.endpoint.poll_ended() {
+                            self.ended(ended);
+                        }
+                    }
+                    self.server = Some(accepted.id);
+                } else {
+                    assert_eq!(accepted.status, WelcomeStatus::Resumed);
+                    assert_eq!(Some(accepted.id), self.server, "the resumed session is the application's");
+                }
+            }
+            Some(id) => {
+                let conn = link.conn;
+                self.endpoint.handle_message(now, id, conn, PayloadRef::Binary(bytes)).expect("valid frames from a correct client");
+            }
+        }
+        self.drain_server();
+    }
+
+    fn link_stub(&mut self) -> Link {
+        self.next_conn += 1;
         Link {
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             opens_at: self.now,
             opened: true,
-            attached: false,
+            conn: self.next_conn,
+            attached: None,
             stalled_until: 0,
         }
     }
 
     fn drain_server(&mut self) {
-        let Some(server) = &mut self.server else { return };
-        while let Some(kind) = server.session.poll_transmit(self.now, &mut self.buf) {
-            assert_eq!(kind, MessageKind::Binary);
-            if let Some(link) = &mut self.link {
-                if link.attached {
+        let mut dead = false;
+        if let Some(link) = &mut self.link {
+            if let Some(id) = link.attached {
+                while let Some(kind) = self.endpoint.poll_transmit(self.now, id, link.conn, &mut self.buf) {
+                    assert_eq!(kind, MessageKind::Binary);
                     link.to_client.push_back((self.now + self.latency, self.buf.clone()));
                 }
             }
         }
-        let mut dead = false;
-        while let Some(event) = server.session.poll_event() {
-            match event {
-                Event::Message(p) => self.delivered_to_server.push(number(&p)),
-                Event::Acked { seq } => self.server_ledger.confirm(&mut self.server_seqs, seq),
-                Event::Dead => dead = true,
-                other => panic!("unexpected server event {other:?}"),
+        if let Some(id) = self.server {
+            while let Some(event) = self.endpoint.poll_event(id) {
+                match event {
+                    ServerEvent::Message(p) => self.delivered_to_server.push(number(&p)),
+                    ServerEvent::Acked { seq } => self.server_ledger.confirm(&mut self.server_seqs, seq),
+                    ServerEvent::Dead => dead = true,
+                }
+            }
+            if let Some(stats) = self.endpoint.stats(id) {
+                assert!(stats.pending as usize <= LIMITS.max_messages);
             }
         }
-        let stats = server.session.stats();
-        assert!(stats.pending as usize <= LIMITS.max_messages);
+        while let Some(ended) = self.endpoint.poll_ended() {
+            self.ended(ended);
+        }
         if dead {
             self.cut(true);
         }
@@ -316,7 +334,8 @@ impl Sim {
                 match action {
                     Action::Connect => {
                         assert!(self.link.is_none(), "one socket at a time");
-                        self.link = Some(Link { opens_at: self.now + 2 * self.latency, opened: false, ..self.link_stub() });
+                        let opens_at = self.now + 2 * self.latency;
+                        self.link = Some(Link { opens_at, opened: false, ..self.link_stub() });
                     }
                     Action::Close { .. } => self.cut(false),
                 }
@@ -342,7 +361,6 @@ impl Sim {
                         matches!(e, ConnectionError::ConnectTimeout | ConnectionError::HeartbeatTimeout),
                         "no protocol error between correct peers: {e}"
                     ),
-                    other => panic!("unexpected client event {other:?}"),
                 }
             }
             if !progress {
@@ -361,10 +379,11 @@ impl Sim {
             if let Some(t) = self.client.poll_timeout() {
                 next = next.min(t);
             }
-            if let Some(t) = self.server.as_ref().and_then(|s| s.session.poll_timeout()) {
-                if self.link.as_ref().is_some_and(|l| l.attached) {
-                    next = next.min(t);
-                }
+            if let Some(t) = self.link.as_ref().and_then(|l| l.attached).and_then(|id| self.endpoint.timeout(id)) {
+                next = next.min(t);
+            }
+            if let Some(t) = self.endpoint.poll_timeout() {
+                next = next.min(t);
             }
             if let Some(link) = &self.link {
                 if !link.opened {
@@ -390,6 +409,7 @@ impl Sim {
 
     fn has_work_now(&self) -> bool {
         self.client.poll_timeout().is_some_and(|t| t <= self.now)
+            || self.endpoint.poll_timeout().is_some_and(|t| t <= self.now)
             || self.link.as_ref().is_some_and(|l| {
                 (!l.opened && l.opens_at <= self.now)
                     || l.stalled_until <= self.now
@@ -417,13 +437,15 @@ impl Sim {
             self.client.handle_timeout(now);
             self.drain_client();
         }
-        if self.link.as_ref().is_some_and(|l| l.attached) {
-            if let Some(server) = &mut self.server {
-                if server.session.poll_timeout().is_some_and(|t| t <= now) {
-                    server.session.handle_timeout(now);
-                    self.drain_server();
-                }
+        if let Some((id, conn)) = self.link.as_ref().and_then(|l| Some((l.attached?, l.conn))) {
+            if self.endpoint.timeout(id).is_some_and(|t| t <= now) {
+                self.endpoint.handle_session_timeout(now, id, conn);
+                self.drain_server();
             }
+        }
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+            self.drain_server();
         }
     }
 

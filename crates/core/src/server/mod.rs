@@ -1,0 +1,455 @@
+//! The server role: which session a `Hello` leads to (new, resumed, or lost and why), the
+//! connection attached to each session, protocol-error bounds, quotas, TTL and tombstones — all
+//! decided by [`Endpoint`], pure and deterministic, over a [`Store`].
+//!
+//! A driver accepts a WebSocket, decodes the first frame, and calls [`Endpoint::hello`] with a
+//! fresh random token; the [`Accepted`] answer names the session the connection now drives.
+//! Then it feeds every received message to [`Endpoint::handle_message`], writes what
+//! [`Endpoint::poll_transmit`] produces, hands [`Endpoint::poll_event`]'s messages to the
+//! application, waits for [`Endpoint::timeout`] (per session) and [`Endpoint::poll_timeout`]
+//! (expiries), and forwards every [`Ended`] session from [`Endpoint::poll_ended`].
+//!
+//! ```
+//! use durable_ws_core::frame::Frame;
+//! use durable_ws_core::server::{Endpoint, EndpointConfig, ServerEvent};
+//! use durable_ws_core::{PayloadRef, Token, WelcomeStatus};
+//! let mut endpoint = Endpoint::<&str>::new(EndpointConfig::default());
+//! let accepted = endpoint.hello(0, 1, "ann", None, Token([7; 16])).unwrap();
+//! assert_eq!(accepted.status, WelcomeStatus::New);
+//! let mut buf = Vec::new();
+//! endpoint.poll_transmit(0, accepted.id, 1, &mut buf).unwrap(); // the Welcome
+//! let mut data = Vec::new();
+//! Frame::Data { seq: 1, payload: PayloadRef::Text("hi") }.encode(&mut data);
+//! endpoint.handle_message(0, accepted.id, 1, PayloadRef::Binary(&data)).unwrap();
+//! assert_eq!(endpoint.poll_event(accepted.id), Some(ServerEvent::Message("hi".into())));
+//! ```
+
+mod store;
+
+pub use store::{MemoryStore, Record, Store};
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+
+use crate::config::SessionConfig;
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{Token, WelcomeStatus};
+use crate::payload::{MessageKind, Payload, PayloadRef};
+use crate::session::{Session, SessionEvent, SessionStats};
+use crate::Millis;
+
+/// Identifies one connection, chosen by the driver (unique for the driver's lifetime).
+pub type ConnId = u64;
+
+/// Identifies one session on this endpoint. Not a credential (unlike its [`Token`]): safe to log
+/// and to hand to application code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Settings of the server role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Settings of each session.
+    pub session: SessionConfig,
+    /// How long a session without a connection is kept for a resume. Default 120 000 ms.
+    pub ttl_ms: Millis,
+    /// Most sessions held at once (attached or waiting for a resume). Default 10 000.
+    pub max_sessions: usize,
+    /// Most sessions one owner may hold at once. Default: no limit beyond `max_sessions`.
+    pub max_sessions_per_owner: usize,
+    /// Connections in a row of one session that may end with a protocol error (with no message
+    /// delivered between them) before the session is dropped. Default 3.
+    pub max_protocol_errors: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            session: SessionConfig::default(),
+            ttl_ms: 120_000,
+            max_sessions: 10_000,
+            max_sessions_per_owner: usize::MAX,
+            max_protocol_errors: 3,
+        }
+    }
+}
+
+/// What a `Hello` led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The session the connection now drives.
+    pub id: SessionId,
+    /// What the `Welcome` says: `New`, `Resumed`, or why the named session could not be resumed.
+    pub status: WelcomeStatus,
+    /// A session was created (`status` is not `Resumed`): its application starts now.
+    pub created: bool,
+    /// The connection that drove the resumed session until now: close it with 4409.
+    pub superseded: Option<ConnId>,
+    /// The named session exists but belongs to another owner (it was left untouched).
+    pub foreign: bool,
+}
+
+/// Why a `Hello` got no session. The driver closes the connection with 1013 and sends no
+/// `Welcome`: the client keeps its session and retries later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// `max_sessions` are held and none has expired.
+    #[error("too many sessions")]
+    Full,
+    /// The owner holds `max_sessions_per_owner` sessions.
+    #[error("too many sessions for this identity")]
+    OwnerQuota,
+    /// The fresh token the driver drew is already in use: draw another and call again.
+    #[error("token already in use")]
+    TokenInUse,
+}
+
+/// Why a message from a connection was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// The connection no longer drives this session (superseded, or the session ended).
+    #[error("connection not attached to the session")]
+    NotAttached,
+    /// The client broke the protocol: close with `error.close_code()`. If `session_dropped`,
+    /// that was one error too many and the session is gone (the next resume gets
+    /// `LostRefused`); otherwise it stays resumable.
+    #[error("{error}")]
+    Protocol {
+        /// What was wrong.
+        error: ProtocolError,
+        /// Whether the session was dropped for it.
+        session_dropped: bool,
+    },
+}
+
+/// What a session tells the server driver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerEvent {
+    /// A message from the client, delivered exactly once and in order.
+    Message(Payload),
+    /// The client confirmed every message up to `seq`.
+    Acked {
+        /// Highest confirmed sequence number.
+        seq: u64,
+    },
+    /// The heartbeat found the link silent: close the connection with 4000 (the session stays).
+    Dead,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client said goodbye.
+    Goodbye,
+    /// The server application ended it ([`Endpoint::goodbye`]), and the goodbye went out.
+    Closed,
+    /// Kept without a connection for longer than the TTL, or forgotten on purpose.
+    Expired,
+    /// A message for the client did not fit its replay buffer (resume: `LostOverflow`).
+    Overflow,
+    /// Too many connections in a row ended with a protocol error (resume: `LostRefused`).
+    ProtocolErrors,
+}
+
+/// A session that ended, with everything it still held.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ended<O> {
+    /// The session.
+    pub id: SessionId,
+    /// Its owner.
+    pub owner: O,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// The connection still attached when it ended (close it: 1000 after a goodbye, 4004
+    /// when expired, 1013 for overflow, 1002 for protocol errors).
+    pub attached: Option<ConnId>,
+    /// Messages from the client delivered but not yet taken with `poll_event`, in order.
+    pub delivered: Vec<Payload>,
+    /// `(sequence number, payload)` of every message the client never confirmed.
+    pub unconfirmed: Vec<(u64, Payload)>,
+}
+
+/// The server role over a [`Store`] of sessions owned by identities of type `O`.
+#[derive(Debug)]
+pub struct Endpoint<O, S = MemoryStore<O>> {
+    config: EndpointConfig,
+    store: S,
+    next_id: u64,
+    ended: VecDeque<Ended<O>>,
+    owner: PhantomData<O>,
+}
+
+impl<O: Clone + Eq + std::hash::Hash> Endpoint<O, MemoryStore<O>> {
+    /// An endpoint keeping its sessions in memory (at most `max_sessions` tombstones).
+    pub fn new(config: EndpointConfig) -> Self {
+        let store = MemoryStore::new(config.max_sessions);
+        Endpoint::with_store(config, store)
+    }
+}
+
+impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
+    /// An endpoint over `store`.
+    pub fn with_store(config: EndpointConfig, store: S) -> Self {
+        Endpoint { config, store, next_id: 1, ended: VecDeque::new(), owner: PhantomData }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Answers the `Hello` of connection `conn` of `owner`. A resume of a live session of the
+    /// same owner from a valid point resumes it (`superseded` names the connection it takes
+    /// over); otherwise a new session is created under `fresh_token`, whose status says why the
+    /// named one could not be resumed. Another owner's session is never touched.
+    pub fn hello(&mut self, now: Millis, conn: ConnId, owner: O, resume: Option<(Token, u64)>, fresh_token: Token) -> Result<Accepted, Refused> {
+        let mut foreign = false;
+        let status = match resume {
+            None => WelcomeStatus::New,
+            Some((token, last_received)) => match self.store.find(&token) {
+                Some(id) if self.is_expired(id, now) => {
+                    self.end(now, id, EndReason::Expired);
+                    WelcomeStatus::LostUnknown
+                }
+                Some(id) => {
+                    let record = self.store.get_mut(id).expect("found above");
+                    if record.owner != owner {
+                        foreign = true;
+                        WelcomeStatus::LostRefused
+                    } else if record.session.resume(now, last_received).is_ok() {
+                        let superseded = record.attached.replace(conn);
+                        record.detached_at = None;
+                        self.store.set_expiry(id, None);
+                        return Ok(Accepted { id, status: WelcomeStatus::Resumed, created: false, superseded, foreign });
+                    } else {
+                        WelcomeStatus::LostRefused
+                    }
+                }
+                None => self.store.tombstone(&token, now).unwrap_or(WelcomeStatus::LostUnknown),
+            },
+        };
+        if self.store.len() >= self.config.max_sessions {
+            self.handle_timeout(now);
+            if self.store.len() >= self.config.max_sessions {
+                return Err(Refused::Full);
+            }
+        }
+        if self.store.count_owned_by(&owner) >= self.config.max_sessions_per_owner {
+            return Err(Refused::OwnerQuota);
+        }
+        if self.store.find(&fresh_token).is_some() {
+            return Err(Refused::TokenInUse);
+        }
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        let session = Session::server(self.config.session.clone(), fresh_token, status, now);
+        self.store.insert(
+            id,
+            Record { session, token: fresh_token, owner, attached: Some(conn), detached_at: None, protocol_errors: 0 },
+        );
+        Ok(Accepted { id, status, created: true, superseded: None, foreign })
+    }
+
+    /// A message arrived on connection `conn`, which drives session `id`.
+    pub fn handle_message(&mut self, now: Millis, id: SessionId, conn: ConnId, message: PayloadRef<'_>) -> Result<(), InputError> {
+        let max_errors = self.config.max_protocol_errors;
+        let record = self.attached_mut(id, conn).ok_or(InputError::NotAttached)?;
+        let received = record.session.stats().received;
+        match record.session.handle_message(now, message) {
+            Ok(()) => {
+                if record.session.stats().received > received {
+                    record.protocol_errors = 0;
+                }
+                if record.session.is_ended() {
+                    self.end(now, id, EndReason::Goodbye);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                record.protocol_errors += 1;
+                let session_dropped = record.protocol_errors >= max_errors;
+                if session_dropped {
+                    self.end(now, id, EndReason::ProtocolErrors);
+                }
+                Err(InputError::Protocol { error, session_dropped })
+            }
+        }
+    }
+
+    /// The next frame to write on connection `conn` of session `id` (into `buf`, cleared first).
+    pub fn poll_transmit(&mut self, now: Millis, id: SessionId, conn: ConnId, buf: &mut Vec<u8>) -> Option<MessageKind> {
+        let record = self.attached_mut(id, conn)?;
+        let kind = record.session.poll_transmit(now, buf);
+        if kind.is_none() && record.session.is_ended() {
+            self.end(now, id, EndReason::Closed);
+        }
+        kind
+    }
+
+    /// The next event of session `id`.
+    pub fn poll_event(&mut self, id: SessionId) -> Option<ServerEvent> {
+        let record = self.store.get_mut(id)?;
+        loop {
+            return Some(match record.session.poll_event()? {
+                SessionEvent::Message(payload) => ServerEvent::Message(payload),
+                SessionEvent::Acked { seq } => ServerEvent::Acked { seq },
+                SessionEvent::Dead => ServerEvent::Dead,
+                // The client role's events (and Goodbye, handled by `handle_message`).
+                _ => continue,
+            });
+        }
+    }
+
+    /// When [`handle_session_timeout`](Self::handle_session_timeout) is next due for session
+    /// `id` (ack delay, heartbeat), while a connection drives it.
+    pub fn timeout(&self, id: SessionId) -> Option<Millis> {
+        let record = self.store.get(id)?;
+        record.attached?;
+        record.session.poll_timeout()
+    }
+
+    /// Time reached session `id`'s deadline, on connection `conn`.
+    pub fn handle_session_timeout(&mut self, now: Millis, id: SessionId, conn: ConnId) {
+        if let Some(record) = self.attached_mut(id, conn) {
+            record.session.handle_timeout(now);
+        }
+    }
+
+    /// Queues a message for session `id`'s client; returns its sequence number. A full replay
+    /// buffer is `BufferFull` (nothing queued; see [`end`](Self::end) with `Overflow` for
+    /// dropping a session that cannot keep up).
+    pub fn send(&mut self, now: Millis, id: SessionId, payload: Payload) -> Result<u64, SendError> {
+        let record = self.store.get_mut(id).ok_or(SendError::Closed)?;
+        record.session.send(now, payload)
+    }
+
+    /// Whether `send` would accept `len` bytes for session `id` now.
+    pub fn has_room(&self, id: SessionId, len: usize) -> bool {
+        self.store.get(id).is_some_and(|record| record.session.has_room(len))
+    }
+
+    /// The server application ends session `id`: a `Goodbye` goes out after what is queued, and
+    /// the session ends ([`EndReason::Closed`]) once it is written. Without a connection it
+    /// ends at once.
+    pub fn goodbye(&mut self, now: Millis, id: SessionId) {
+        let Some(record) = self.store.get_mut(id) else { return };
+        if record.attached.is_none() {
+            self.end(now, id, EndReason::Closed);
+        } else {
+            record.session.goodbye();
+        }
+    }
+
+    /// Connection `conn` is gone; if it drove session `id`, the session waits for a resume until
+    /// the TTL.
+    pub fn detach(&mut self, now: Millis, id: SessionId, conn: ConnId) {
+        let ttl = self.config.ttl_ms;
+        if let Some(record) = self.attached_mut(id, conn) {
+            record.session.disconnect(now);
+            record.attached = None;
+            record.detached_at = Some(now);
+            self.store.set_expiry(id, Some(now.saturating_add(ttl)));
+        }
+    }
+
+    /// Ends session `id` for `reason` (queued for [`poll_ended`](Self::poll_ended)); false if
+    /// it was not held. Overflow and protocol errors leave a tombstone for the TTL, so a resume
+    /// learns why.
+    pub fn end(&mut self, now: Millis, id: SessionId, reason: EndReason) -> bool {
+        let Some(mut record) = self.store.remove(id) else { return false };
+        let tombstone = match reason {
+            EndReason::Overflow => Some(WelcomeStatus::LostOverflow),
+            EndReason::ProtocolErrors => Some(WelcomeStatus::LostRefused),
+            EndReason::Goodbye | EndReason::Closed | EndReason::Expired => None,
+        };
+        if let Some(status) = tombstone {
+            self.store.add_tombstone(record.token, status, now.saturating_add(self.config.ttl_ms));
+        }
+        let mut delivered = Vec::new();
+        while let Some(event) = record.session.poll_event() {
+            if let SessionEvent::Message(payload) = event {
+                delivered.push(payload);
+            }
+        }
+        let unconfirmed = record.session.take_unconfirmed();
+        self.ended.push_back(Ended { id, owner: record.owner, reason, attached: record.attached, delivered, unconfirmed });
+        true
+    }
+
+    /// The next session that ended.
+    pub fn poll_ended(&mut self) -> Option<Ended<O>> {
+        self.ended.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due (the earliest expiry).
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.store.next_expiry().map(|(at, _)| at)
+    }
+
+    /// Expires every session detached for longer than the TTL, and old tombstones.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        while let Some((at, id)) = self.store.next_expiry() {
+            if at > now {
+                break;
+            }
+            if !self.end(now, id, EndReason::Expired) {
+                self.store.set_expiry(id, None);
+            }
+        }
+        self.store.prune_tombstones(now);
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Every session id held.
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.store.ids()
+    }
+
+    /// Session `id`'s record (owner, token, attached connection).
+    pub fn record(&self, id: SessionId) -> Option<&Record<O>> {
+        self.store.get(id)
+    }
+
+    /// The session holding `token`.
+    pub fn find(&self, token: &Token) -> Option<SessionId> {
+        self.store.find(token)
+    }
+
+    /// Session `id`'s counters.
+    pub fn stats(&self, id: SessionId) -> Option<SessionStats> {
+        self.store.get(id).map(|record| record.session.stats())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn attached_mut(&mut self, id: SessionId, conn: ConnId) -> Option<&mut Record<O>> {
+        self.store.get_mut(id).filter(|record| record.attached == Some(conn))
+    }
+
+    fn is_expired(&self, id: SessionId, now: Millis) -> bool {
+        self.store
+            .get(id)
+            .is_some_and(|record| record.attached.is_none() && record.detached_at.is_some_and(|at| now.saturating_sub(at) >= self.config.ttl_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests;
