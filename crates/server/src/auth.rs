@@ -1,19 +1,32 @@
-//! Authentication at the handshake (RFC 6455 §10.5: the WebSocket protocol leaves it to the
-//! server, at the HTTP upgrade): a pluggable [`Authenticator`] turns the request into an
-//! [`Identity`], or refuses it with 401 (no credentials) or 403 (wrong ones).
+//! Authentication from the application's own stack: its middleware puts an [`Identity`] in the
+//! request's extensions (or a [`Refusal`]); the durable endpoint reads it. A session belongs to
+//! the identity that created it: only the same identity may resume it.
 //!
-//! Browsers cannot set headers on a WebSocket handshake, so the built-in
-//! [`TokenAuthenticator`] reads a token from the `access_token` query parameter or the
-//! `durable_ws_token` cookie (and, for native clients, `Authorization: Bearer`).
+//! A browser cannot read the HTTP status of a refused WebSocket handshake (it sees 1006 and would
+//! retry forever), so a refusal is delivered inside the WebSocket: the endpoint accepts the
+//! upgrade and closes at once with 4401 (credentials missing or expired: a client with a URL
+//! provider fetches fresh ones once) or 4403 (invalid, or not allowed: the client stops).
+//!
+//! [`TokenAuthLayer`] is the built-in check (a fixed table of secret tokens, read from the
+//! `access_token` query parameter, the `durable_ws_token` cookie or `Authorization: Bearer`), as
+//! a tower layer: WebSocket handshakes get the close codes above, other requests 401/403.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
 use axum::extract::Query;
-use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, UPGRADE, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use durable_ws_core::close_code;
 
 /// The query parameter carrying an access token.
 pub const TOKEN_QUERY_PARAMETER: &str = "access_token";
@@ -66,7 +79,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status the handshake is refused with.
+    /// The HTTP status a plain HTTP request is refused with.
     pub fn status(self) -> StatusCode {
         match self {
             AuthError::Missing => StatusCode::UNAUTHORIZED,
@@ -75,8 +88,40 @@ impl AuthError {
     }
 }
 
-/// Decides who a WebSocket handshake request comes from. Called before the upgrade, for every
-/// WebSocket route; it must not block (no I/O).
+impl From<AuthError> for Refusal {
+    fn from(error: AuthError) -> Refusal {
+        match error {
+            AuthError::Missing => Refusal::unauthorized("missing credentials"),
+            AuthError::Invalid => Refusal::forbidden("invalid credentials"),
+        }
+    }
+}
+
+/// A handshake the application refuses, put in the request's extensions by its middleware: the
+/// durable endpoint accepts the upgrade and closes at once with `code` and `reason`, which a
+/// browser client can read (an HTTP status it cannot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The close code: 4401 or 4403 (any 4400–4499 code is terminal for the client).
+    pub code: u16,
+    /// Why, for the user (at most 123 bytes are sent).
+    pub reason: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// 4401: credentials missing or expired. A client whose URL provider fetches credentials
+    /// tries once more with fresh ones, then stops.
+    pub fn unauthorized(reason: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal { code: close_code::UNAUTHORIZED, reason: reason.into() }
+    }
+
+    /// 4403: credentials invalid, or this identity is not allowed here. The client stops.
+    pub fn forbidden(reason: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal { code: close_code::FORBIDDEN, reason: reason.into() }
+    }
+}
+
+/// Decides who a request comes from (used by [`TokenAuthLayer`]); it must not block (no I/O).
 pub trait Authenticator: Send + Sync + fmt::Debug + 'static {
     /// The identity of the request's client, or why it is refused.
     fn authenticate(&self, request: &Parts) -> Result<Identity, AuthError>;
@@ -183,6 +228,81 @@ impl fmt::Debug for TokenAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenAuthenticator").field("names", &self.tokens.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>()).finish()
     }
+}
+
+/// A tower layer that authenticates every request with an [`Authenticator`]: it puts the
+/// [`Identity`] in the request's extensions; a refused WebSocket handshake goes on with a
+/// [`Refusal`] (closed with 4401/4403 by the durable endpoint), any other refused request is
+/// answered 401/403.
+#[derive(Clone, Debug)]
+pub struct TokenAuthLayer {
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl TokenAuthLayer {
+    /// Authenticates with `authenticator`.
+    pub fn new(authenticator: impl Authenticator) -> Self {
+        TokenAuthLayer { authenticator: Arc::new(authenticator) }
+    }
+
+    /// Authenticates with a shared authenticator.
+    pub fn from_arc(authenticator: Arc<dyn Authenticator>) -> Self {
+        TokenAuthLayer { authenticator }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for TokenAuthLayer {
+    type Service = TokenAuth<S>;
+
+    fn layer(&self, inner: S) -> TokenAuth<S> {
+        TokenAuth { inner, authenticator: self.authenticator.clone() }
+    }
+}
+
+/// The service of [`TokenAuthLayer`].
+#[derive(Clone, Debug)]
+pub struct TokenAuth<S> {
+    inner: S,
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl<S> tower_service::Service<Request<Body>> for TokenAuth<S>
+where
+    S: tower_service::Service<Request<Body>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        match self.authenticator.authenticate(&parts) {
+            Ok(identity) => {
+                parts.extensions.insert(identity);
+            }
+            Err(error) => {
+                tracing::warn!(path = parts.uri.path(), %error, "authentication failed");
+                if !is_websocket_upgrade(&parts) {
+                    let mut response = (error.status(), format!("{error}\n")).into_response();
+                    if error == AuthError::Missing {
+                        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"durable-ws\""));
+                    }
+                    return Box::pin(async move { Ok(response) });
+                }
+                parts.extensions.insert(Refusal::from(error));
+            }
+        }
+        Box::pin(self.inner.call(Request::from_parts(parts, body)))
+    }
+}
+
+fn is_websocket_upgrade(parts: &Parts) -> bool {
+    parts.headers.get(UPGRADE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes differ.

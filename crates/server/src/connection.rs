@@ -1,47 +1,50 @@
 //! The durable connection driver: the `Hello` handshake, then a loop that feeds the core
-//! [`Session`](durable_ws_core::Session) with received messages, deadlines and wake-ups, and
-//! after every input drains its frames to the socket and its events to the [`App`].
+//! endpoint with received messages, deadlines and wake-ups, writes what it produces, and hands
+//! the session's messages to its application (waiting when the application is behind).
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use durable_ws_core::frame::Frame;
-use durable_ws_core::{close_code, Event, MessageKind, PayloadRef, Token, WelcomeStatus};
+use durable_ws_core::server::{Accepted, InputError, Refused, ServerEvent, SessionId};
+use durable_ws_core::{close_code, MessageKind, PayloadRef, Token, WelcomeStatus};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::timeout;
-use tracing::Instrument;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::app::{App, SessionHandle};
 use crate::auth::Identity;
-use crate::handshake::Admitted;
-use crate::lock;
+use crate::durable::{lock, Durable, Slot};
+use crate::registry::Control;
+use crate::session::{Incoming, Progress};
 use crate::socket::{Dropped, Ending, Input, Socket};
-use crate::state::Shared;
 use crate::stats::Counters;
-use crate::store::{Gone, OpenError};
+use crate::token::random_token;
 
-/// Runs one durable connection of `route` to its end. The session outlives it unless the
-/// client said goodbye or the session was dropped.
-pub(crate) async fn run_durable(ws: WebSocket, shared: Arc<Shared>, app: Arc<dyn App>, admitted: Admitted, route: &'static str) {
-    let Some(guard) = shared.connections.register() else {
-        return Socket::refuse(ws).await;
+/// Starts the application of a new session.
+pub(crate) type Spawn = Arc<dyn Fn(NewSession) + Send + Sync>;
+
+/// What a session's application starts from.
+pub(crate) struct NewSession {
+    pub durable: Durable,
+    pub id: SessionId,
+    pub identity: Identity,
+    pub status: WelcomeStatus,
+    pub inbound: mpsc::Receiver<Incoming>,
+    pub progress: watch::Receiver<Progress>,
+}
+
+/// Runs one durable connection to its end. The session outlives it unless the client said
+/// goodbye or the session was dropped.
+pub(crate) async fn run(durable: Durable, mut socket: Socket, identity: Identity, spawn: Spawn) {
+    let ending = match handshake(&mut socket, &durable).await {
+        Ok(resume) => attach_and_drive(&mut socket, &durable, identity, resume, &spawn).await,
+        Err(ending) => ending,
     };
-    let span = admitted.span(guard.id, route);
-    async {
-        tracing::info!(durable = true, "connection opened");
-        let mut socket = Socket::new(ws, guard);
-        let ending = match handshake(&mut socket, &shared).await {
-            Ok(resume) => attach_and_drive(&mut socket, &shared, &*app, &admitted.identity, resume).await,
-            Err(ending) => ending,
-        };
-        socket.end(ending, &shared.counters).await;
-    }
-    .instrument(span)
-    .await
+    socket.end(ending, &durable.inner.counters).await;
 }
 
 /// Waits for the first frame, which must be a `Hello`.
-async fn handshake(socket: &mut Socket<'_>, shared: &Shared) -> Result<Option<(Token, u64)>, Ending> {
-    let input = timeout(shared.config.handshake_timeout, socket.next(None, None)).await;
+async fn handshake(socket: &mut Socket, durable: &Durable) -> Result<Option<(Token, u64)>, Ending> {
+    let input = timeout(durable.inner.config.handshake_timeout, socket.next(None, None)).await;
     let Ok(input) = input else {
         return Err(Ending::close(close_code::PROTOCOL_ERROR, "no hello in time"));
     };
@@ -56,128 +59,164 @@ async fn handshake(socket: &mut Socket<'_>, shared: &Shared) -> Result<Option<(T
     }
 }
 
-async fn attach_and_drive(
-    socket: &mut Socket<'_>,
-    shared: &Arc<Shared>,
-    app: &dyn App,
-    identity: &Identity,
-    resume: Option<(Token, u64)>,
-) -> Ending {
-    let opened = match shared.store.open(resume, identity, socket.id(), shared.clock.now()) {
-        Ok(opened) => opened,
-        Err(OpenError::Full) => {
-            tracing::warn!(max = shared.config.max_sessions, "session refused: too many sessions");
-            return Ending::close(close_code::TRY_AGAIN_LATER, "too many sessions");
-        }
-        Err(OpenError::Random(error)) => {
+/// Answers the `Hello` and registers a new session (starting its application).
+fn open(durable: &Durable, conn: u64, identity: &Identity, resume: Option<(Token, u64)>, spawn: &Spawn) -> Result<(Accepted, Arc<Notify>, mpsc::Sender<Incoming>), Ending> {
+    let now = durable.inner.clock.now();
+    let mut state = lock(&durable.inner.state);
+    let accepted = loop {
+        let fresh = random_token().map_err(|error| {
             tracing::error!(%error, "cannot draw a session token");
-            return Ending::close(close_code::INTERNAL_ERROR, "no randomness");
+            Ending::close(close_code::INTERNAL_ERROR, "no randomness")
+        })?;
+        match state.endpoint.hello(now, conn, identity.clone(), resume, fresh) {
+            Err(Refused::TokenInUse) => continue,
+            Err(refused @ (Refused::Full | Refused::OwnerQuota)) => {
+                durable.settle(&mut state);
+                tracing::warn!(%refused, "session refused");
+                let reason = if refused == Refused::Full { "too many sessions" } else { "too many sessions for this identity" };
+                return Err(Ending::close(close_code::TRY_AGAIN_LATER, reason));
+            }
+            Ok(accepted) => break accepted,
         }
     };
-    let session = lock(&opened.entry).id;
-    match opened.status {
-        WelcomeStatus::New => tracing::info!(session, "session created"),
+    durable.settle(&mut state);
+    let counters = &durable.inner.counters;
+    match accepted.status {
+        WelcomeStatus::New => tracing::info!(session = %accepted.id, "session created"),
         WelcomeStatus::Resumed => {
-            Counters::add(&shared.counters.resumes, 1);
-            tracing::info!(session, "session resumed");
+            Counters::add(&counters.resumes, 1);
+            tracing::info!(session = %accepted.id, "session resumed");
         }
         status => {
-            Counters::add(&shared.counters.sessions_lost, 1);
-            if opened.foreign {
-                tracing::warn!(session, "resume refused: the session belongs to another identity; new session created");
+            Counters::add(&counters.sessions_lost, 1);
+            if accepted.foreign {
+                tracing::warn!(session = %accepted.id, "resume refused: the session belongs to another identity; new session created");
             } else {
-                tracing::info!(session, ?status, "resume impossible: session lost; new session created");
+                tracing::info!(session = %accepted.id, ?status, "resume impossible: session lost; new session created");
             }
         }
     }
-    if let Some(old) = opened.superseded {
-        shared.connections.send(old, crate::registry::Control::Superseded);
+    if let Some(old) = accepted.superseded {
+        durable.inner.connections.send(old, Control::Close(close_code::SUPERSEDED, "superseded: session resumed on another connection"));
     }
-    let handle = SessionHandle::new(opened.entry, shared.clone());
-    app.on_open(&handle, opened.status == WelcomeStatus::Resumed);
-    let ending = drive(socket, shared, app, &handle).await;
-    lock(handle.entry()).detach(socket.id(), shared.clock.now());
+    if accepted.created {
+        let (inbound, inbound_rx) = mpsc::channel(durable.inner.config.inbound_queue);
+        let (progress, progress_rx) = watch::channel(Progress::default());
+        let wake = Arc::new(Notify::new());
+        state.slots.insert(accepted.id, Slot { inbound: inbound.clone(), progress, wake: wake.clone(), rooms: Default::default(), seen: Default::default() });
+        state.identities.entry(identity.clone()).or_default().insert(accepted.id);
+        drop(state);
+        spawn(NewSession {
+            durable: durable.clone(),
+            id: accepted.id,
+            identity: identity.clone(),
+            status: accepted.status,
+            inbound: inbound_rx,
+            progress: progress_rx,
+        });
+        return Ok((accepted, wake, inbound));
+    }
+    let slot = state.slots.get(&accepted.id).expect("a live session has a slot");
+    let _ = slot.inbound.try_send(Incoming::Resumed);
+    Ok((accepted, slot.wake.clone(), slot.inbound.clone()))
+}
+
+async fn attach_and_drive(socket: &mut Socket, durable: &Durable, identity: Identity, resume: Option<(Token, u64)>, spawn: &Spawn) -> Ending {
+    let conn = socket.id();
+    let (accepted, wake, inbound) = match open(durable, conn, &identity, resume, spawn) {
+        Ok(opened) => opened,
+        Err(ending) => return ending,
+    };
+    let id = accepted.id;
+    let ending = drive(socket, durable, id, &wake, &inbound).await;
+    let now = durable.inner.clock.now();
+    let mut state = lock(&durable.inner.state);
+    let was_attached = state.endpoint.record(id).is_some_and(|record| record.attached == Some(conn));
+    state.endpoint.detach(now, id, conn);
+    durable.settle(&mut state);
+    drop(state);
+    if was_attached {
+        let _ = inbound.try_send(Incoming::Disconnected);
+        durable.inner.sweep.notify_one();
+    }
     ending
 }
 
-/// The loop: drain, then wait for one input, until the connection ends.
-async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: &SessionHandle) -> Ending {
-    let id = socket.id();
-    let wake = lock(handle.entry()).wake.clone();
+/// The loop: write, hand over, wait for one input, until the connection ends.
+async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Notify, inbound: &mpsc::Sender<Incoming>) -> Ending {
+    let conn = socket.id();
+    let inner = &durable.inner;
     let mut buf = Vec::new();
-    let mut events = Vec::new();
+    let mut delivered = Vec::new();
     loop {
         let deadline = {
-            let mut entry = lock(handle.entry());
-            if entry.attached != Some(id) {
-                return Ending::Drop(Dropped::Superseded);
-            }
-            match entry.gone {
-                Some(Gone::Overflow) => return Ending::close(close_code::TRY_AGAIN_LATER, "replay buffer overflow"),
-                Some(Gone::Expired) => return Ending::Drop(Dropped::Expired),
-                Some(Gone::Ended) => return Ending::close(close_code::NORMAL, "goodbye"),
-                None => {}
-            }
-            let now = shared.clock.now();
-            while let Some(kind) = entry.session.poll_transmit(now, &mut buf) {
+            let now = inner.clock.now();
+            let mut state = lock(&inner.state);
+            let mut dead = false;
+            while let Some(kind) = state.endpoint.poll_transmit(now, id, conn, &mut buf) {
                 socket.send(match kind {
                     MessageKind::Binary => Message::Binary(std::mem::take(&mut buf).into()),
                     // A server session is always durable: every frame is binary.
                     MessageKind::Text => Message::Text(String::from_utf8_lossy(&buf).into_owned().into()),
                 });
             }
-            events.extend(std::iter::from_fn(|| entry.session.poll_event()));
-            let stats = entry.session.stats();
-            Counters::add(&shared.counters.replayed, stats.replayed.saturating_sub(entry.seen.replayed));
-            Counters::add(&shared.counters.duplicates_dropped, stats.duplicates_dropped.saturating_sub(entry.seen.duplicates_dropped));
-            entry.seen = stats;
-            entry.session.poll_timeout().map(|at| shared.clock.instant(at).into())
-        };
-        if !events.is_empty() {
-            for event in events.drain(..) {
+            while let Some(event) = state.endpoint.poll_event(id) {
                 match event {
-                    Event::Message(payload) => {
-                        Counters::add(&shared.counters.messages_in, 1);
-                        app.on_message(handle, payload);
+                    ServerEvent::Message(payload) => delivered.push(payload),
+                    ServerEvent::Acked { seq } => {
+                        if let Some(slot) = state.slots.get(&id) {
+                            slot.progress.send_modify(|progress| progress.acked = seq);
+                        }
                     }
-                    Event::Goodbye => {
-                        shared.store.remove(handle.entry(), Gone::Ended);
-                    }
-                    Event::Dead => {
-                        Counters::add(&shared.counters.heartbeat_timeouts, 1);
-                        return Ending::Drop(Dropped::HeartbeatTimeout);
-                    }
-                    _ => {}
+                    ServerEvent::Dead => dead = true,
                 }
             }
-            // The app may have queued replies: drain again before waiting.
+            if let (Some(stats), Some(slot)) = (state.endpoint.stats(id), state.slots.get_mut(&id)) {
+                Counters::add(&inner.counters.replayed, stats.replayed.saturating_sub(slot.seen.replayed));
+                Counters::add(&inner.counters.duplicates_dropped, stats.duplicates_dropped.saturating_sub(slot.seen.duplicates_dropped));
+                slot.seen = stats;
+            }
+            durable.settle(&mut state);
+            if dead {
+                Counters::add(&inner.counters.heartbeat_timeouts, 1);
+                return Ending::close(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+            }
+            state.endpoint.timeout(id).map(|at| inner.clock.instant(at).into())
+        };
+        if !delivered.is_empty() {
+            Counters::add(&inner.counters.messages_in, delivered.len() as u64);
+            for payload in delivered.drain(..) {
+                // A full queue stops reading this client until its application catches up; a
+                // handler that returned (receiver gone) drops what its client sends.
+                let _ = inbound.send(Incoming::Message(payload)).await;
+            }
             continue;
         }
-        match socket.next(deadline, Some(&wake)).await {
+        let input = socket.next(deadline, Some(wake)).await;
+        let now = inner.clock.now();
+        match input {
             Input::Message(message) => {
-                let mut entry = lock(handle.entry());
-                if entry.attached != Some(id) {
-                    return Ending::Drop(Dropped::Superseded);
-                }
                 let payload = match &message {
-                    Message::Binary(bytes) if data_payload_len(bytes) > shared.config.max_message_bytes => {
-                        return Ending::close(close_code::MESSAGE_TOO_BIG, "message too big");
-                    }
                     Message::Binary(bytes) => PayloadRef::Binary(bytes),
                     Message::Text(text) => PayloadRef::Text(text.as_str()),
                     _ => continue,
                 };
-                if let Err(error) = entry.session.handle_message(shared.clock.now(), payload) {
-                    // The reason tells the client what it did wrong (the session stays resumable).
-                    return Ending::Close(error.close_code(), close_reason(&error.to_string()));
+                let mut state = lock(&inner.state);
+                let result = state.endpoint.handle_message(now, id, conn, payload);
+                durable.settle(&mut state);
+                match result {
+                    Ok(()) => {}
+                    Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
+                    Err(InputError::Protocol { error, session_dropped }) => {
+                        // The reason tells the client what it did wrong.
+                        let suffix = if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
+                        return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
+                    }
                 }
             }
             Input::Deadline => {
-                let mut entry = lock(handle.entry());
-                if entry.attached != Some(id) {
-                    return Ending::Drop(Dropped::Superseded);
-                }
-                entry.session.handle_timeout(shared.clock.now());
+                let mut state = lock(&inner.state);
+                state.endpoint.handle_session_timeout(now, id, conn);
             }
             Input::Woken => {}
             other => return Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
@@ -185,18 +224,8 @@ async fn drive(socket: &mut Socket<'_>, shared: &Shared, app: &dyn App, handle: 
     }
 }
 
-/// The payload length of a data frame (0 for anything else). The core bounds whole frames
-/// (payload limit plus the longest header), so a payload a few bytes over the limit would be
-/// delivered and its echo then refused by `send`: the exact limit is enforced here.
-fn data_payload_len(bytes: &[u8]) -> usize {
-    match Frame::decode(bytes) {
-        Ok(Frame::Data { payload, .. }) => payload.as_bytes().len(),
-        _ => 0,
-    }
-}
-
 /// A close reason fits 123 bytes (RFC 6455 §5.5: control frames carry at most 125).
-fn close_reason(text: &str) -> Utf8Bytes {
+pub(crate) fn close_reason(text: &str) -> Utf8Bytes {
     let mut end = text.len().min(123);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -5,9 +5,19 @@
 //! behalf (cross-site WebSocket hijacking), so a handshake without one is always let through:
 //! non-browser clients can claim any origin anyway and are held off by authentication.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::http::Uri;
+use axum::body::Body;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::durable::Durable;
+use crate::stats::Counters;
 
 /// Origins allowed to open a WebSocket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,6 +86,72 @@ impl OriginPolicy {
                 }
             }
         }
+    }
+}
+
+/// A tower layer that refuses (HTTP 403, before any upgrade) requests whose `Origin` the
+/// policy does not allow: cross-site WebSocket hijacking is an attack, not a user to inform.
+/// Requests without an `Origin` (non-browser clients) pass.
+#[derive(Clone, Debug)]
+pub struct OriginLayer {
+    policy: Arc<OriginPolicy>,
+    listen: SocketAddr,
+    durable: Option<Durable>,
+}
+
+impl OriginLayer {
+    /// Checks against `policy`, for a server listening on `listen` (for [`OriginPolicy::SameHost`]).
+    pub fn new(policy: OriginPolicy, listen: SocketAddr) -> Self {
+        OriginLayer { policy: Arc::new(policy), listen, durable: None }
+    }
+
+    /// Also counts refusals in `durable`'s [`Stats`](crate::Stats) (`origin_rejections`).
+    pub fn counted_in(mut self, durable: &Durable) -> Self {
+        self.durable = Some(durable.clone());
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for OriginLayer {
+    type Service = OriginCheck<S>;
+
+    fn layer(&self, inner: S) -> OriginCheck<S> {
+        OriginCheck { inner, layer: self.clone() }
+    }
+}
+
+/// The service of [`OriginLayer`].
+#[derive(Clone, Debug)]
+pub struct OriginCheck<S> {
+    inner: S,
+    layer: OriginLayer,
+}
+
+impl<S> tower_service::Service<Request<Body>> for OriginCheck<S>
+where
+    S: tower_service::Service<Request<Body>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // A header that is not visible ASCII is no origin at all (refused unless any is allowed).
+        let origin = request.headers().get(ORIGIN).map(|value| value.to_str().unwrap_or(""));
+        let host = request.headers().get(HOST).and_then(|value| value.to_str().ok()).or(request.uri().host());
+        if !self.layer.policy.allows(origin, self.layer.listen, host) {
+            tracing::warn!(origin = origin.unwrap_or_default(), path = request.uri().path(), "request refused: origin not allowed");
+            if let Some(durable) = &self.layer.durable {
+                Counters::add(&durable.inner.counters.origin_rejections, 1);
+            }
+            return Box::pin(async { Ok((StatusCode::FORBIDDEN, "origin not allowed\n").into_response()) });
+        }
+        Box::pin(self.inner.call(request))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every live WebSocket connection, so that faults, session takeovers and shutdown can reach it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -9,10 +9,11 @@ use tokio::sync::{mpsc, watch};
 use crate::lock;
 
 /// Identifies one connection for the life of the process.
-pub(crate) type ConnId = u64;
+pub(crate) use durable_ws_core::server::ConnId;
 
 /// What the server tells a connection to do, from outside its own loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "faults"), allow(dead_code))]
 pub(crate) enum Control {
     /// Drop the connection abruptly: no close frame (a simulated network cut).
     Cut,
@@ -20,8 +21,8 @@ pub(crate) enum Control {
     Stall(Duration),
     /// Close the connection with this code (shutdown, overflow).
     Close(u16, &'static str),
-    /// Another connection resumed this connection's session: leave without touching it.
-    Superseded,
+    /// The client said goodbye: wait for its close, then close.
+    AwaitClose,
 }
 
 struct Registry {
@@ -37,13 +38,13 @@ pub(crate) struct Connections {
 }
 
 /// A registered connection; dropping it unregisters it.
-pub(crate) struct ConnGuard<'a> {
+pub(crate) struct ConnGuard {
     pub id: ConnId,
     pub control: mpsc::UnboundedReceiver<Control>,
-    connections: &'a Connections,
+    connections: Arc<Connections>,
 }
 
-impl Drop for ConnGuard<'_> {
+impl Drop for ConnGuard {
     fn drop(&mut self) {
         let mut inner = lock(&self.connections.inner);
         inner.senders.remove(&self.id);
@@ -62,7 +63,7 @@ impl Connections {
     }
 
     /// Registers a new connection; `None` once shutdown began (the caller closes with 1012).
-    pub fn register(&self) -> Option<ConnGuard<'_>> {
+    pub fn register(self: &Arc<Self>) -> Option<ConnGuard> {
         let mut inner = lock(&self.inner);
         if inner.shutting_down {
             return None;
@@ -74,7 +75,7 @@ impl Connections {
         let len = inner.senders.len();
         drop(inner);
         self.count.send_replace(len);
-        Some(ConnGuard { id, control: rx, connections: self })
+        Some(ConnGuard { id, control: rx, connections: self.clone() })
     }
 
     /// Sends `control` to one connection; false if it is gone.

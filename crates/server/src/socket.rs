@@ -4,25 +4,29 @@
 use std::future::pending;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use durable_ws_core::close_code;
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
-use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError as WsProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::upgrade::Ws;
 
 use crate::registry::{ConnGuard, ConnId, Control};
 use crate::stats::Counters;
 use crate::writer::write_loop;
 
-/// Read buffer per connection. tungstenite's default (128 KiB) is zero-filled before every read:
-/// at 10 000 sessions that was half the server's CPU (memset) and 140 KiB of RSS per session.
-pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// How long a closing handshake may take before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the server waits for the client's close after a goodbye.
+const GOODBYE_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// What woke the connection.
 #[derive(Debug)]
@@ -35,12 +39,14 @@ pub(crate) enum Input {
     Woken,
     /// Drop the connection without a close frame.
     Cut,
-    /// Another connection took this one's session.
-    Superseded,
     /// Close with this code.
     Close(u16, &'static str),
     /// The peer sent a message over the size limit (close with 1009).
     TooLarge,
+    /// The peer broke the WebSocket protocol (close with 1002, or 1007 for bad UTF-8).
+    Broken(u16, &'static str),
+    /// The client said goodbye: wait for its close frame, briefly, then close.
+    AwaitClose,
     /// The peer closed ([`Dropped::PeerClosed`]), or the connection failed ([`Dropped::Lost`]).
     Ended(Dropped),
 }
@@ -52,6 +58,8 @@ pub(crate) enum Ending {
     Close(u16, Utf8Bytes),
     /// Drop without a close frame.
     Drop(Dropped),
+    /// Wait (briefly) for the peer's close frame, then close with 1000.
+    AwaitClose,
 }
 
 /// Why a connection is dropped without a close frame.
@@ -59,12 +67,6 @@ pub(crate) enum Ending {
 pub(crate) enum Dropped {
     /// `/admin/cut`.
     Cut,
-    /// Its session was resumed on another connection.
-    Superseded,
-    /// Its session was forgotten (TTL or `/admin/expire`).
-    Expired,
-    /// The heartbeat got no answer: a half-open link.
-    HeartbeatTimeout,
     /// The peer sent a close frame (with this code), already answered.
     PeerClosed(Option<u16>),
     /// The connection failed or the peer vanished.
@@ -75,9 +77,6 @@ impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Dropped::Cut => f.write_str("cut by /admin/cut"),
-            Dropped::Superseded => f.write_str("superseded: the session resumed on another connection"),
-            Dropped::Expired => f.write_str("session expired"),
-            Dropped::HeartbeatTimeout => f.write_str("heartbeat timeout: half-open link"),
             Dropped::PeerClosed(Some(code)) => write!(f, "closed by the client with {code}"),
             Dropped::PeerClosed(None) => f.write_str("closed by the client without a code"),
             Dropped::Lost => f.write_str("connection lost"),
@@ -96,8 +95,9 @@ impl Ending {
         Some(match input {
             Input::Close(code, reason) => Ending::close(code, reason),
             Input::TooLarge => Ending::close(close_code::MESSAGE_TOO_BIG, "message too big"),
+            Input::Broken(code, reason) => Ending::close(code, reason),
+            Input::AwaitClose => Ending::AwaitClose,
             Input::Cut => Ending::Drop(Dropped::Cut),
-            Input::Superseded => Ending::Drop(Dropped::Superseded),
             Input::Ended(why) => Ending::Drop(why),
             Input::Message(_) | Input::Deadline | Input::Woken => return None,
         })
@@ -105,36 +105,32 @@ impl Ending {
 }
 
 /// A registered server-side WebSocket.
-pub(crate) struct Socket<'a> {
-    stream: SplitStream<WebSocket>,
+pub(crate) struct Socket {
+    stream: SplitStream<Ws>,
     writer: mpsc::UnboundedSender<Message>,
     /// `None` once the writer finished.
     writer_task: Option<JoinHandle<()>>,
-    guard: ConnGuard<'a>,
+    guard: ConnGuard,
     stalled_until: Option<Instant>,
     /// When anything (pings and pongs included) last arrived from the peer.
     last_heard: Instant,
 }
 
-impl<'a> Socket<'a> {
-    pub fn new(ws: WebSocket, guard: ConnGuard<'a>) -> Self {
+impl Socket {
+    pub fn new(ws: Ws, guard: ConnGuard) -> Self {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
         let writer_task = tokio::spawn(write_loop(sink, queue, |m| matches!(m, Message::Close(_))));
         Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None, last_heard: Instant::now() }
     }
 
-    /// Closes a connection that arrived during shutdown, with 1012.
-    pub async fn refuse(ws: WebSocket) {
-        Socket::reject(ws, close_code::SERVICE_RESTART, "server restart").await;
-    }
-
     /// Closes an unregistered connection at once, waiting briefly for the peer's answer.
-    pub async fn reject(mut ws: WebSocket, code: u16, reason: &'static str) {
-        let frame = CloseFrame { code, reason: reason.into() };
+    pub async fn reject(mut ws: Ws, code: u16, reason: Utf8Bytes) {
+        use futures_util::SinkExt;
+        let frame = CloseFrame { code: CloseCode::from(code), reason };
         let _ = timeout(CLOSE_TIMEOUT, async {
             if ws.send(Message::Close(Some(frame))).await.is_ok() {
-                while let Some(Ok(_)) = ws.recv().await {}
+                while let Some(Ok(_)) = ws.next().await {}
             }
         })
         .await;
@@ -190,13 +186,16 @@ impl<'a> Socket<'a> {
                         Some(Ok(Message::Close(frame))) => {
                             // Reading on lets the WebSocket layer send its close reply.
                             let _ = timeout(CLOSE_TIMEOUT, drain(stream)).await;
-                            Input::Ended(Dropped::PeerClosed(frame.map(|frame| frame.code)))
+                            Input::Ended(Dropped::PeerClosed(frame.map(|frame| u16::from(frame.code))))
                         }
+                        Some(Ok(Message::Frame(_))) => continue,
                         Some(Ok(message)) => {
                             *last_heard = Instant::now();
                             Input::Message(message)
                         }
-                        Some(Err(error)) if is_too_large(&error) => Input::TooLarge,
+                        Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Input::TooLarge,
+                        Some(Err(WsError::Utf8(_))) => Input::Broken(close_code::INVALID_PAYLOAD, "invalid UTF-8 in a text message"),
+                        Some(Err(WsError::Protocol(error))) => Input::Broken(close_code::PROTOCOL_ERROR, ws_protocol_reason(&error)),
                         Some(Err(_)) | None => Input::Ended(Dropped::Lost),
                     },
                     _ = async { match deadline { Some(at) => sleep_until(at).await, None => pending().await } } => {
@@ -209,7 +208,7 @@ impl<'a> Socket<'a> {
             };
             match control {
                 Some(Control::Cut) => return Input::Cut,
-                Some(Control::Superseded) => return Input::Superseded,
+                Some(Control::AwaitClose) => return Input::AwaitClose,
                 Some(Control::Close(code, reason)) => return Input::Close(code, reason),
                 Some(Control::Stall(duration)) => *stalled_until = Some(Instant::now() + duration),
                 // The registry outlives every guard: unreachable, but harmless.
@@ -222,7 +221,7 @@ impl<'a> Socket<'a> {
     pub async fn end(self, ending: Ending, counters: &Counters) {
         match ending {
             Ending::Close(code, reason) => {
-                if matches!(code, close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG) {
+                if matches!(code, close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG | close_code::INVALID_PAYLOAD) {
                     Counters::add(&counters.protocol_errors, 1);
                     tracing::warn!(code, reason = reason.as_str(), "connection closed: protocol error");
                 } else {
@@ -234,41 +233,67 @@ impl<'a> Socket<'a> {
                 tracing::info!(%why, "connection ended");
                 self.cut();
             }
+            Ending::AwaitClose => {
+                // After a goodbye the client closes with its application's code (PROTOCOL §5.7).
+                let mut socket = self;
+                let peer_closed = timeout(GOODBYE_CLOSE_WAIT, async {
+                    loop {
+                        match socket.stream.next().await {
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                            Some(Ok(_)) => {}
+                        }
+                    }
+                })
+                .await
+                .is_ok();
+                tracing::info!(peer_closed, "connection ended after goodbye");
+                socket.close(close_code::NORMAL, Utf8Bytes::from_static("goodbye")).await;
+            }
         }
     }
 
     /// Sends a close frame after everything queued, waits (briefly) for the peer's answer,
     /// then drops the connection.
-    async fn close(self, code: u16, reason: Utf8Bytes) {
-        let Socket { mut stream, writer, writer_task, guard, .. } = self;
-        let _ = writer.send(Message::Close(Some(CloseFrame { code, reason })));
-        drop(writer);
+    async fn close(mut self, code: u16, reason: Utf8Bytes) {
+        let _ = self.writer.send(Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason })));
+        let mut task = self.writer_task.take();
+        let stream = &mut self.stream;
         let _ = timeout(CLOSE_TIMEOUT, async {
-            if let Some(task) = writer_task {
+            if let Some(task) = task.as_mut() {
                 let _ = task.await;
             }
-            drain(&mut stream).await;
+            drain(stream).await;
         })
         .await;
-        drop(guard);
+        if let Some(task) = task {
+            task.abort();
+        }
     }
 
     /// Drops the connection abruptly: no close frame, whatever is queued is lost.
-    fn cut(self) {
-        if let Some(task) = &self.writer_task {
+    fn cut(self) {}
+}
+
+impl Drop for Socket {
+    /// Whatever path ends the connection, its writer task ends with it.
+    fn drop(&mut self) {
+        if let Some(task) = self.writer_task.take() {
             task.abort();
         }
     }
 }
 
-async fn drain(stream: &mut SplitStream<WebSocket>) {
+async fn drain(stream: &mut SplitStream<Ws>) {
     while let Some(Ok(_)) = stream.next().await {}
 }
 
-fn is_too_large(error: &axum::Error) -> bool {
-    use std::error::Error as _;
-    matches!(
-        error.source().and_then(|source| source.downcast_ref::<tungstenite::Error>()),
-        Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { .. }))
-    )
+/// A short reason for a WebSocket-level protocol error (the peer sees it in the close frame).
+fn ws_protocol_reason(error: &WsProtocolError) -> &'static str {
+    match error {
+        WsProtocolError::UnmaskedFrameFromClient => "websocket: unmasked frame from a client",
+        WsProtocolError::NonZeroReservedBits => "websocket: reserved bits set",
+        WsProtocolError::UnknownControlFrameType(_) | WsProtocolError::UnknownDataFrameType(_) => "websocket: unknown opcode",
+        WsProtocolError::FragmentedControlFrame | WsProtocolError::ControlFrameTooBig => "websocket: bad control frame",
+        _ => "websocket protocol error",
+    }
 }
