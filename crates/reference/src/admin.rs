@@ -9,7 +9,6 @@
 //! Every answer is JSON (`{"affected": n}` or `{"error": ...}`) and carries
 //! `Access-Control-Allow-Origin: *`, so a page served elsewhere can call them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -17,21 +16,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use durable_ws_server::{token_from_hex, Durable, SessionId};
 use serde::Deserialize;
 use serde_json::json;
-
-use crate::registry::Control;
-use crate::state::Shared;
-use crate::stats::Counters;
-use crate::store::{EntryRef, Gone};
-use crate::lock;
-use crate::token::token_from_hex;
 
 /// Longest stall accepted.
 const MAX_STALL: Duration = Duration::from_secs(600);
 
 /// The `/admin` routes.
-pub(crate) fn routes() -> Router<Arc<Shared>> {
+pub fn routes() -> Router<Durable> {
     Router::new().route("/admin/cut", post(cut)).route("/admin/stall", post(stall)).route("/admin/expire", post(expire))
 }
 
@@ -39,12 +32,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 struct Target {
     session: Option<String>,
     ms: Option<u64>,
-}
-
-/// Which sessions a request names.
-enum Sessions {
-    All,
-    One(EntryRef),
 }
 
 /// A request the endpoints cannot carry out.
@@ -56,41 +43,31 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn sessions(shared: &Shared, session: Option<&str>, default_all: bool) -> Result<Sessions, Refusal> {
+/// The session a request names (`None`: all).
+fn target(durable: &Durable, session: Option<&str>, default_all: bool) -> Result<Option<SessionId>, Refusal> {
     match session {
-        Some("all") => Ok(Sessions::All),
-        None if default_all => Ok(Sessions::All),
+        Some("all") => Ok(None),
+        None if default_all => Ok(None),
         None => Err(Refusal(StatusCode::BAD_REQUEST, "missing session=all|<token-hex>")),
         Some(hex) => {
             let token = token_from_hex(hex).ok_or(Refusal(StatusCode::BAD_REQUEST, "session must be all or 32 hex digits"))?;
-            shared.store.get(&token).map(Sessions::One).ok_or(Refusal(StatusCode::NOT_FOUND, "no such session"))
+            durable.find_token(&token).map(Some).ok_or(Refusal(StatusCode::NOT_FOUND, "no such session"))
         }
     }
 }
 
-/// Sends `control` to the connections of `target`; returns how many got it.
-fn tell(shared: &Shared, target: &Sessions, control: Control) -> usize {
-    match target {
-        Sessions::All => shared.connections.broadcast(control),
-        Sessions::One(entry) => {
-            let attached = lock(entry).attached;
-            attached.is_some_and(|id| shared.connections.send(id, control)) as usize
+async fn cut(State(durable): State<Durable>, Query(query): Query<Target>) -> Response {
+    match target(&durable, query.session.as_deref(), false) {
+        Ok(id) => {
+            let affected = durable.cut(id);
+            tracing::info!(affected, "admin: cut");
+            affected_response(affected)
         }
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-async fn cut(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
-    let target = match sessions(&shared, query.session.as_deref(), false) {
-        Ok(target) => target,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let affected = tell(&shared, &target, Control::Cut);
-    Counters::add(&shared.counters.cuts, affected as u64);
-    tracing::info!(affected, "admin: cut");
-    affected_response(affected)
-}
-
-async fn stall(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
+async fn stall(State(durable): State<Durable>, Query(query): Query<Target>) -> Response {
     let Some(ms) = query.ms else {
         return Refusal(StatusCode::BAD_REQUEST, "missing ms=N").into_response();
     };
@@ -98,26 +75,23 @@ async fn stall(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -
     if duration > MAX_STALL {
         return Refusal(StatusCode::BAD_REQUEST, "ms must be at most 600000").into_response();
     }
-    let target = match sessions(&shared, query.session.as_deref(), true) {
-        Ok(target) => target,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let affected = tell(&shared, &target, Control::Stall(duration));
-    tracing::info!(affected, ms, "admin: stall");
-    affected_response(affected)
+    match target(&durable, query.session.as_deref(), true) {
+        Ok(id) => {
+            let affected = durable.stall(id, duration);
+            tracing::info!(affected, ms, "admin: stall");
+            affected_response(affected)
+        }
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
-async fn expire(State(shared): State<Arc<Shared>>, Query(query): Query<Target>) -> Response {
-    let target = match sessions(&shared, query.session.as_deref(), false) {
-        Ok(target) => target,
+async fn expire(State(durable): State<Durable>, Query(query): Query<Target>) -> Response {
+    let ids = match target(&durable, query.session.as_deref(), false) {
+        Ok(Some(id)) => vec![id],
+        Ok(None) => durable.session_ids(),
         Err(refusal) => return refusal.into_response(),
     };
-    let entries = match target {
-        Sessions::All => shared.store.all(),
-        Sessions::One(entry) => vec![entry],
-    };
-    // A removed session wakes its connection, which sees it gone and drops the link.
-    let affected = entries.iter().filter(|entry| shared.store.remove(entry, Gone::Expired)).count();
+    let affected = ids.into_iter().filter(|id| durable.expire(*id)).count();
     tracing::info!(affected, "admin: expire");
     affected_response(affected)
 }

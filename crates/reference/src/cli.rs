@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::Parser;
 use durable_ws_core::{BufferLimits, HeartbeatConfig, SessionConfig};
 
-use crate::auth::{Authenticator, TokenAuthenticator, TokenError};
+use durable_ws_server::{Authenticator, InvalidOrigin, OriginPolicy, TokenAuthenticator, TokenError};
+
 use crate::config::ServerConfig;
-use crate::origin::{InvalidOrigin, OriginPolicy};
 
 const AFTER_HELP: &str = "\
 Routes: GET /echo (durable echo when durable.v1 is offered, plain echo otherwise), GET /chat (one room, durable.v1

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::SessionConfig;
-
-use crate::auth::Authenticator;
-use crate::origin::OriginPolicy;
+use durable_ws_server::{Authenticator, Config, OriginPolicy};
 
 /// Everything the server can be configured with.
 #[derive(Clone, Debug)]
@@ -54,8 +52,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// The session settings actually used (message limit applied).
-    pub(crate) fn session_config(&self) -> SessionConfig {
-        SessionConfig { max_message_bytes: self.max_message_bytes, ..self.session.clone() }
+    /// The library settings these describe.
+    pub fn durable_config(&self) -> Config {
+        Config {
+            session_ttl: self.session_ttl,
+            max_sessions: self.max_sessions,
+            max_message_bytes: self.max_message_bytes,
+            buffer: self.session.limits,
+            heartbeat: self.session.heartbeat,
+            handshake_timeout: self.handshake_timeout,
+            shutdown_grace: self.shutdown_grace,
+            ..Config::default()
+        }
     }
 }

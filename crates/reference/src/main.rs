@@ -1,12 +1,12 @@
 //! The durable-ws reference server.
 
 use clap::{CommandFactory, Parser};
-use durable_ws_server::cli::Options;
-use durable_ws_server::serve;
+use durable_ws_reference::cli::Options;
+use durable_ws_reference::serve;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    durable_ws_server::init_logging();
+    durable_ws_reference::init_logging();
     let options = Options::parse();
     let config = match options.server_config() {
         Ok(config) => config,

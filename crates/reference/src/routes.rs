@@ -1,38 +1,42 @@
-//! The HTTP routes.
+//! The reference server's routes, over the library: `/echo` and `/chat` (each a few lines in
+//! `echo.rs` and `chat.rs`), `/stats`, `/admin/*` (with faults on), static files.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use axum::extract::State;
-use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue};
+use axum::http::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
+use durable_ws_server::{Durable, OriginLayer, Stats, TokenAuthLayer};
 use tower_http::services::ServeDir;
 
+use crate::config::ServerConfig;
 use crate::{admin, chat, echo};
-use crate::state::Shared;
-use crate::stats::Stats;
 
-/// Every route of the server.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+/// Every route of the reference server listening on `listen`.
+pub fn router(durable: &Durable, config: &ServerConfig, listen: SocketAddr) -> Router {
+    let mut websockets = Router::new()
+        .route("/echo", durable.endpoint_or_plain(echo::session, echo::plain))
+        .route("/chat", durable.endpoint(chat::session));
+    if let Some(authenticator) = &config.authenticator {
+        websockets = websockets.layer(TokenAuthLayer::from_arc(authenticator.clone()));
+    }
+    let websockets = websockets.layer(OriginLayer::new(config.origins.clone(), listen).counted_in(durable));
     let mut open_to_all = Router::new().route("/stats", get(stats));
-    if shared.config.enable_faults {
+    if config.enable_faults {
         open_to_all = open_to_all.merge(admin::routes());
     }
     let open_to_all = open_to_all.layer(middleware::map_response(allow_any_origin));
-    let room = Arc::new(chat::Room::default());
-    let mut router = Router::new()
-        .route("/echo", get(echo::handler))
-        .route("/chat", get(move |admitted, ws, state| chat::handler(admitted, ws, state, room.clone())))
-        .merge(open_to_all);
-    if let Some(www) = &shared.config.www {
+    let mut router = websockets.merge(open_to_all);
+    if let Some(www) = &config.www {
         router = router.fallback_service(ServeDir::new(www));
     }
-    router.with_state(shared)
+    router.with_state(durable.clone())
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
-    Json(shared.stats())
+async fn stats(State(durable): State<Durable>) -> Json<Stats> {
+    Json(durable.stats())
 }
 
 /// Pages served from elsewhere (the demo, browser tests) may read the stats and call the

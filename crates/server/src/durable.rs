@@ -126,7 +126,7 @@ impl Builder {
     }
 
     /// Starts from `config`.
-    pub fn config(config: Config) -> Self {
+    pub fn from_config(config: Config) -> Self {
         Builder { config }
     }
 

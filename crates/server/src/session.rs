@@ -159,6 +159,16 @@ impl<C> SessionHandle<C> {
         self.durable.settle(&mut state);
     }
 
+    /// Drops the session because its client cannot keep up (e.g. after [`SendError::Full`]):
+    /// its connection closes with 1013 and the client's resume gets `LostOverflow`, with every
+    /// message it never confirmed. Never a silent gap.
+    pub fn evict(&self) {
+        let now = self.durable.inner.clock.now();
+        let mut state = lock(&self.durable.inner.state);
+        state.endpoint.end(now, self.id, EndReason::Overflow);
+        self.durable.settle(&mut state);
+    }
+
     /// Whether the session is still live.
     pub fn is_live(&self) -> bool {
         lock(&self.durable.inner.state).slots.contains_key(&self.id)

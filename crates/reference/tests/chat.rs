@@ -9,7 +9,7 @@ use std::time::Duration;
 use durable_ws_core::{Event, Payload};
 use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_testkit::native_client::NativeClient;
-use durable_ws_server::{Server, ServerConfig, TokenAuthenticator};
+use durable_ws_reference::{Server, ServerConfig, TokenAuthenticator};
 use futures_util::StreamExt;
 use support::native::{fast_client, next_event};
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -3,7 +3,7 @@
 mod support;
 
 use durable_ws_core::WelcomeStatus;
-use durable_ws_server::{OriginPolicy, ServerConfig};
+use durable_ws_reference::{OriginPolicy, ServerConfig};
 use support::{connect, hello, server};
 
 #[tokio::test]

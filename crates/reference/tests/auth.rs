@@ -1,30 +1,37 @@
-//! Authentication at the handshake (401 missing, 403 wrong; query parameter, cookie or bearer
-//! header), and sessions bound to the identity that created them.
+//! Authentication at the handshake (close 4401 missing, 4403 wrong, after the upgrade so a browser
+//! can read it; query parameter, cookie or bearer header), and sessions bound to the identity that created them.
 
 mod support;
 
 use std::sync::Arc;
 
 use durable_ws_core::WelcomeStatus;
-use durable_ws_server::{ServerConfig, TokenAuthenticator};
-use support::{connect, echo, hello, next_data, server};
+use durable_ws_reference::{ServerConfig, TokenAuthenticator};
+use support::{close_code, connect, echo, hello, next_data, server, wait_until};
 
-async fn server_with_users() -> durable_ws_server::Server {
+async fn server_with_users() -> durable_ws_reference::Server {
     let auth = TokenAuthenticator::new([("alice", "alice-secret"), ("mallory", "mallory-secret")]).unwrap();
     server(ServerConfig { authenticator: Some(Arc::new(auth)), ..ServerConfig::default() }).await
 }
 
+/// A refusal a browser can read: the upgrade is accepted and closed at once with this code.
+async fn refused_with(addr: std::net::SocketAddr, path: &str, durable: bool, headers: &[(&str, &str)]) -> u16 {
+    let mut ws = connect(addr, path, durable, headers).await.expect("refusals come after the upgrade");
+    close_code(&mut ws).await
+}
+
 #[tokio::test]
-async fn handshakes_without_valid_credentials_are_refused_before_the_upgrade() {
+async fn handshakes_without_valid_credentials_are_closed_with_4401_or_4403() {
     let server = server_with_users().await;
     let addr = server.local_addr();
     for path in ["/echo", "/chat"] {
-        assert_eq!(connect(addr, path, true, &[]).await.err(), Some(401), "{path}: no credentials");
-        assert_eq!(connect(addr, &format!("{path}?access_token=guess"), true, &[]).await.err(), Some(403), "{path}");
+        assert_eq!(refused_with(addr, path, true, &[]).await, 4401, "{path}: no credentials");
+        assert_eq!(refused_with(addr, &format!("{path}?access_token=guess"), true, &[]).await, 4403, "{path}");
     }
-    assert_eq!(connect(addr, "/echo", false, &[]).await.err(), Some(401), "plain connections too");
-    assert_eq!(connect(addr, "/echo", true, &[("cookie", "durable_ws_token=alice-secre")]).await.err(), Some(403));
-    assert_eq!(connect(addr, "/echo", true, &[("authorization", "Bearer nope")]).await.err(), Some(403));
+    assert_eq!(refused_with(addr, "/echo", false, &[]).await, 4401, "plain connections too");
+    assert_eq!(refused_with(addr, "/echo", true, &[("cookie", "durable_ws_token=alice-secre")]).await, 4403);
+    assert_eq!(refused_with(addr, "/echo", true, &[("authorization", "Bearer nope")]).await, 4403);
+    wait_until(|| server.stats().connections == 0).await;
     let stats = server.stats();
     assert_eq!((stats.auth_failures, stats.connections, stats.sessions), (7, 0, 0), "{stats:?}");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{Token, WelcomeStatus};
-use durable_ws_server::{Server, ServerConfig};
+use durable_ws_reference::{Server, ServerConfig};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -144,4 +144,15 @@ pub async fn spawn_binary(
     let line = timeout(Duration::from_secs(10), stdout.next_line()).await.unwrap().unwrap().expect("a listening line");
     let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
     (child, addr)
+}
+
+/// Polls `condition` every 10 ms until it holds (5 s at most).
+pub async fn wait_until(mut condition: impl FnMut() -> bool) {
+    timeout(Duration::from_secs(5), async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition in time");
 }

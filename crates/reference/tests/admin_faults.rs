@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus};
-use durable_ws_server::{token_to_hex, Server, ServerConfig, Stats};
+use durable_ws_reference::{token_to_hex, Server, ServerConfig, Stats};
 use futures_util::{SinkExt, StreamExt};
 use support::native::{connected, fast_client, next_event, wait_for};
 use support::{close_code, encode, raw, server};

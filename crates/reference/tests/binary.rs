@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{PayloadRef, WelcomeStatus};
-use durable_ws_server::Stats;
+use durable_ws_reference::Stats;
 use futures_util::SinkExt;
 use support::{close_code, connect, encode, hello};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,7 +77,8 @@ async fn flags_reach_the_server_and_the_logs_tell_the_story() {
     });
     let token = format!("/echo?access_token={secret}");
 
-    assert_eq!(connect(addr, "/echo", true, &[]).await.err(), Some(401));
+    let mut refused = connect(addr, "/echo", true, &[]).await.expect("refused after the upgrade");
+    assert_eq!(close_code(&mut refused).await, 4401);
     assert_eq!(connect(addr, &token, true, &[("origin", "http://evil.example")]).await.err(), Some(403));
     // --max-buffer-messages 4: the fifth unacknowledged echo overflows the session.
     let mut ws = connect(addr, &token, true, &[("origin", "http://good.example")]).await.expect("101");
@@ -119,8 +120,9 @@ async fn flags_reach_the_server_and_the_logs_tell_the_story() {
     assert!(!logs.contains(secret), "a secret leaked into the logs");
     assert!(!logs.contains('\x1b'), "no colours when stderr is not a terminal");
     for expected in [
-        "handshake refused: authentication failed",
-        "handshake refused: origin not allowed",
+        "authentication failed",
+        "connection refused code=4401",
+        "request refused: origin not allowed",
         "origin=\"http://evil.example\"",
         "connection opened",
         "user=alice",
@@ -128,7 +130,7 @@ async fn flags_reach_the_server_and_the_logs_tell_the_story() {
         "session dropped: replay buffer overflow",
         "connection closed code=1013",
         "connection closed: protocol error code=1002",
-        "connection ended why=heartbeat timeout",
+        "connection closed code=4000 reason=\"heartbeat timeout\"",
         "shutting down",
     ] {
         assert!(logs.contains(expected), "the logs mention {expected:?}:\n{logs}");

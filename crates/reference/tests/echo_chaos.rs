@@ -9,11 +9,13 @@ use durable_ws_core::frame::Frame;
 use durable_ws_core::{Event, LostReason, Payload, PayloadRef, Token, WelcomeStatus};
 use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_testkit::native_client::NativeClient;
-use durable_ws_server::ServerConfig;
+use durable_ws_reference::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
 use support::native::{fast_client_with_3s_connect_timeout, next_event, wait_for};
 use support::{close_code, encode, next_frame, raw_selected, server, Raw};
 use tokio::time::{sleep, timeout};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Opens a new durable session with raw frames; returns its token.
@@ -173,7 +175,7 @@ async fn resume_replays_unacknowledged_echoes_and_supersedes_the_old_connection(
         })
         .await;
     }
-    // The old connection is dropped without a close frame.
+    // The old connection is closed with 4409 (superseded).
     let old = timeout(Duration::from_secs(5), async {
         loop {
             match first.next().await {
@@ -184,7 +186,10 @@ async fn resume_replays_unacknowledged_echoes_and_supersedes_the_old_connection(
     })
     .await
     .expect("old connection ends");
-    assert!(!matches!(old, Some(Ok(Message::Close(Some(_))))), "superseded connection is cut, got {old:?}");
+    match old {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 4409, "{frame:?}"),
+        other => panic!("superseded connection should be closed with 4409, got {other:?}"),
+    }
     let stats = server.stats();
     assert_eq!((stats.resumes, stats.replayed, stats.sessions), (1, 2, 1), "{stats:?}");
 }
@@ -312,13 +317,17 @@ async fn replay_buffer_overflow_closes_with_1013_and_the_resume_gets_lost_overfl
 }
 
 #[tokio::test]
-async fn goodbye_ends_the_session_with_1000() {
+async fn goodbye_ends_the_session_and_the_client_closes_with_its_own_code() {
     let server = server(ServerConfig::default()).await;
     let (mut ws, _) = raw_selected(server.local_addr(), true).await;
     let token = hello_new(&mut ws).await;
     ws.send(encode(Frame::Goodbye)).await.unwrap();
-    assert_eq!(close_code(&mut ws).await, 1000);
+    // The server does not close first (PROTOCOL §5.7): within a second nothing but our close.
+    let early = timeout(Duration::from_millis(500), ws.next()).await;
+    assert!(early.is_err(), "the server closed first: {early:?}");
     assert_eq!(server.stats().sessions, 0);
+    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4321), reason: "app done".into() }))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4321, "the server answers the client's close (RFC 6455: echoing its code)");
     let (mut again, _) = raw_selected(server.local_addr(), true).await;
     again.send(encode(Frame::Hello { resume: Some((token, 0)) })).await.unwrap();
     next_frame(&mut again, |frame| {
