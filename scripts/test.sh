@@ -5,8 +5,8 @@
 #   bash scripts/test.sh              all stages
 #   bash scripts/test.sh STAGE...     only these (the reference server is started when a stage needs it)
 #
-# Stages whose tests do not exist yet are not listed. The browser and end-to-end stages run against the real
-# reference server on a free port of 127.0.0.1, started once and stopped on exit. They get its address in
+# Stages whose tests do not exist yet are not listed. The conformance, browser and end-to-end stages run against the
+# real reference server on a free port of 127.0.0.1, started once and stopped on exit. They get its address in
 # DURABLE_WS_SERVER (ws://127.0.0.1:PORT) and DURABLE_WS_HTTP (http://127.0.0.1:PORT), and the directory of the
 # server's binaries (durable-ws-server, chaos-proxy) in DURABLE_WS_BIN_DIR.
 set -euo pipefail
@@ -36,10 +36,41 @@ stage_doctests() {
     cargo test --workspace --doc --no-fail-fast
 }
 
+# Builds the reference server and the test kit's binaries (chaos-proxy, loadgen, durable-ws-conformance); after it
+# the reference server is started for the stages that need it.
 stage_server() {
     local profile_flag=()
     if [[ $server_profile == release ]]; then profile_flag=(--release); fi
     cargo build -p durable-ws-server -p durable-ws-testkit "${profile_flag[@]}"
+}
+
+# The durable.v1 conformance suite (crates/testkit/src/conformance, docs/PROTOCOL.md "Conformance") against the
+# shared reference server's /echo (with its fault endpoints for the expiry case), then its auth cases against a
+# second reference server of its own started with --auth-token. Both runs go to the end; either failing fails it.
+stage_conformance() {
+    local bin="target/$server_profile/durable-ws-conformance" server="target/$server_profile/durable-ws-server"
+    local rc=0 port auth_pid
+    say "$bin --url $DURABLE_WS_SERVER/echo --admin-url $DURABLE_WS_HTTP"
+    "$bin" --url "$DURABLE_WS_SERVER/echo" --admin-url "$DURABLE_WS_HTTP" || rc=1
+    port=$(free_port)
+    say "$server --listen 127.0.0.1:$port --auth-token alice=... --auth-token bob=... (auth cases)"
+    "$server" --listen "127.0.0.1:$port" --www www --auth-token alice=conformance-a --auth-token bob=conformance-b \
+        >test-output/conformance-auth.server.log 2>&1 </dev/null &
+    auth_pid=$!
+    trap 'kill "$auth_pid" 2>/dev/null || true' EXIT
+    if wait_for_port "$port" 30 "$auth_pid"; then
+        "$bin" --url "ws://127.0.0.1:$port/echo?access_token=conformance-a" --only auth/ \
+            --no-credentials-url "ws://127.0.0.1:$port/echo" \
+            --bad-credentials-url "ws://127.0.0.1:$port/echo?access_token=wrong" \
+            --other-identity-url "ws://127.0.0.1:$port/echo?access_token=conformance-b" || rc=1
+    else
+        warn "the auth server did not start on 127.0.0.1:$port"
+        rc=1
+    fi
+    kill "$auth_pid" 2>/dev/null || true
+    wait "$auth_pid" 2>/dev/null || true
+    trap - EXIT
+    return $rc
 }
 
 stage_wasm_package() {
@@ -141,14 +172,14 @@ all_stages() {
     printf '%s\n' setup build native-tests doctests wasm-package
     if [[ -d tests/types ]]; then echo types; fi
     if [[ -f scripts/check-readme-examples.mjs ]]; then echo readme-examples; fi
-    if has_browser_tests || has_e2e_tests; then echo server; fi
+    printf '%s\n' server conformance
     if has_browser_tests; then echo browser-tests; fi
     if has_e2e_tests; then echo e2e-tests; fi
     if [[ -f examples/Cargo.toml ]]; then echo examples; fi
     if [[ -d tests/npm-consumer ]]; then echo npm-consumer; fi
 }
 
-needs_server() { [[ $1 == browser-tests || $1 == e2e-tests || $1 == examples || $1 == npm-consumer ]]; }
+needs_server() { [[ $1 == conformance || $1 == browser-tests || $1 == e2e-tests || $1 == examples || $1 == npm-consumer ]]; }
 
 # Upper bounds (seconds) so that a hung stage cannot eat CI's time; a first run on a new machine compiles a lot.
 stage_time_limit() {

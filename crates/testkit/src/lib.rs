@@ -1,7 +1,8 @@
 //! Test kit of durable-ws, for this repository's tests, benchmarks and anyone checking a
 //! `durable.v1` server: [`native_client`] (the core `Client` over tokio-tungstenite),
-//! [`chaos_proxy`] (a TCP proxy that cuts connections and delays data), and the binaries
-//! `chaos-proxy` and `loadgen`. None of it is needed to embed the server.
+//! [`chaos_proxy`] (a TCP proxy that cuts connections and delays data), [`conformance`] (the
+//! `durable.v1` conformance suite, for any server), and the binaries `chaos-proxy`, `loadgen`
+//! and `durable-ws-conformance`. None of it is needed to embed the server.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,7 @@ mod clock;
 mod writer;
 
 pub mod chaos_proxy;
+pub mod conformance;
 pub mod native_client;
 
 pub use clock::Clock;
