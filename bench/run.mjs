@@ -14,7 +14,7 @@
 // 4. memory: JS heap (CDP, after a forced GC) and wasm memory over 1,000 reconnect cycles and 100,000 messages.
 // 5. server: `loadgen` opens 10,000 durable sessions: server RSS per session, echo round trip under load.
 //
-// Uses the release binaries (cargo build --release -p durable-ws-server -p durable-ws-testkit --bins) and www/pkg (the npm build,
+// Uses the release binaries (cargo build --release -p durable-ws-reference -p durable-ws-testkit --bins) and www/pkg (the npm build,
 // web target); builds them when missing. Raw results also go to target/bench-results.json.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -55,7 +55,7 @@ function run(command, args, options = {}) {
 }
 
 function build() {
-  run("cargo", ["build", "--release", "-p", "durable-ws-server", "-p", "durable-ws-testkit", "--bins"]);
+  run("cargo", ["build", "--release", "-p", "durable-ws-reference", "-p", "durable-ws-testkit", "--bins"]);
   if (!existsSync(join(REPO_ROOT, "www/pkg/durable_ws_bg.wasm")) || !existsSync(join(REPO_ROOT, "pkg/durable_ws_bg.wasm")) || flag("--build-wasm")) {
     run("bash", ["-c", "source scripts/common.sh && build_wasm_packages"]);
   }

@@ -9,8 +9,8 @@ listen=${DEMO_LISTEN:-127.0.0.1:8080}
 bash scripts/setup.sh
 [[ -d www ]] || die "no www/ directory: the demo page is missing"
 build_demo_package
-say "cargo build --release -p durable-ws-server -p durable-ws-testkit"
-cargo build --release -p durable-ws-server -p durable-ws-testkit
+say "cargo build --release -p durable-ws-reference -p durable-ws-testkit"
+cargo build --release -p durable-ws-reference -p durable-ws-testkit
 
 say "demo: open http://$listen/ (Ctrl-C stops the server)"
 exec target/release/durable-ws-server --listen "$listen" --enable-faults --www www

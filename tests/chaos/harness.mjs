@@ -18,7 +18,7 @@ export function binDir() {
   const candidates = [process.env.DURABLE_WS_BIN_DIR, join(REPO_ROOT, "target/release"), join(REPO_ROOT, "target/debug")];
   const found = candidates.find((dir) => dir && existsSync(join(dir, "durable-ws-server")) && existsSync(join(dir, "chaos-proxy")));
   if (!found) {
-    throw new Error("no durable-ws-server + chaos-proxy binaries: run `cargo build --release -p durable-ws-server -p durable-ws-testkit` or set DURABLE_WS_BIN_DIR");
+    throw new Error("no durable-ws-server + chaos-proxy binaries: run `cargo build --release -p durable-ws-reference -p durable-ws-testkit` or set DURABLE_WS_BIN_DIR");
   }
   return found;
 }
