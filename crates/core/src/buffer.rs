@@ -1,6 +1,7 @@
 //! The replay buffer: messages sent (or queued) and not yet acknowledged, bounded by count and bytes.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::error::SendError;
 use crate::payload::Payload;
@@ -21,10 +22,11 @@ impl Default for BufferLimits {
 }
 
 /// Unacknowledged messages in sequence order. Append and acknowledge are O(1) amortised; the
-/// sequence numbers held are always `first_seq() ..= last_seq()` without gaps.
+/// sequence numbers held are always `first_seq() ..= last_seq()` without gaps. Payloads are
+/// shared ([`push_shared`](Self::push_shared)): one broadcast to many buffers is one copy.
 #[derive(Clone, Debug)]
 pub struct ReplayBuffer {
-    entries: VecDeque<Payload>,
+    entries: VecDeque<Arc<Payload>>,
     /// Sequence number of `entries[0]` (or of the next push when empty).
     first_seq: u64,
     bytes: usize,
@@ -54,6 +56,11 @@ impl ReplayBuffer {
     /// assert_eq!(buf.push(Payload::from("c")), Ok(3));
     /// ```
     pub fn push(&mut self, payload: Payload) -> Result<u64, SendError> {
+        self.push_shared(Arc::new(payload))
+    }
+
+    /// Like [`push`](Self::push), for a payload shared with other buffers.
+    pub fn push_shared(&mut self, payload: Arc<Payload>) -> Result<u64, SendError> {
         if !self.has_room(payload.len()) {
             return Err(SendError::BufferFull { messages: self.entries.len(), bytes: self.bytes });
         }
@@ -77,7 +84,7 @@ impl ReplayBuffer {
     /// The message with sequence number `seq`, if held.
     pub fn get(&self, seq: u64) -> Option<&Payload> {
         let index = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
-        self.entries.get(index)
+        self.entries.get(index).map(|p| &**p)
     }
 
     /// Sequence number of the oldest held message (of the next push when empty).
@@ -115,7 +122,7 @@ impl ReplayBuffer {
         let first = self.first_seq;
         self.first_seq += self.entries.len() as u64;
         self.bytes = 0;
-        self.entries.drain(..).zip(first..).map(|(p, seq)| (seq, p)).collect()
+        self.entries.drain(..).zip(first..).map(|(p, seq)| (seq, Arc::unwrap_or_clone(p))).collect()
     }
 }
 

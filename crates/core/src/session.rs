@@ -265,6 +265,11 @@ impl Session {
     /// Queues an application message; returns its sequence number. While disconnected it waits
     /// in the replay buffer and goes out after the next handshake.
     pub fn send(&mut self, now: Millis, payload: Payload) -> Result<u64, SendError> {
+        self.send_shared(now, std::sync::Arc::new(payload))
+    }
+
+    /// Like [`send`](Self::send), for a payload shared with other sessions (a broadcast).
+    pub fn send_shared(&mut self, now: Millis, payload: std::sync::Arc<Payload>) -> Result<u64, SendError> {
         let _ = now;
         if self.is_ended() {
             return Err(SendError::Closed);
@@ -272,9 +277,14 @@ impl Session {
         if payload.len() > self.config.max_message_bytes {
             return Err(SendError::TooLarge { len: payload.len(), max: self.config.max_message_bytes });
         }
-        let seq = self.out.push(payload)?;
+        let seq = self.out.push_shared(payload)?;
         self.stats.sent += 1;
         Ok(seq)
+    }
+
+    /// Payload bytes held in the replay buffer.
+    pub fn buffered_bytes(&self) -> usize {
+        self.out.bytes()
     }
 
     /// Whether `send` would accept a payload of `len` bytes now (for backpressure).

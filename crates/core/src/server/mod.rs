@@ -66,6 +66,10 @@ pub struct EndpointConfig {
     /// Connections in a row of one session that may end with a protocol error (with no message
     /// delivered between them) before the session is dropped. Default 3.
     pub max_protocol_errors: u32,
+    /// Most payload bytes held in all replay buffers together (each session counts the
+    /// messages it holds, shared or not). When reached, sends fail with `BufferFull` and new
+    /// sessions are refused ([`Refused::Budget`]). Default 4 GiB.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for EndpointConfig {
@@ -76,6 +80,7 @@ impl Default for EndpointConfig {
             max_sessions: 10_000,
             max_sessions_per_owner: usize::MAX,
             max_protocol_errors: 3,
+            max_buffered_bytes: 4 << 30,
         }
     }
 }
@@ -105,6 +110,9 @@ pub enum Refused {
     /// The owner holds `max_sessions_per_owner` sessions.
     #[error("too many sessions for this identity")]
     OwnerQuota,
+    /// The server's budget of buffered bytes is spent.
+    #[error("the server's buffer budget is spent")]
+    Budget,
     /// The fresh token the driver drew is already in use: draw another and call again.
     #[error("token already in use")]
     TokenInUse,
@@ -181,6 +189,8 @@ pub struct Endpoint<O, S = MemoryStore<O>> {
     config: EndpointConfig,
     store: S,
     next_id: u64,
+    /// Payload bytes held in every session's replay buffer.
+    buffered: usize,
     ended: VecDeque<Ended<O>>,
     owner: PhantomData<O>,
 }
@@ -196,7 +206,7 @@ impl<O: Clone + Eq + std::hash::Hash> Endpoint<O, MemoryStore<O>> {
 impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
     /// An endpoint over `store`.
     pub fn with_store(config: EndpointConfig, store: S) -> Self {
-        Endpoint { config, store, next_id: 1, ended: VecDeque::new(), owner: PhantomData }
+        Endpoint { config, store, next_id: 1, buffered: 0, ended: VecDeque::new(), owner: PhantomData }
     }
 
     /// The settings.
@@ -222,7 +232,8 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
                     if record.owner != owner {
                         foreign = true;
                         WelcomeStatus::LostRefused
-                    } else if record.session.resume(now, last_received).is_ok() {
+                    } else if let Some(freed) = resumed(&mut record.session, now, last_received) {
+                        self.buffered -= freed;
                         let superseded = record.attached.replace(conn);
                         record.detached_at = None;
                         self.store.set_expiry(id, None);
@@ -243,6 +254,9 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
         if self.store.count_owned_by(&owner) >= self.config.max_sessions_per_owner {
             return Err(Refused::OwnerQuota);
         }
+        if self.buffered >= self.config.max_buffered_bytes {
+            return Err(Refused::Budget);
+        }
         if self.store.find(&fresh_token).is_some() {
             return Err(Refused::TokenInUse);
         }
@@ -261,7 +275,12 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
         let max_errors = self.config.max_protocol_errors;
         let record = self.attached_mut(id, conn).ok_or(InputError::NotAttached)?;
         let received = record.session.stats().received;
-        match record.session.handle_message(now, message) {
+        let held = record.session.buffered_bytes();
+        let result = record.session.handle_message(now, message);
+        let freed = held - record.session.buffered_bytes();
+        self.buffered -= freed;
+        let record = self.store.get_mut(id).expect("attached above");
+        match result {
             Ok(()) => {
                 if record.session.stats().received > received {
                     record.protocol_errors = 0;
@@ -325,8 +344,28 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
     /// buffer is `BufferFull` (nothing queued; see [`end`](Self::end) with `Overflow` for
     /// dropping a session that cannot keep up).
     pub fn send(&mut self, now: Millis, id: SessionId, payload: Payload) -> Result<u64, SendError> {
+        self.send_shared(now, id, std::sync::Arc::new(payload))
+    }
+
+    /// Like [`send`](Self::send), for a payload shared with other sessions (a broadcast: one
+    /// copy in memory). Also `BufferFull` when the server's budget
+    /// ([`EndpointConfig::max_buffered_bytes`]) would be exceeded.
+    pub fn send_shared(&mut self, now: Millis, id: SessionId, payload: std::sync::Arc<Payload>) -> Result<u64, SendError> {
+        let len = payload.len();
+        let over_budget = self.buffered.saturating_add(len) > self.config.max_buffered_bytes;
         let record = self.store.get_mut(id).ok_or(SendError::Closed)?;
-        record.session.send(now, payload)
+        if over_budget && !record.session.is_ended() && len <= self.config.session.max_message_bytes {
+            let stats = record.session.stats();
+            return Err(SendError::BufferFull { messages: stats.pending as usize, bytes: record.session.buffered_bytes() });
+        }
+        let seq = record.session.send_shared(now, payload)?;
+        self.buffered += len;
+        Ok(seq)
+    }
+
+    /// Payload bytes held in all replay buffers together.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
     }
 
     /// Whether `send` would accept `len` bytes for session `id` now.
@@ -377,6 +416,7 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
                 delivered.push(payload);
             }
         }
+        self.buffered -= record.session.buffered_bytes();
         let unconfirmed = record.session.take_unconfirmed();
         self.ended.push_back(Ended { id, owner: record.owner, reason, attached: record.attached, delivered, unconfirmed });
         true
@@ -449,6 +489,13 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
             .get(id)
             .is_some_and(|record| record.attached.is_none() && record.detached_at.is_some_and(|at| now.saturating_sub(at) >= self.config.ttl_ms))
     }
+}
+
+/// Resumes `session` from `last_received`; returns the bytes the resume point acknowledged.
+fn resumed(session: &mut Session, now: Millis, last_received: u64) -> Option<usize> {
+    let held = session.buffered_bytes();
+    session.resume(now, last_received).ok()?;
+    Some(held - session.buffered_bytes())
 }
 
 #[cfg(test)]

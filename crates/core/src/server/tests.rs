@@ -158,3 +158,26 @@ fn messages_not_yet_polled_survive_the_end() {
     endpoint.end(0, id, EndReason::Expired);
     assert_eq!(endpoint.poll_ended().unwrap().delivered, vec![Payload::from("last words")]);
 }
+
+#[test]
+fn the_buffer_budget_counts_every_session_and_refuses_beyond_it() {
+    let mut endpoint = Endpoint::new(EndpointConfig { max_buffered_bytes: 10, ..config() });
+    let a = endpoint.hello(0, 1, "ann", None, token(1)).unwrap().id;
+    let b = endpoint.hello(0, 2, "bob", None, token(2)).unwrap().id;
+    let shared = std::sync::Arc::new(Payload::from("12345"));
+    endpoint.send_shared(0, a, shared.clone()).unwrap();
+    endpoint.send_shared(0, b, shared).unwrap();
+    assert_eq!(endpoint.buffered_bytes(), 10);
+    assert!(matches!(endpoint.send(0, a, Payload::from("x")), Err(SendError::BufferFull { .. })));
+    assert_eq!(endpoint.hello(0, 3, "cid", None, token(3)), Err(Refused::Budget));
+    drain(&mut endpoint, a, 1, 0);
+    endpoint.handle_message(0, a, 1, PayloadRef::Binary(&frame(Frame::Ack { seq: 1 }))).unwrap();
+    assert_eq!(endpoint.buffered_bytes(), 5, "an ack frees its bytes");
+    endpoint.end(0, b, EndReason::Expired);
+    assert_eq!(endpoint.buffered_bytes(), 0, "an end frees the rest");
+    endpoint.send(0, a, Payload::from("x")).unwrap();
+    drain(&mut endpoint, a, 1, 0);
+    endpoint.detach(0, a, 1);
+    endpoint.hello(0, 4, "ann", Some((token(1), 2)), token(9)).unwrap();
+    assert_eq!(endpoint.buffered_bytes(), 0, "a resume point acknowledges");
+}
