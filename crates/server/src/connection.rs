@@ -15,7 +15,8 @@ use crate::auth::Identity;
 use crate::durable::{lock, Durable, Slot};
 use crate::registry::Control;
 use crate::session::{Incoming, Progress};
-use crate::socket::{Dropped, Ending, Input, Socket};
+use crate::rate::Bucket;
+use crate::socket::{Dropped, Ending, Gate, Input, Socket};
 use crate::stats::Counters;
 use crate::token::random_token;
 
@@ -44,7 +45,7 @@ pub(crate) async fn run(durable: Durable, mut socket: Socket, identity: Identity
 
 /// Waits for the first frame, which must be a `Hello`.
 async fn handshake(socket: &mut Socket, durable: &Durable) -> Result<Option<(Token, u64)>, Ending> {
-    let input = timeout(durable.inner.config.handshake_timeout, socket.next(None, None)).await;
+    let input = timeout(durable.inner.config.handshake_timeout, socket.next(None, None, Gate::Open)).await;
     let Ok(input) = input else {
         return Err(Ending::close(close_code::PROTOCOL_ERROR, "no hello in time"));
     };
@@ -70,10 +71,14 @@ fn open(durable: &Durable, conn: u64, identity: &Identity, resume: Option<(Token
         })?;
         match state.endpoint.hello(now, conn, identity.clone(), resume, fresh) {
             Err(Refused::TokenInUse) => continue,
-            Err(refused @ (Refused::Full | Refused::OwnerQuota)) => {
+            Err(refused) => {
                 durable.settle(&mut state);
                 tracing::warn!(%refused, "session refused");
-                let reason = if refused == Refused::Full { "too many sessions" } else { "too many sessions for this identity" };
+                let reason = match refused {
+                    Refused::OwnerQuota => "too many sessions for this identity",
+                    Refused::Budget => "server busy: buffer budget spent",
+                    _ => "too many sessions",
+                };
                 return Err(Ending::close(close_code::TRY_AGAIN_LATER, reason));
             }
             Ok(accepted) => break accepted,
@@ -146,14 +151,21 @@ async fn attach_and_drive(socket: &mut Socket, durable: &Durable, identity: Iden
 async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Notify, inbound: &mpsc::Sender<Incoming>) -> Ending {
     let conn = socket.id();
     let inner = &durable.inner;
+    let config = &inner.config;
     let mut buf = Vec::new();
     let mut delivered = Vec::new();
+    let mut bucket = Bucket::new(config.max_messages_per_second, config.burst, tokio::time::Instant::now());
+    // Since when the outgoing queue has been full (the client is not reading).
+    let mut full_since = None;
     loop {
         let deadline = {
             let now = inner.clock.now();
             let mut state = lock(&inner.state);
             let mut dead = false;
-            while let Some(kind) = state.endpoint.poll_transmit(now, id, conn, &mut buf) {
+            // A frame counts as sent once it is in the bounded outgoing queue: while that is
+            // full, nothing more is produced (the replay buffer keeps it, within its bounds).
+            while socket.has_room() {
+                let Some(kind) = state.endpoint.poll_transmit(now, id, conn, &mut buf) else { break };
                 socket.send(match kind {
                     MessageKind::Binary => Message::Binary(std::mem::take(&mut buf).into()),
                     // A server session is always durable: every frame is binary.
@@ -181,7 +193,7 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
                 Counters::add(&inner.counters.heartbeat_timeouts, 1);
                 return Ending::close(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
             }
-            state.endpoint.timeout(id).map(|at| inner.clock.instant(at).into())
+            state.endpoint.timeout(id).map(|at| tokio::time::Instant::from(inner.clock.instant(at)))
         };
         if !delivered.is_empty() {
             Counters::add(&inner.counters.messages_in, delivered.len() as u64);
@@ -192,10 +204,23 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
             }
             continue;
         }
-        let input = socket.next(deadline, Some(wake)).await;
+        let at = tokio::time::Instant::now();
+        let (gate, deadline) = if socket.has_room() {
+            full_since = None;
+            (bucket.ready_at(at).map_or(Gate::Open, Gate::Until), deadline)
+        } else {
+            let since = *full_since.get_or_insert(at);
+            let give_up = since + config.send_timeout;
+            if at >= give_up {
+                return Ending::close(close_code::TRY_AGAIN_LATER, "client too slow: outgoing queue full");
+            }
+            (Gate::Writable, Some(deadline.map_or(give_up, |d| d.min(give_up))))
+        };
+        let input = socket.next(deadline, Some(wake), gate).await;
         let now = inner.clock.now();
         match input {
             Input::Message(message) => {
+                bucket.take(tokio::time::Instant::now());
                 let payload = match &message {
                     Message::Binary(bytes) => PayloadRef::Binary(bytes),
                     Message::Text(text) => PayloadRef::Text(text.as_str()),

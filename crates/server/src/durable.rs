@@ -35,7 +35,7 @@ pub struct Config {
     /// queued). Default 10 000 messages, 8 MiB.
     pub buffer: BufferLimits,
     /// Messages from one client waiting for the application; when it is full the server stops
-    /// reading that client's connection until the application catches up. Default 256.
+    /// reading that client's connection until the application catches up. Default 64.
     pub inbound_queue: usize,
     /// Server heartbeat (`None`: off). Default a ping every 15 s, dead after 10 s of silence.
     pub heartbeat: Option<HeartbeatConfig>,
@@ -46,6 +46,21 @@ pub struct Config {
     /// Connections in a row of one session that may end in a protocol error before the
     /// session is dropped (resume: `LostRefused`). Default 3.
     pub max_protocol_errors: u32,
+    /// Most payload bytes held in all sessions' replay buffers together (a broadcast counts once
+    /// per member). When reached, sends fail with [`SendError::Full`](crate::SendError::Full) and
+    /// new sessions are refused with 1013. Default 4 GiB.
+    pub max_buffered_bytes: usize,
+    /// Most bytes waiting to be written on one connection; when reached, the server stops
+    /// producing frames for it and stops reading from it. Default 1 MiB.
+    pub max_outgoing_bytes: usize,
+    /// A connection whose outgoing queue stays full this long (its client does not read) is
+    /// closed with 1013; its session stays resumable. Default 30 s.
+    pub send_timeout: Duration,
+    /// Messages per second one client may send on average (a token bucket; beyond it the server
+    /// reads more slowly: nothing is dropped). Default 1000.
+    pub max_messages_per_second: u32,
+    /// Messages one client may send at once above the average rate. Default 2000.
+    pub burst: u32,
 }
 
 impl Default for Config {
@@ -56,11 +71,16 @@ impl Default for Config {
             max_sessions_per_identity: 100,
             max_message_bytes: 1 << 20,
             buffer: BufferLimits::default(),
-            inbound_queue: 256,
+            inbound_queue: 64,
             heartbeat: Some(HeartbeatConfig::default()),
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             max_protocol_errors: 3,
+            max_buffered_bytes: 4 << 30,
+            max_outgoing_bytes: 1 << 20,
+            send_timeout: Duration::from_secs(30),
+            max_messages_per_second: 1000,
+            burst: 2000,
         }
     }
 }
@@ -78,6 +98,7 @@ impl Config {
             max_sessions: self.max_sessions,
             max_sessions_per_owner: self.max_sessions_per_identity,
             max_protocol_errors: self.max_protocol_errors,
+            max_buffered_bytes: self.max_buffered_bytes,
         }
     }
 }
@@ -123,6 +144,16 @@ impl Builder {
         shutdown_grace: Duration,
         /// See [`Config::max_protocol_errors`].
         max_protocol_errors: u32,
+        /// See [`Config::max_buffered_bytes`].
+        max_buffered_bytes: usize,
+        /// See [`Config::max_outgoing_bytes`].
+        max_outgoing_bytes: usize,
+        /// See [`Config::send_timeout`].
+        send_timeout: Duration,
+        /// See [`Config::max_messages_per_second`].
+        max_messages_per_second: u32,
+        /// See [`Config::burst`].
+        burst: u32,
     }
 
     /// Starts from `config`.
@@ -136,6 +167,9 @@ impl Builder {
         // A buffer must hold at least one message of the largest size.
         config.buffer.max_bytes = config.buffer.max_bytes.max(config.max_message_bytes);
         config.inbound_queue = config.inbound_queue.max(1);
+        config.max_outgoing_bytes = config.max_outgoing_bytes.max(1);
+        config.max_messages_per_second = config.max_messages_per_second.max(1);
+        config.burst = config.burst.max(1);
         let endpoint = Endpoint::new(config.endpoint_config());
         let inner = Arc::new(Inner {
             state: Mutex::new(State { endpoint, slots: HashMap::new(), rooms: HashMap::new(), identities: HashMap::new() }),
@@ -267,7 +301,7 @@ impl Durable {
     pub(crate) fn send_payload(&self, id: SessionId, payload: Payload) -> Result<u64, crate::SendError> {
         let now = self.inner.clock.now();
         let mut state = lock(&self.inner.state);
-        let seq = state.send(now, id, payload)?;
+        let seq = state.send(now, id, Arc::new(payload))?;
         Counters::add(&self.inner.counters.messages_out, 1);
         Ok(seq)
     }
@@ -396,8 +430,8 @@ impl Durable {
 
 impl State {
     /// Queues a message for session `id`; a full buffer is `Full` (nothing queued).
-    pub fn send(&mut self, now: durable_ws_core::Millis, id: SessionId, payload: Payload) -> Result<u64, crate::SendError> {
-        match self.endpoint.send(now, id, payload) {
+    pub fn send(&mut self, now: durable_ws_core::Millis, id: SessionId, payload: Arc<Payload>) -> Result<u64, crate::SendError> {
+        match self.endpoint.send_shared(now, id, payload) {
             Ok(seq) => {
                 if let Some(slot) = self.slots.get(&id) {
                     slot.wake.notify_one();

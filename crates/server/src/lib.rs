@@ -29,6 +29,7 @@ mod durable;
 mod keepalive;
 mod origin;
 mod plain;
+mod rate;
 mod registry;
 mod room;
 mod route;

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::connection::close_reason;
 use crate::durable::Durable;
 use crate::keepalive::{Keepalive, Tick};
-use crate::socket::{Dropped, Ending, Input, Socket};
+use crate::socket::{Dropped, Ending, Gate, Input, Socket};
 use crate::stats::Counters;
 
 /// A plain WebSocket connection, handed to the `plain` handler of
@@ -18,6 +18,7 @@ pub struct PlainSocket {
     durable: Durable,
     socket: Option<Socket>,
     keepalive: Option<Keepalive>,
+    full_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for PlainSocket {
@@ -29,7 +30,7 @@ impl std::fmt::Debug for PlainSocket {
 impl PlainSocket {
     pub(crate) fn new(durable: Durable, socket: Socket) -> Self {
         let keepalive = durable.inner.config.heartbeat.map(|config| Keepalive::new(config, Instant::now()));
-        PlainSocket { durable, socket: Some(socket), keepalive }
+        PlainSocket { durable, socket: Some(socket), keepalive, full_since: None }
     }
 
     /// The next text or binary message; `None` once the connection ended (the client closed,
@@ -38,7 +39,22 @@ impl PlainSocket {
         let max = self.durable.inner.config.max_message_bytes;
         loop {
             let socket = self.socket.as_mut()?;
-            let ending = match socket.next(self.keepalive.as_ref().map(Keepalive::deadline), None).await {
+            let mut deadline = self.keepalive.as_ref().map(Keepalive::deadline);
+            let gate = if socket.has_room() {
+                self.full_since = None;
+                Gate::Open
+            } else {
+                // A client that does not read: stop reading it too, and give up after a while.
+                let now = Instant::now();
+                let give_up = *self.full_since.get_or_insert(now) + self.durable.inner.config.send_timeout;
+                if now >= give_up {
+                    self.end(Ending::close(close_code::TRY_AGAIN_LATER, "client too slow: outgoing queue full")).await;
+                    return None;
+                }
+                deadline = Some(deadline.map_or(give_up, |d| d.min(give_up)));
+                Gate::Writable
+            };
+            let ending = match socket.next(deadline, None, gate).await {
                 Input::Message(Message::Text(text)) if text.len() <= max => {
                     Counters::add(&self.durable.inner.counters.messages_in, 1);
                     return Some(Payload::Text(text.as_str().to_owned()));

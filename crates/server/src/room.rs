@@ -92,8 +92,15 @@ impl<C> Room<C> {
             return Err(SendError::TooLarge { len: payload.len(), max });
         }
         let now = self.durable.inner.clock.now();
+        // One copy, shared by every member's replay buffer.
+        let payload = Arc::new(payload);
         let mut state = lock(&self.durable.inner.state);
         let members: Vec<SessionId> = state.rooms.get(&self.name).map(|m| m.iter().copied().collect()).unwrap_or_default();
+        // The server's budget is all or nothing: members are dropped only for their own buffers.
+        let needed = payload.len().saturating_mul(members.len());
+        if state.endpoint.buffered_bytes().saturating_add(needed) > self.durable.inner.config.max_buffered_bytes {
+            return Err(SendError::Full);
+        }
         let mut reached = 0;
         for id in members {
             match state.send(now, id, payload.clone()) {

@@ -118,7 +118,7 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
         let span = tracing::info_span!("conn", id = guard.id, path, peer = peer.map(tracing::field::display), user = %identity);
         async move {
             tracing::info!(durable = durable_offered, "connection opened");
-            let socket = Socket::new(ws, guard);
+            let socket = Socket::new(ws, guard, durable.inner.config.max_outgoing_bytes);
             if let Some(refusal) = refusal {
                 Counters::add(&durable.inner.counters.auth_failures, 1);
                 tracing::warn!(code = refusal.code, reason = %refusal.reason, "connection refused");

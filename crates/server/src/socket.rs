@@ -19,7 +19,7 @@ use crate::upgrade::Ws;
 
 use crate::registry::{ConnGuard, ConnId, Control};
 use crate::stats::Counters;
-use crate::writer::write_loop;
+use crate::writer::{write_loop, Backlog};
 
 
 /// How long a closing handshake may take before the connection is just dropped.
@@ -104,10 +104,23 @@ impl Ending {
     }
 }
 
+/// When the connection may read the next message from the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Now.
+    Open,
+    /// Not before this instant (the peer's rate limit).
+    Until(Instant),
+    /// Once the writer made progress (the outgoing queue is full).
+    Writable,
+}
+
 /// A registered server-side WebSocket.
 pub(crate) struct Socket {
     stream: SplitStream<Ws>,
     writer: mpsc::UnboundedSender<Message>,
+    backlog: std::sync::Arc<Backlog>,
+    max_outgoing: usize,
     /// `None` once the writer finished.
     writer_task: Option<JoinHandle<()>>,
     guard: ConnGuard,
@@ -117,11 +130,27 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub fn new(ws: Ws, guard: ConnGuard) -> Self {
+    /// Wraps `ws`; at most `max_outgoing` bytes wait for the writer (see [`has_room`](Self::has_room)).
+    pub fn new(ws: Ws, guard: ConnGuard, max_outgoing: usize) -> Self {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
-        let writer_task = tokio::spawn(write_loop(sink, queue, |m| matches!(m, Message::Close(_))));
-        Socket { stream, writer, writer_task: Some(writer_task), guard, stalled_until: None, last_heard: Instant::now() }
+        let backlog = std::sync::Arc::new(Backlog::default());
+        let writer_task = tokio::spawn(write_loop(sink, queue, backlog.clone(), message_len, |m| matches!(m, Message::Close(_))));
+        Socket {
+            stream,
+            writer,
+            backlog,
+            max_outgoing,
+            writer_task: Some(writer_task),
+            guard,
+            stalled_until: None,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Whether the outgoing queue has room: callers stop producing (and reading) when not.
+    pub fn has_room(&self) -> bool {
+        self.backlog.bytes() < self.max_outgoing
     }
 
     /// Closes an unregistered connection at once, waiting briefly for the peer's answer.
@@ -146,15 +175,17 @@ impl Socket {
         self.last_heard
     }
 
-    /// Queues a message for the writer task.
+    /// Queues a message for the writer task (callers check [`has_room`](Self::has_room) first).
     pub fn send(&self, message: Message) {
+        self.backlog.add(message_len(&message));
         let _ = self.writer.send(message);
     }
 
     /// Waits for the next input. While stalled, only control messages are seen: nothing is
     /// read, no deadline fires, nothing is written by the caller.
-    pub async fn next(&mut self, deadline: Option<Instant>, wake: Option<&Notify>) -> Input {
-        let Socket { stream, writer_task, guard, stalled_until, last_heard, .. } = self;
+    pub async fn next(&mut self, deadline: Option<Instant>, wake: Option<&Notify>, gate: Gate) -> Input {
+        let Socket { stream, writer_task, guard, stalled_until, last_heard, backlog, .. } = self;
+        let reading = gate == Gate::Open;
         loop {
             let control = if let Some(until) = *stalled_until {
                 tokio::select! {
@@ -178,7 +209,14 @@ impl Socket {
                         *writer_task = None;
                         return Input::Ended(Dropped::Lost);
                     }
-                    message = stream.next() => return match message {
+                    _ = async {
+                        match gate {
+                            Gate::Until(at) => sleep_until(at).await,
+                            Gate::Writable => backlog.progress.notified().await,
+                            Gate::Open => pending().await,
+                        }
+                    } => return Input::Woken,
+                    message = stream.next(), if reading => return match message {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             *last_heard = Instant::now();
                             continue;
@@ -280,6 +318,14 @@ impl Drop for Socket {
         if let Some(task) = self.writer_task.take() {
             task.abort();
         }
+    }
+}
+
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(_) | Message::Frame(_) => 0,
     }
 }
 
