@@ -55,6 +55,13 @@ impl Identity {
     }
 }
 
+/// The anonymous identity stands for every unauthenticated client: no per-identity quota.
+impl durable_ws_core::server::Owner for Identity {
+    fn has_quota(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name().unwrap_or("anonymous"))
@@ -346,6 +353,13 @@ mod tests {
         assert_eq!(AuthError::Missing.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(AuthError::Invalid.status(), StatusCode::FORBIDDEN);
         assert!(!format!("{auth:?}").contains("secret"), "{auth:?}");
+    }
+
+    #[test]
+    fn only_named_identities_have_a_session_quota() {
+        use durable_ws_core::server::Owner;
+        assert!(Identity::named("ann").has_quota());
+        assert!(!Identity::anonymous().has_quota(), "anonymous is everyone without authentication");
     }
 
     #[test]

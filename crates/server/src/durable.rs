@@ -26,7 +26,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Most sessions held at once (connected or waiting for a resume). Default 10 000.
     pub max_sessions: usize,
-    /// Most sessions one identity may hold at once. Default 100.
+    /// Most sessions one named identity may hold at once (the anonymous identity, everyone
+    /// without authentication, is bounded by `max_sessions` only). Default 100.
     pub max_sessions_per_identity: usize,
     /// Largest application message, in bytes; larger ones close the connection with 1009.
     /// Default 1 MiB.

@@ -52,6 +52,21 @@ impl std::fmt::Display for SessionId {
     }
 }
 
+/// Who owns a session: compared on resume (only the owner may resume it) and counted for
+/// [`EndpointConfig::max_sessions_per_owner`].
+pub trait Owner: Clone + Eq {
+    /// Whether this owner's sessions count against the per-owner quota. An owner that stands for
+    /// many people (e.g. "anonymous" when there is no authentication) should say no.
+    fn has_quota(&self) -> bool {
+        true
+    }
+}
+
+impl Owner for () {}
+impl Owner for &str {}
+impl Owner for String {}
+impl Owner for u64 {}
+
 /// Settings of the server role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointConfig {
@@ -61,7 +76,8 @@ pub struct EndpointConfig {
     pub ttl_ms: Millis,
     /// Most sessions held at once (attached or waiting for a resume). Default 10 000.
     pub max_sessions: usize,
-    /// Most sessions one owner may hold at once. Default: no limit beyond `max_sessions`.
+    /// Most sessions one owner may hold at once (owners whose [`Owner::has_quota`] says so).
+    /// Default: no limit beyond `max_sessions`.
     pub max_sessions_per_owner: usize,
     /// Connections in a row of one session that may end with a protocol error (with no message
     /// delivered between them) before the session is dropped. Default 3.
@@ -195,7 +211,7 @@ pub struct Endpoint<O, S = MemoryStore<O>> {
     owner: PhantomData<O>,
 }
 
-impl<O: Clone + Eq + std::hash::Hash> Endpoint<O, MemoryStore<O>> {
+impl<O: Owner + std::hash::Hash> Endpoint<O, MemoryStore<O>> {
     /// An endpoint keeping its sessions in memory (at most `max_sessions` tombstones).
     pub fn new(config: EndpointConfig) -> Self {
         let store = MemoryStore::new(config.max_sessions);
@@ -203,7 +219,7 @@ impl<O: Clone + Eq + std::hash::Hash> Endpoint<O, MemoryStore<O>> {
     }
 }
 
-impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
+impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     /// An endpoint over `store`.
     pub fn with_store(config: EndpointConfig, store: S) -> Self {
         Endpoint { config, store, next_id: 1, buffered: 0, ended: VecDeque::new(), owner: PhantomData }
@@ -251,7 +267,7 @@ impl<O: Clone + Eq, S: Store<O>> Endpoint<O, S> {
                 return Err(Refused::Full);
             }
         }
-        if self.store.count_owned_by(&owner) >= self.config.max_sessions_per_owner {
+        if owner.has_quota() && self.store.count_owned_by(&owner) >= self.config.max_sessions_per_owner {
             return Err(Refused::OwnerQuota);
         }
         if self.buffered >= self.config.max_buffered_bytes {
