@@ -58,9 +58,9 @@ pub struct Config {
     /// closed with 1013; its session stays resumable. Default 30 s.
     pub send_timeout: Duration,
     /// Messages per second one client may send on average (a token bucket; beyond it the server
-    /// reads more slowly: nothing is dropped). Default 1000.
+    /// reads more slowly: nothing is dropped). Default 10 000.
     pub max_messages_per_second: u32,
-    /// Messages one client may send at once above the average rate. Default 2000.
+    /// Messages one client may send at once above the average rate. Default 10 000.
     pub burst: u32,
 }
 
@@ -80,8 +80,8 @@ impl Default for Config {
             max_buffered_bytes: 4 << 30,
             max_outgoing_bytes: 1 << 20,
             send_timeout: Duration::from_secs(30),
-            max_messages_per_second: 1000,
-            burst: 2000,
+            max_messages_per_second: 10_000,
+            burst: 10_000,
         }
     }
 }
