@@ -354,8 +354,15 @@ impl Durable {
             }
         }
         if let Some(slot) = state.slots.remove(&ended.id) {
-            for payload in ended.delivered {
-                let _ = slot.inbound.try_send(crate::session::Incoming::Message(payload));
+            if !ended.delivered.is_empty() {
+                // Delivered (acknowledged) but not yet handed over: the application still gets
+                // them, in order, before its `recv` ends.
+                let inbound = slot.inbound.clone();
+                tokio::spawn(async move {
+                    for payload in ended.delivered {
+                        let _ = inbound.send(crate::session::Incoming::Message(payload)).await;
+                    }
+                });
             }
             for room in &slot.rooms {
                 if let Some(members) = state.rooms.get_mut(room) {
