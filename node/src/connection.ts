@@ -1,0 +1,298 @@
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { WebSocket } from "ws";
+import { now } from "./core";
+import type { CoreHello, CoreInputError } from "./core";
+import type { DurableServer } from "./server";
+import { decoded, Session } from "./session";
+
+/** How long a closing handshake may take before the connection is just dropped. */
+const CLOSE_TIMEOUT_MS = 1000;
+/** How long the server waits for the client's close after a client goodbye (PROTOCOL §5.7). */
+const GOODBYE_CLOSE_WAIT_MS = 5000;
+
+/** A close reason fits 123 bytes (RFC 6455 §5.5). */
+export function closeReason(text: string): string {
+  let reason = text;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
+}
+
+/**
+ * One durable connection, driven like crates/server/src/connection.rs: the HELLO, then every received message
+ * into the core, every frame the core produces out (while the socket's write queue has room), the core's
+ * deadlines as one timer, and the session's messages and acknowledgements to the application.
+ */
+export class Connection {
+  session: Session | undefined;
+  /** Set once the connection is ending: nothing more is read or written by the driver. */
+  private closing = false;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = -1;
+  private pumpQueued = false;
+  private blocked = false;
+  private blockedTimer: NodeJS.Timeout | undefined;
+  private stalled: { until: number; timer: NodeJS.Timeout; queue: Array<[Buffer, boolean]> } | undefined;
+  // Inbound rate: a token bucket; an empty bucket pauses reading (nothing is dropped).
+  private tokens: number;
+  private refilled = now();
+  private paused = false;
+
+  constructor(
+    private readonly server: DurableServer,
+    readonly id: number,
+    readonly ws: WebSocket,
+    private readonly identity: string | null,
+    private readonly request: IncomingMessage,
+    private readonly path: string,
+  ) {
+    this.tokens = server.limits.burst;
+    ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on("close", () => this.onClose());
+    ws.on("error", () => {
+      // ws closes the connection itself (1002 / 1007 / 1009 for what the peer did wrong) and emits "close".
+      this.server.counters.protocol_errors++;
+    });
+    this.handshakeTimer = setTimeout(() => this.close(1002, "no hello in time"), server.limits.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean) {
+    if (this.closing) return;
+    if (this.stalled) {
+      this.stalled.queue.push([data, isBinary]);
+      return;
+    }
+    this.limitRate();
+    if (!this.session) return this.hello(data, isBinary);
+    const server = this.server;
+    const error = server.core.handle_message(now(), this.session.id, this.id, data, !isBinary) as CoreInputError | undefined;
+    if (error) {
+      if (error.notAttached) return this.cut();
+      server.counters.protocol_errors++;
+      server.settle();
+      return this.close(error.code, closeReason(error.reason));
+    }
+    this.schedulePump();
+  }
+
+  private limitRate() {
+    const { maxMessagesPerSecond: rate, burst } = this.server.limits;
+    const t = now();
+    this.tokens = Math.min(burst, this.tokens + ((t - this.refilled) * rate) / 1000);
+    this.refilled = t;
+    this.tokens -= 1;
+    if (this.tokens < 0 && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+      const wait = Math.ceil((-this.tokens * 1000) / rate);
+      setTimeout(() => {
+        this.paused = false;
+        if (!this.closing && !this.stalled) this.ws.resume();
+      }, wait).unref();
+    }
+  }
+
+  private hello(data: Buffer, isBinary: boolean) {
+    clearTimeout(this.handshakeTimer);
+    const server = this.server;
+    if (!isBinary) return this.close(1002, "first frame must be binary hello");
+    let answer: CoreHello;
+    for (;;) {
+      answer = server.core.hello(now(), this.id, this.identity ?? undefined, data, randomBytes(16)) as CoreHello;
+      if (answer.ok || !answer.retry) break;
+    }
+    if (!answer.ok) {
+      server.settle();
+      return this.close(answer.code, answer.reason);
+    }
+    if (answer.superseded >= 0) server.connection(answer.superseded)?.close(4409, "superseded: session resumed on another connection");
+    let session: Session;
+    if (answer.created) {
+      if (answer.status !== "new") server.counters.sessions_lost++;
+      session = server.created(answer.session, this.identity, answer.status, this.path, this.request);
+      session.conn = this;
+      this.session = session;
+      server.settle();
+      this.pump();
+      server.emit("session", session, this.request);
+    } else {
+      server.counters.resumes++;
+      session = server.session(answer.session)!;
+      session.conn = this;
+      this.session = session;
+      server.settle();
+      this.pump();
+      session.emit("resumed");
+    }
+  }
+
+  /** Something was queued for the session: write it soon (once per tick, however many were queued). */
+  schedulePump() {
+    if (this.pumpQueued || this.closing) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  /** Writes what the core produces while the write queue has room, then hands over events, then re-arms the timer. */
+  pump() {
+    const session = this.session;
+    if (!session || this.closing || this.stalled) return;
+    const server = this.server;
+    const core = server.core;
+    const ws = this.ws;
+    const max = server.limits.maxOutgoingBytes;
+    const t = now();
+    let room = max - ws.bufferedAmount;
+    while (room > 0) {
+      const batch = core.transmit(t, session.id, this.id, room);
+      if (!batch) break;
+      const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+      for (let offset = 0; offset < batch.length; ) {
+        const length = view.getUint32(offset, true);
+        offset += 4;
+        ws.send(batch.subarray(offset, offset + length), { binary: true, compress: false });
+        offset += length;
+      }
+      room = max - ws.bufferedAmount;
+    }
+    this.setBlocked(room <= 0);
+    let dead = false;
+    const delivered: Array<string | Uint8Array> = [];
+    for (;;) {
+      const event = core.poll_event(session.id) as string | Uint8Array | number | undefined;
+      if (event === undefined) break;
+      if (typeof event === "number") {
+        if (event >= 0) session.confirm(event);
+        else dead = true;
+      } else {
+        delivered.push(event);
+      }
+    }
+    server.settle();
+    if (dead) {
+      server.counters.heartbeat_timeouts++;
+      return this.close(4000, "heartbeat timeout");
+    }
+    const at = core.timeout(session.id);
+    if (at !== this.timerAt) {
+      clearTimeout(this.timer);
+      this.timerAt = at;
+      this.timer = at < 0 ? undefined : setTimeout(() => this.onDeadline(), Math.max(0, at - t));
+    }
+    if (delivered.length > 0) {
+      server.counters.messages_in += delivered.length;
+      for (const data of delivered) server.deliver(session, decoded(data));
+    }
+  }
+
+  private onDeadline() {
+    this.timer = undefined;
+    this.timerAt = -1;
+    if (!this.session || this.closing || this.stalled) return;
+    this.server.core.handle_session_timeout(now(), this.session.id, this.id);
+    this.pump();
+  }
+
+  /** While the write queue is full: stop producing, wake on drain, give up after `sendTimeoutMs`. */
+  private setBlocked(blocked: boolean) {
+    if (blocked === this.blocked) return;
+    this.blocked = blocked;
+    clearTimeout(this.blockedTimer);
+    this.blockedTimer = undefined;
+    if (!blocked) return;
+    const socket = (this.ws as unknown as { _socket?: NodeJS.EventEmitter })._socket;
+    socket?.once("drain", () => {
+      this.blocked = false;
+      clearTimeout(this.blockedTimer);
+      this.pump();
+    });
+    this.blockedTimer = setTimeout(() => {
+      if (this.blocked) this.close(1013, "client too slow: outgoing queue full");
+    }, this.server.limits.sendTimeoutMs);
+    this.blockedTimer.unref();
+  }
+
+  /** Detaches the session (it waits for a resume) and closes with `code` after what was written. */
+  close(code: number, reason: string) {
+    if (this.closing) return;
+    this.detach();
+    this.closing = true;
+    this.clearTimers();
+    this.ws.close(code, closeReason(reason));
+    setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+  }
+
+  /** The client said goodbye: wait (up to 5 s) for its close, then close with 1000. */
+  awaitClose() {
+    if (this.closing) return;
+    this.detach();
+    this.closing = true;
+    this.clearTimers();
+    setTimeout(() => this.close1000(), GOODBYE_CLOSE_WAIT_MS).unref();
+  }
+
+  private close1000() {
+    this.ws.close(1000, "goodbye");
+    setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+  }
+
+  /** Drops the connection abruptly, without a close frame (a cut). */
+  cut() {
+    this.detach();
+    this.closing = true;
+    this.clearTimers();
+    this.ws.terminate();
+  }
+
+  /** Fault injection: neither read nor write nor time out for `ms` (a half-open link). */
+  stall(ms: number) {
+    if (this.closing) return;
+    if (this.stalled) clearTimeout(this.stalled.timer);
+    const queue = this.stalled?.queue ?? [];
+    this.clearTimers();
+    this.ws.pause();
+    const timer = setTimeout(() => {
+      const held = this.stalled?.queue ?? [];
+      this.stalled = undefined;
+      if (this.closing) return;
+      if (!this.paused) this.ws.resume();
+      for (const [data, isBinary] of held) this.onMessage(data, isBinary);
+      this.pump();
+    }, ms);
+    this.stalled = { until: now() + ms, timer, queue };
+  }
+
+  private clearTimers() {
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.timer);
+    clearTimeout(this.blockedTimer);
+    this.timer = undefined;
+    this.timerAt = -1;
+  }
+
+  /** The session (if this connection still drives it) waits for a resume from now on. */
+  private detach() {
+    const session = this.session;
+    if (!session || session.conn !== this) return;
+    const server = this.server;
+    server.core.detach(now(), session.id, this.id);
+    session.conn = undefined;
+    server.noteStats(session);
+    server.settle();
+    server.armSweep();
+    if (session.live) session.emit("disconnected");
+  }
+
+  private onClose() {
+    this.detach();
+    this.closing = true;
+    this.clearTimers();
+    if (this.stalled) clearTimeout(this.stalled.timer);
+    this.server.forget(this.id);
+  }
+}

@@ -1,0 +1,46 @@
+// The protocol core: crates/node (the Rust `durable_ws_core::server::Endpoint`) compiled to wasm, loaded through
+// its wasm-bindgen glue (`--target nodejs`). Everything about durable.v1 is decided there; this package only
+// drives it (sockets, timers, randomness, application callbacks).
+import type { Endpoint as WasmEndpoint } from "../wasm/durable_ws_node";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const glue = require("../wasm/durable_ws_node.js") as { Endpoint: typeof WasmEndpoint };
+
+export type CoreEndpoint = WasmEndpoint;
+export const CoreEndpoint = glue.Endpoint;
+
+/** What `hello` answers. */
+export type CoreHello =
+  | { ok: true; session: number; status: WelcomeStatusName; created: boolean; superseded: number; foreign: boolean }
+  | { ok: false; code: number; reason: string; retry: boolean };
+
+/** What `handle_message` answers when the message was not taken. */
+export interface CoreInputError {
+  code: number;
+  reason: string;
+  notAttached: boolean;
+  sessionDropped: boolean;
+}
+
+/** A session that ended, as `poll_ended` gives it. */
+export interface CoreEnded {
+  session: number;
+  owner: string | null;
+  reason: EndReason;
+  attached: number;
+  delivered: Array<string | Uint8Array>;
+  unconfirmed: Array<[number, string | Uint8Array]>;
+}
+
+/** How a session started (the WELCOME status): `new`, or why the session its client asked for was lost. */
+export type WelcomeStatusName = "new" | "resumed" | "lost-unknown" | "lost-overflow" | "lost-refused";
+
+/**
+ * Why a session ended: the client said goodbye; the server ended it (`session.end()`); it waited longer than the
+ * TTL for its client (or was expired on purpose); its client could not keep up (replay buffer overflow, or
+ * `session.evict()`); its connections kept breaking the protocol.
+ */
+export type EndReason = "goodbye" | "closed" | "expired" | "overflow" | "protocol-errors";
+
+/** Monotonic milliseconds, the core's clock. */
+export const now = (): number => Math.floor(performance.now());
