@@ -41,7 +41,7 @@ stage_doctests() {
 stage_server() {
     local profile_flag=()
     if [[ $server_profile == release ]]; then profile_flag=(--release); fi
-    cargo build -p durable-ws-server -p durable-ws-testkit "${profile_flag[@]}"
+    cargo build -p durable-ws-reference -p durable-ws-testkit -p axum-app "${profile_flag[@]}"
 }
 
 # The durable.v1 conformance suite (crates/testkit/src/conformance, docs/PROTOCOL.md "Conformance") against the
