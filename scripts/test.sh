@@ -165,6 +165,50 @@ stage_npm_consumer() {
     node --test tests/e2e/npm-consumer.test.mjs
 }
 
+# The Node.js server (node/, `durable-ws-server` on npm: crates/node, the core's server Endpoint in wasm, under a
+# TypeScript driver over ws): built (npm ci, wasm + tsc), then the conformance suite against its reference program
+# as against the Rust server (/echo with the fault endpoints, then the auth cases against a second one with
+# --auth-token), then its end-to-end tests (tests/e2e/node-*.test.mjs: the chaos suite in Chromium, the Express
+# example under cuts). Everything goes to the end; any failure fails the stage.
+stage_node_server() {
+    local bin="target/$server_profile/durable-ws-conformance" rc=0 port pid
+    say "npm ci && npm run build (in node/)"
+    (cd node && npm ci --prefer-offline --no-audit --no-fund && npm run build)
+    say "npm ci (in examples/express-app)"
+    (cd examples/express-app && npm ci --prefer-offline --no-audit --no-fund)
+    node_conformance() {
+        local label=$1
+        shift
+        port=$(free_port)
+        say "node node/dist/bin.js --listen 127.0.0.1:$port $* ($label)"
+        node node/dist/bin.js --listen "127.0.0.1:$port" --www www "$@" >"test-output/node-server-$label.log" 2>&1 </dev/null &
+        pid=$!
+        if ! wait_for_port "$port" 30 "$pid"; then
+            warn "the Node server did not start on 127.0.0.1:$port"
+            rc=1
+            return
+        fi
+    }
+    node_conformance echo --enable-faults
+    if [[ $rc == 0 ]]; then
+        "$bin" --url "ws://127.0.0.1:$port/echo" --admin-url "http://127.0.0.1:$port" || rc=1
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local before=$rc
+    node_conformance auth --auth-token alice=conformance-a --auth-token bob=conformance-b
+    if [[ $rc == "$before" ]]; then
+        "$bin" --url "ws://127.0.0.1:$port/echo?access_token=conformance-a" --only auth/ \
+            --no-credentials-url "ws://127.0.0.1:$port/echo" \
+            --bad-credentials-url "ws://127.0.0.1:$port/echo?access_token=wrong" \
+            --other-identity-url "ws://127.0.0.1:$port/echo?access_token=conformance-b" || rc=1
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    DURABLE_WS_NODE_TESTS=1 node --test tests/e2e/node-*.test.mjs || rc=1
+    return $rc
+}
+
 has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
 has_e2e_tests() { [[ -n $(e2e_test_files) ]]; }
 
@@ -177,9 +221,10 @@ all_stages() {
     if has_e2e_tests; then echo e2e-tests; fi
     if [[ -f examples/Cargo.toml ]]; then echo examples; fi
     if [[ -d tests/npm-consumer ]]; then echo npm-consumer; fi
+    if [[ -f node/package.json ]]; then echo node-server; fi
 }
 
-needs_server() { [[ $1 == conformance || $1 == browser-tests || $1 == e2e-tests || $1 == examples || $1 == npm-consumer ]]; }
+needs_server() { [[ $1 == conformance || $1 == browser-tests || $1 == e2e-tests || $1 == examples || $1 == npm-consumer || $1 == node-server ]]; }
 
 # Upper bounds (seconds) so that a hung stage cannot eat CI's time; a first run on a new machine compiles a lot.
 stage_time_limit() {

@@ -13,12 +13,15 @@
 // - credentials: a wrong one gets close 4403 and the client stops (one attempt, no loop), a missing one 4401
 //   (terminal without a URL provider), a right one echoes.
 // It needs the Node package built (cd node && npm ci && npm run build) and the chaos-proxy binary
-// (DURABLE_WS_BIN_DIR, else target/release, else target/debug).
+// (DURABLE_WS_BIN_DIR, else target/release, else target/debug). Inside scripts/test.sh's e2e-tests stage (DURABLE_WS_SERVER set)
+// it skips itself: the node-server stage runs it, after building the package (DURABLE_WS_NODE_TESTS=1).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { analyze } from "../chaos/analysis.mjs";
 import { admin, launchBrowser, openPage, serverStats, siteDir, sleep, startProxy, stopProcess } from "../chaos/harness.mjs";
 import { startNodeServer } from "../../node/test/e2e-support.mjs";
+
+const skip = process.env.DURABLE_WS_SERVER && process.env.DURABLE_WS_NODE_TESTS !== "1" ? "run by the node-server stage of scripts/test.sh" : false;
 
 const MESSAGES = 2000;
 const PACING = { batch: 3, intervalMs: 20 };
@@ -37,6 +40,7 @@ let problems;
 const started = Date.now();
 
 before(async () => {
+  if (skip) return;
   site = siteDir({ "index.html": "tests/chaos/page.html", "page.js": "tests/chaos/page.js", pkg: "www/pkg", "rws.mjs": "node_modules/reconnecting-websocket/dist/reconnecting-websocket-mjs.js" });
   server = await startNodeServer({ www: site.dir });
   proxy = await startProxy({ target: `127.0.0.1:${server.port}`, lifetimeMs: CUT_LIFETIME_MS, latencyMs: LATENCY_MS });
@@ -69,7 +73,7 @@ async function waitFor(names, done, timeoutMs, what) {
 
 const settled = (expected) => (s) => !s.sending && s.received >= expected && s.pending === 0;
 
-test("node server, echo: 2000 messages each way through a proxy that cuts every 50–400 ms: none lost, duplicated or reordered", { timeout: 50_000 }, async () => {
+test("node server, echo: 2000 messages each way through a proxy that cuts every 50–400 ms: none lost, duplicated or reordered", { skip, timeout: 50_000 }, async () => {
   const before = await serverStats(server.http);
   await page.evaluate(
     ({ url, options, count, pacing }) => {
@@ -95,7 +99,7 @@ test("node server, echo: 2000 messages each way through a proxy that cuts every 
   assert.deepEqual(problems, [], "no uncaught page errors");
 });
 
-test("node server, chat: two clients send 2000 messages each through the cutting proxy: both receive all 4000, same order", { timeout: 50_000 }, async () => {
+test("node server, chat: two clients send 2000 messages each through the cutting proxy: both receive all 4000, same order", { skip, timeout: 50_000 }, async () => {
   await page.evaluate(
     ({ url, options }) => {
       window.chaos.durable("alice", url, options);
@@ -130,7 +134,7 @@ test("node server, chat: two clients send 2000 messages each through the cutting
   assert.deepEqual(problems, [], "no uncaught page errors");
 });
 
-test("node server restart mid-stream: one sessionlost listing exactly the unconfirmed messages, none silently missing", { timeout: 40_000 }, async () => {
+test("node server restart mid-stream: one sessionlost listing exactly the unconfirmed messages, none silently missing", { skip, timeout: 40_000 }, async () => {
   let restartable = await startNodeServer({ www: site.dir });
   const port = restartable.port;
   const delay = await startProxy({ target: `127.0.0.1:${port}`, lifetimeMs: null, latencyMs: LATENCY_MS });
@@ -174,7 +178,7 @@ test("node server restart mid-stream: one sessionlost listing exactly the unconf
   }
 });
 
-test("node server, half-open link: a stall longer than heartbeat interval + timeout is detected, resumed, nothing lost", { timeout: 30_000 }, async () => {
+test("node server, half-open link: a stall longer than heartbeat interval + timeout is detected, resumed, nothing lost", { skip, timeout: 30_000 }, async () => {
   const total = 400;
   await page.evaluate(
     ({ url, total }) => {
@@ -197,7 +201,7 @@ test("node server, half-open link: a stall longer than heartbeat interval + time
   assert.deepEqual(problems, [], "no uncaught page errors");
 });
 
-test("node server, credentials: a wrong one is told (4403) and does not loop; a missing one gets 4401; a right one echoes", { timeout: 30_000 }, async () => {
+test("node server, credentials: a wrong one is told (4403) and does not loop; a missing one gets 4401; a right one echoes", { skip, timeout: 30_000 }, async () => {
   const guarded = await startNodeServer({ www: site.dir, args: ["--auth-token", "alice=right-secret"] });
   try {
     await page.evaluate(
