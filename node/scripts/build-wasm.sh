@@ -8,7 +8,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 root="$(cd "$here/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target/node}"
 cd "$root"
-CARGO_TARGET_DIR="$target" nice -n 10 cargo build --release --target wasm32-unknown-unknown -p durable-ws-node
+# The workspace's release profile is opt-level "z" (for the browser bundle); the server core is built for speed.
+CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-3}" CARGO_TARGET_DIR="$target" nice -n 10 cargo build --release --target wasm32-unknown-unknown -p durable-ws-node
 rm -rf "$here/wasm"
 wasm-bindgen --target nodejs --out-dir "$here/wasm" --out-name durable_ws_node \
     "$target/wasm32-unknown-unknown/release/durable_ws_node.wasm"

@@ -148,9 +148,16 @@ export class Connection {
     const max = server.limits.maxOutgoingBytes;
     const t = now();
     let room = max - ws.bufferedAmount;
+    // Every frame of this pass in one write (writev) instead of one syscall each.
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    let corked = false;
     while (room > 0) {
       const batch = core.transmit(t, session.id, this.id, room);
       if (!batch) break;
+      if (!corked && socket) {
+        socket.cork();
+        corked = true;
+      }
       const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
       for (let offset = 0; offset < batch.length; ) {
         const length = view.getUint32(offset, true);
@@ -160,6 +167,7 @@ export class Connection {
       }
       room = max - ws.bufferedAmount;
     }
+    if (corked) socket!.uncork();
     this.setBlocked(room <= 0);
     let dead = false;
     const delivered: Array<string | Uint8Array> = [];
