@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// Settings of each server-side session (its `max_message_bytes` is overridden by
     /// [`max_message_bytes`](Self::max_message_bytes)).
     pub session: SessionConfig,
+    /// Most payload bytes held in all sessions' replay buffers together (then sends fail and new
+    /// sessions are refused with 1013); the library's [`Config::max_buffered_bytes`].
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             session: SessionConfig::default(),
+            max_buffered_bytes: Config::default().max_buffered_bytes,
         }
     }
 }
@@ -62,6 +66,7 @@ impl ServerConfig {
             heartbeat: self.session.heartbeat,
             handshake_timeout: self.handshake_timeout,
             shutdown_grace: self.shutdown_grace,
+            max_buffered_bytes: self.max_buffered_bytes,
             ..Config::default()
         }
     }
