@@ -15,7 +15,6 @@ use crate::auth::Identity;
 use crate::durable::{lock, Durable, Slot};
 use crate::registry::Control;
 use crate::session::{Incoming, Progress};
-use crate::rate::Bucket;
 use crate::socket::{Dropped, Ending, Gate, Input, Socket};
 use crate::stats::Counters;
 use crate::token::random_token;
@@ -154,7 +153,6 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
     let config = &inner.config;
     let mut buf = Vec::new();
     let mut delivered = Vec::new();
-    let mut bucket = Bucket::new(config.max_messages_per_second, config.burst, tokio::time::Instant::now());
     // Since when the outgoing queue has been full (the client is not reading).
     let mut full_since = None;
     loop {
@@ -207,7 +205,7 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
         let at = tokio::time::Instant::now();
         let (gate, deadline) = if socket.has_room() {
             full_since = None;
-            (bucket.ready_at(at).map_or(Gate::Open, Gate::Until), deadline)
+            (Gate::Open, deadline)
         } else {
             let since = *full_since.get_or_insert(at);
             let give_up = since + config.send_timeout;
@@ -220,7 +218,6 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
         let now = inner.clock.now();
         match input {
             Input::Message(message) => {
-                bucket.take(tokio::time::Instant::now());
                 let payload = match &message {
                     Message::Binary(bytes) => PayloadRef::Binary(bytes),
                     Message::Text(text) => PayloadRef::Text(text.as_str()),

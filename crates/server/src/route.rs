@@ -29,6 +29,9 @@ const FRAME_OVERHEAD: usize = 11;
 /// at 10 000 sessions that was half the server's CPU (memset) and 140 KiB of RSS per session.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
+/// What tungstenite's write buffer holds before it waits for the socket.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
 type PlainHandler = Arc<dyn Fn(PlainSocket) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl Durable {
@@ -80,7 +83,14 @@ impl Durable {
 
     pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         let limit = self.inner.config.max_message_bytes + FRAME_OVERHEAD;
-        WebSocketConfig::default().max_message_size(Some(limit)).max_frame_size(Some(limit)).read_buffer_size(READ_BUFFER_BYTES)
+        // tungstenite's write buffer gets at most one message past its flush threshold, and one
+        // pending pong (a ping flood from a client that does not read cannot grow it).
+        WebSocketConfig::default()
+            .max_message_size(Some(limit))
+            .max_frame_size(Some(limit))
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(WRITE_BUFFER_BYTES + limit + 4096)
     }
 }
 
@@ -118,7 +128,9 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
         let span = tracing::info_span!("conn", id = guard.id, path, peer = peer.map(tracing::field::display), user = %identity);
         async move {
             tracing::info!(durable = durable_offered, "connection opened");
-            let socket = Socket::new(ws, guard, durable.inner.config.max_outgoing_bytes);
+            let config = &durable.inner.config;
+            let bucket = crate::rate::Bucket::new(config.max_messages_per_second, config.burst, tokio::time::Instant::now());
+            let socket = Socket::new(ws, guard, config.max_outgoing_bytes, bucket);
             if let Some(refusal) = refusal {
                 Counters::add(&durable.inner.counters.auth_failures, 1);
                 tracing::warn!(code = refusal.code, reason = %refusal.reason, "connection refused");

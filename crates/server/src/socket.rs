@@ -19,6 +19,7 @@ use crate::upgrade::Ws;
 
 use crate::registry::{ConnGuard, ConnId, Control};
 use crate::stats::Counters;
+use crate::rate::Bucket;
 use crate::writer::{write_loop, Backlog};
 
 
@@ -121,6 +122,8 @@ pub(crate) struct Socket {
     writer: mpsc::UnboundedSender<Message>,
     backlog: std::sync::Arc<Backlog>,
     max_outgoing: usize,
+    /// How fast the peer's frames are read (pings and pongs included).
+    bucket: Bucket,
     /// `None` once the writer finished.
     writer_task: Option<JoinHandle<()>>,
     guard: ConnGuard,
@@ -131,7 +134,7 @@ pub(crate) struct Socket {
 
 impl Socket {
     /// Wraps `ws`; at most `max_outgoing` bytes wait for the writer (see [`has_room`](Self::has_room)).
-    pub fn new(ws: Ws, guard: ConnGuard, max_outgoing: usize) -> Self {
+    pub fn new(ws: Ws, guard: ConnGuard, max_outgoing: usize, bucket: Bucket) -> Self {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
         let backlog = std::sync::Arc::new(Backlog::default());
@@ -141,6 +144,7 @@ impl Socket {
             writer,
             backlog,
             max_outgoing,
+            bucket,
             writer_task: Some(writer_task),
             guard,
             stalled_until: None,
@@ -184,9 +188,15 @@ impl Socket {
     /// Waits for the next input. While stalled, only control messages are seen: nothing is
     /// read, no deadline fires, nothing is written by the caller.
     pub async fn next(&mut self, deadline: Option<Instant>, wake: Option<&Notify>, gate: Gate) -> Input {
-        let Socket { stream, writer_task, guard, stalled_until, last_heard, backlog, .. } = self;
-        let reading = gate == Gate::Open;
+        let Socket { stream, writer_task, guard, stalled_until, last_heard, backlog, bucket, .. } = self;
+        let requested = gate;
         loop {
+            // Over its rate, the peer is read later (nothing is dropped).
+            let gate = match (requested, bucket.ready_at(Instant::now())) {
+                (Gate::Open, Some(at)) => Gate::Until(at),
+                (gate, _) => gate,
+            };
+            let reading = gate == Gate::Open;
             let control = if let Some(until) = *stalled_until {
                 tokio::select! {
                     biased;
@@ -215,8 +225,13 @@ impl Socket {
                             Gate::Writable => backlog.progress.notified().await,
                             Gate::Open => pending().await,
                         }
-                    } => return Input::Woken,
-                    message = stream.next(), if reading => return match message {
+                    } => {
+                        if requested == Gate::Open {
+                            continue; // the rate limit's wait is over: read now
+                        }
+                        return Input::Woken;
+                    }
+                    message = stream.next(), if reading => return match { bucket.take(Instant::now()); message } {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             *last_heard = Instant::now();
                             continue;
