@@ -168,12 +168,14 @@ stage_npm_consumer() {
 # The Node.js server (node/, `durable-ws-server` on npm: crates/node, the core's server Endpoint in wasm, under a
 # TypeScript driver over ws): built (npm ci, wasm + tsc), then the conformance suite against its reference program
 # as against the Rust server (/echo with the fault endpoints, then the auth cases against a second one with
-# --auth-token), then its end-to-end tests (tests/e2e/node-*.test.mjs: the chaos suite in Chromium, the Express
+# --auth-token), its API tests (node/test), then its end-to-end tests (tests/e2e/node-*.test.mjs: the chaos suite in Chromium, the Express
 # example under cuts). Everything goes to the end; any failure fails the stage.
 stage_node_server() {
     local bin="target/$server_profile/durable-ws-conformance" rc=0 port pid
     say "npm ci && npm run build (in node/)"
     (cd node && npm ci --prefer-offline --no-audit --no-fund && npm run build)
+    say "npm test (in node/: the API against raw durable.v1 frames, the README's example verbatim)"
+    (cd node && npm test) || rc=1
     say "npm ci (in examples/express-app)"
     (cd examples/express-app && npm ci --prefer-offline --no-audit --no-fund)
     node_conformance() {

@@ -182,6 +182,12 @@ export class Connection {
       }
     }
     server.settle();
+    // Delivered by the core (and soon acknowledged): the application gets them whatever happens next.
+    if (delivered.length > 0) {
+      server.counters.messages_in += delivered.length;
+      for (const data of delivered) server.deliver(session, decoded(data));
+    }
+    if (this.closing) return;
     if (dead) {
       server.counters.heartbeat_timeouts++;
       return this.close(4000, "heartbeat timeout");
@@ -190,11 +196,7 @@ export class Connection {
     if (at !== this.timerAt) {
       clearTimeout(this.timer);
       this.timerAt = at;
-      this.timer = at < 0 ? undefined : setTimeout(() => this.onDeadline(), Math.max(0, at - t));
-    }
-    if (delivered.length > 0) {
-      server.counters.messages_in += delivered.length;
-      for (const data of delivered) server.deliver(session, decoded(data));
+      this.timer = at < 0 ? undefined : setTimeout(() => this.onDeadline(), Math.max(0, at - now()));
     }
   }
 
