@@ -33,6 +33,7 @@ mod rate;
 mod registry;
 mod room;
 mod route;
+mod serve;
 mod session;
 mod socket;
 mod stats;
@@ -50,6 +51,7 @@ pub use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, Token, Welcome
 pub use origin::{InvalidOrigin, OriginCheck, OriginLayer, OriginPolicy};
 pub use plain::PlainSocket;
 pub use room::Room;
+pub use serve::{serve, ServeLimits};
 pub use session::{Delivery, EndInfo, SendError, Session, SessionEvent, SessionHandle, Unconfirmed};
 pub use stats::Stats;
 pub use token::{token_from_hex, token_to_hex};

@@ -22,13 +22,22 @@ use crate::stats::Counters;
 /// Origins allowed to open a WebSocket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OriginPolicy {
-    /// Pages served from the host the server listens on, any scheme and port. Listening on a
-    /// loopback address, every loopback name counts as that host (`localhost`, `*.localhost`,
-    /// `127.0.0.0/8`, `::1`), and nothing else does (a DNS-rebinding page is refused). Listening
-    /// on a specific address, the page's host must be that address or the host the client
-    /// connected to (the `Host` header); on every interface (`0.0.0.0`, `::`), the latter.
+    /// Pages served from the host the server listens on, any scheme and port. The `Host` header
+    /// is never trusted for it: a DNS-rebinding page (the attacker's name, resolving to the
+    /// server's address) sends a `Host` that matches its `Origin`.
+    /// - Listening on a loopback address: every loopback name counts as that host
+    ///   (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`), and nothing else does.
+    /// - Listening on a specific address: the page's host must be that address (an IP literal).
+    /// - Listening on every interface (`0.0.0.0`, `::`): a loopback name, or the IP literal the
+    ///   client connected to (the `Host` header's, when it is an IP address: a rebinding page's
+    ///   origin is a name, never an address).
+    ///
+    /// A page from a DNS name needs [`PublicHosts`](Self::PublicHosts).
     #[default]
     SameHost,
+    /// [`SameHost`](Self::SameHost), and pages whose host is one of these names (any scheme and
+    /// port; compared without case; `--public-host`): the names the server is reached by.
+    PublicHosts(Vec<String>),
     /// Every origin (`--allowed-origin '*'`).
     Any,
     /// Exactly these origins (`scheme://host[:port]`, compared without case).
@@ -62,29 +71,47 @@ impl OriginPolicy {
         Ok(OriginPolicy::List(origins))
     }
 
+    /// [`SameHost`](Self::SameHost) or, with names, [`PublicHosts`](Self::PublicHosts) (names
+    /// lowercased, IPv6 brackets removed, blanks dropped).
+    pub fn same_host_or<S: AsRef<str>>(public_hosts: &[S]) -> OriginPolicy {
+        let names: Vec<String> = public_hosts.iter().map(|name| bare_host(name.as_ref().trim())).filter(|name| !name.is_empty()).collect();
+        if names.is_empty() {
+            OriginPolicy::SameHost
+        } else {
+            OriginPolicy::PublicHosts(names)
+        }
+    }
+
     /// Whether a handshake with this `Origin` header (`None`: no header) may proceed, on a
     /// server listening on `listen` that the client reached as `host` (the `Host` header).
     pub fn allows(&self, origin: Option<&str>, listen: SocketAddr, host: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };
-        match self {
-            OriginPolicy::Any => true,
-            OriginPolicy::List(origins) => origins.iter().any(|allowed| *allowed == normalize(origin)),
-            OriginPolicy::SameHost => {
-                // `Origin: null` (sandboxed frames, file pages) has no host and is refused.
-                let Some(origin_host) = origin.parse::<Uri>().ok().and_then(|uri| uri.host().map(bare_host)) else {
-                    return false;
-                };
-                let listen_ip = listen.ip();
-                let reached_as = || host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok()).map(|a| bare_host(a.host()));
-                if listen_ip.is_loopback() {
-                    is_loopback_name(&origin_host)
-                } else if listen_ip.is_unspecified() {
-                    reached_as().is_some_and(|reached| reached == origin_host)
-                } else {
-                    origin_host.parse::<IpAddr>().is_ok_and(|ip| ip == listen_ip)
-                        || reached_as().is_some_and(|reached| reached == origin_host)
-                }
-            }
+        let public_hosts: &[String] = match self {
+            OriginPolicy::Any => return true,
+            OriginPolicy::List(origins) => return origins.iter().any(|allowed| *allowed == normalize(origin)),
+            OriginPolicy::SameHost => &[],
+            OriginPolicy::PublicHosts(names) => names,
+        };
+        // `Origin: null` (sandboxed frames, file pages) has no host and is refused.
+        let Some(origin_host) = origin.parse::<Uri>().ok().and_then(|uri| uri.host().map(bare_host)) else {
+            return false;
+        };
+        if public_hosts.iter().any(|name| bare_host(name) == origin_host) {
+            return true;
+        }
+        let listen_ip = listen.ip();
+        let origin_ip = origin_host.parse::<IpAddr>().ok();
+        if listen_ip.is_loopback() {
+            is_loopback_name(&origin_host)
+        } else if listen_ip.is_unspecified() {
+            // A page's origin is an IP literal only if the browser really loaded it from that
+            // address, so an address in both Origin and Host is the server's own.
+            let reached_ip = || {
+                host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok()).and_then(|a| bare_host(a.host()).parse::<IpAddr>().ok())
+            };
+            is_loopback_name(&origin_host) || origin_ip.is_some_and(|ip| reached_ip().is_some_and(|reached| reached.to_canonical() == ip.to_canonical()))
+        } else {
+            origin_ip.is_some_and(|ip| ip.to_canonical() == listen_ip.to_canonical())
         }
     }
 }
@@ -193,16 +220,42 @@ mod tests {
     }
 
     #[test]
-    fn same_host_elsewhere_compares_with_the_listen_address_or_the_host_header() {
+    fn same_host_elsewhere_never_trusts_the_host_header_for_a_name() {
         let policy = OriginPolicy::SameHost;
         let specific = addr("192.0.2.7:80");
         assert!(policy.allows(Some("http://192.0.2.7"), specific, None));
-        assert!(policy.allows(Some("https://chat.example"), specific, Some("chat.example")));
-        assert!(!policy.allows(Some("https://evil.example"), specific, Some("chat.example")));
+        assert!(policy.allows(Some("http://192.0.2.7:3000"), specific, Some("192.0.2.7")), "any port");
+        // DNS rebinding: chat.example (the attacker's name) resolves to 192.0.2.7.
+        assert!(!policy.allows(Some("https://chat.example"), specific, Some("chat.example")));
+        assert!(!policy.allows(Some("http://localhost"), specific, Some("localhost")), "not listening on loopback");
+        assert!(!policy.allows(Some("http://192.0.2.8"), specific, Some("192.0.2.8")));
         let every = addr("[::]:80");
-        assert!(policy.allows(Some("http://Chat.Example:8080"), every, Some("chat.example:80")));
-        assert!(!policy.allows(Some("http://evil.example"), every, Some("chat.example")));
-        assert!(!policy.allows(Some("http://chat.example"), every, None));
+        assert!(!policy.allows(Some("http://Chat.Example:8080"), every, Some("chat.example:80")), "a name needs --public-host");
+        assert!(policy.allows(Some("http://198.51.100.4:8080"), every, Some("198.51.100.4")), "an address in Origin and Host");
+        assert!(policy.allows(Some("http://[2001:db8::1]"), every, Some("[2001:db8::1]:80")));
+        assert!(!policy.allows(Some("http://198.51.100.4"), every, Some("198.51.100.5")));
+        assert!(!policy.allows(Some("http://198.51.100.4"), every, None));
+        assert!(policy.allows(Some("http://localhost:3000"), every, Some("chat.example")), "loopback pages of the machine itself");
+        assert!(policy.allows(Some("http://127.0.0.1:3000"), addr("0.0.0.0:80"), None));
+    }
+
+    #[test]
+    fn public_hosts_admit_their_names_on_any_bind() {
+        let policy = OriginPolicy::same_host_or(&["Chat.Example", " ", "[2001:DB8::2]"]);
+        assert_eq!(policy, OriginPolicy::PublicHosts(vec!["chat.example".into(), "2001:db8::2".into()]));
+        assert_eq!(OriginPolicy::same_host_or::<&str>(&[]), OriginPolicy::SameHost);
+        for listen in [addr("0.0.0.0:443"), addr("192.0.2.7:443"), addr("127.0.0.1:8080")] {
+            assert!(policy.allows(Some("https://chat.example"), listen, Some("whatever")), "{listen}");
+            assert!(policy.allows(Some("http://CHAT.example:8080"), listen, None), "{listen}");
+            assert!(policy.allows(Some("http://[2001:db8::2]:8080"), listen, None), "{listen}");
+            assert!(!policy.allows(Some("https://evil.example"), listen, Some("evil.example")), "{listen}");
+            assert!(!policy.allows(Some("https://sub.chat.example"), listen, Some("sub.chat.example")), "{listen}");
+            assert!(!policy.allows(Some("null"), listen, None), "{listen}");
+        }
+        // Otherwise as SameHost.
+        assert!(policy.allows(Some("http://localhost:3000"), addr("127.0.0.1:8080"), None));
+        assert!(policy.allows(Some("http://192.0.2.7"), addr("192.0.2.7:443"), None));
+        assert!(!policy.allows(Some("http://localhost"), addr("192.0.2.7:443"), None));
     }
 
     #[test]
