@@ -205,7 +205,14 @@ impl Engine {
     /// The current session's token in hex (tests and the demo address the server's fault endpoints with it).
     pub(crate) fn session_token_hex(&self) -> Option<String> {
         let token = self.shared.read(|state| state.client.session_token())??;
-        Some(token.0.iter().flat_map(|b| [b >> 4, b & 15]).map(|d| char::from_digit(d.into(), 16).unwrap_or('0')).collect())
+        Some(
+            token
+                .0
+                .iter()
+                .flat_map(|b| [b >> 4, b & 15])
+                .map(|d| char::from_digit(d.into(), 16).unwrap_or('0'))
+                .collect(),
+        )
     }
 
     /// Wakes `waker` at the next acknowledgement, session loss or close.
@@ -458,7 +465,10 @@ impl State {
             }
             Event::SessionLost { reason, unconfirmed } => {
                 self.fail_waiters(reason, out);
-                Output::SessionLost { reason, unconfirmed: unconfirmed.into_iter().map(|(_, payload)| payload).collect() }
+                Output::SessionLost {
+                    reason,
+                    unconfirmed: unconfirmed.into_iter().map(|(_, payload)| payload).collect(),
+                }
             }
             Event::Closed { code, reason, was_clean, will_reconnect } => {
                 if !will_reconnect {

@@ -69,17 +69,8 @@ where
     let (stats, set_stats) = signal(Stats::default());
     let (error, set_error) = signal(None);
     let sender = StoredValue::new_local(None);
-    let signals = DurableSocketSignals {
-        state,
-        messages,
-        stats,
-        error,
-        set_state,
-        set_messages,
-        set_stats,
-        set_error,
-        sender,
-    };
+    let signals =
+        DurableSocketSignals { state, messages, stats, error, set_state, set_messages, set_stats, set_error, sender };
     if cfg!(target_family = "wasm") {
         signals.connect(options);
     }

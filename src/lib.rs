@@ -24,6 +24,8 @@ mod environment;
 mod error;
 #[cfg(feature = "js")]
 pub mod js;
+#[cfg(feature = "leptos")]
+pub mod leptos;
 mod socket;
 mod stats;
 mod timer;
@@ -31,8 +33,6 @@ mod timer;
 pub mod typed;
 #[cfg(any(feature = "leptos", feature = "yew"))]
 mod ui_bridge;
-#[cfg(feature = "leptos")]
-pub mod leptos;
 #[cfg(feature = "yew")]
 pub mod yew;
 

@@ -78,7 +78,8 @@ async fn messages_sent_before_open_arrive_in_order() {
 
 #[wasm_bindgen_test]
 async fn server_cut_mid_stream_loses_and_duplicates_nothing() {
-    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))).await;
+    let mut socket =
+        open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))).await;
     let token = socket.session_token_hex().expect("durable session");
     let mut acks: Vec<_> = texts(0..150, "m").into_iter().map(|m| socket.send(m)).collect();
     let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
@@ -99,7 +100,8 @@ async fn server_cut_mid_stream_loses_and_duplicates_nothing() {
 
 #[wasm_bindgen_test]
 async fn user_close_never_reconnects() {
-    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))).await;
+    let mut socket =
+        open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))).await;
     socket.send("last".to_owned()).await.expect("acknowledged");
     socket.close(1000, "bye").expect("close");
     let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
@@ -154,8 +156,12 @@ async fn connect_timeout_gives_up_an_attempt_that_never_opens() {
     .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))
     .max_attempts(Some(2));
     let mut socket: Socket = connect(options);
-    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
-    let timeouts = events.iter().filter(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))).count();
+    let events =
+        until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    let timeouts = events
+        .iter()
+        .filter(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout))))
+        .count();
     assert!(timeouts >= 2, "{events:?}");
     assert!(calls.get() >= 2, "the provider is asked again for every attempt");
 }
@@ -166,7 +172,8 @@ async fn connect_timeout_against_a_silent_listener() {
     let silent = option_env!("DURABLE_WS_BLACKHOLE").expect("DURABLE_WS_BLACKHOLE: the silent listener's ws:// URL");
     let options = Options::new(silent).connect_timeout(Duration::from_millis(300)).max_attempts(Some(1));
     let mut socket: Socket = connect(options);
-    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    let events =
+        until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
     assert!(
         events.iter().any(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))),
         "{events:?}"
@@ -219,9 +226,8 @@ async fn sink_waits_for_room_instead_of_failing() {
 
 #[wasm_bindgen_test]
 async fn expired_session_reports_every_unconfirmed_message() {
-    let options = Options::new(echo_url())
-        .no_heartbeat()
-        .reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
+    let options =
+        Options::new(echo_url()).no_heartbeat().reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
     let mut socket = open(options).await;
     let token = socket.session_token_hex().expect("durable session");
     // While the server neither reads nor writes, nothing can be acknowledged.

@@ -41,7 +41,9 @@ pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
         Error::Connection(ConnectionError::HeartbeatTimeout) => {
             ("HeartbeatTimeoutError", "the server stopped answering: the link is dead")
         }
-        Error::Connection(ConnectionError::Protocol(_)) => ("ProtocolError", "the server broke the durable.v1 protocol"),
+        Error::Connection(ConnectionError::Protocol(_)) => {
+            ("ProtocolError", "the server broke the durable.v1 protocol")
+        }
         Error::Url(message) => ("UrlError", message.as_str()),
         Error::Encode(message) => ("EncodeError", message.as_str()),
         Error::Decode(message) => ("DecodeError", message.as_str()),

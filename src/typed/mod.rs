@@ -28,11 +28,11 @@ mod send_future;
 mod sender;
 mod socket;
 
-pub use codec::{Codec, DefaultCodec};
 #[cfg(feature = "json")]
 pub use codec::Json;
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
+pub use codec::{Codec, DefaultCodec};
 pub use event::SocketEvent;
 pub use options::Options;
 pub use receiver::Receiver;
