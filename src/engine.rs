@@ -177,7 +177,9 @@ impl Engine {
     }
 
     /// Closes for good with `code` and `reason` (after draining acknowledgements).
+    /// Refuses what browsers refuse (code 1000 or 3000–4999, reason of at most 123 bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        crate::error::check_close(code, reason)?;
         self.shared.update(|state, now| state.client.close(now, code, reason))
     }
 

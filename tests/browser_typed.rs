@@ -277,3 +277,49 @@ async fn dropping_the_socket_says_goodbye_and_never_reconnects() {
     let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[wasm_bindgen_test]
+async fn a_sender_kept_without_its_receiver_holds_no_events() {
+    let socket = connect(Options::new(echo_url()));
+    let (sender, receiver) = socket.split();
+    sender.send("before".to_owned()).await.expect("acknowledged");
+    while sender.stats().received < 1 {
+        sleep(10).await;
+    }
+    assert!(sender.queued_events() >= 2, "Open and the echo wait for the receiver");
+    drop(receiver);
+    assert_eq!(sender.queued_events(), 0, "dropping the receiver discards what it did not read");
+    for ack in join_all(texts(0..50, "unread").into_iter().map(|m| sender.send(m))).await {
+        ack.expect("acknowledged");
+    }
+    while sender.stats().received < 51 {
+        sleep(10).await;
+    }
+    assert_eq!(sender.queued_events(), 0, "nobody reads them: none is kept");
+    assert_eq!(sender.state(), ClientState::Open, "the socket runs on for the sender");
+}
+
+#[wasm_bindgen_test]
+async fn close_refuses_what_the_browser_refuses_and_stays_open() {
+    let mut socket = open(Options::new(echo_url())).await;
+    for code in [0, 999, 1001, 1006, 2999, 5000] {
+        assert!(matches!(socket.close(code, ""), Err(Error::InvalidClose(_))), "code {code}");
+    }
+    assert!(matches!(socket.close(1000, &"x".repeat(124)), Err(Error::InvalidClose(_))));
+    assert_eq!(socket.state(), ClientState::Open, "a refused close closes nothing");
+    socket.send("still open".to_owned()).await.expect("acknowledged");
+    socket.close(4321, &"é".repeat(61)).expect("4321 and 122 bytes are fine");
+    let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
+    assert!(matches!(events.last(), Some(SocketEvent::Closed { code: 4321, will_reconnect: false, .. })), "{events:?}");
+}
+
+#[wasm_bindgen_test]
+async fn a_decode_error_keeps_the_codecs_error_as_its_source() {
+    let mut socket: DurableSocket<String, u32> = DurableSocket::connect(Options::new(echo_url())).expect("valid");
+    socket.send("not a number".to_owned()).await.expect("acknowledged");
+    let events = until(&mut socket, "decode error", |e| matches!(e, SocketEvent::Error(_))).await;
+    let Some(SocketEvent::Error(error @ Error::Decode(codec_error))) = events.last() else { panic!("{events:?}") };
+    let source = std::error::Error::source(error).expect("a source");
+    assert_eq!(source.to_string(), codec_error.to_string());
+    assert!(codec_error.to_string().contains("expected u32"), "serde_json's own message: {codec_error}");
+}

@@ -45,8 +45,9 @@ pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
             ("ProtocolError", "the server broke the durable.v1 protocol")
         }
         Error::Url(message) => ("UrlError", message.as_str()),
-        Error::Encode(message) => ("EncodeError", message.as_str()),
-        Error::Decode(message) => ("DecodeError", message.as_str()),
+        Error::InvalidClose(problem) => ("SyntaxError", *problem),
+        Error::Encode(_) => ("EncodeError", "the message could not be encoded"),
+        Error::Decode(_) => ("DecodeError", "a received message could not be decoded"),
         _ => ("Error", "unexpected internal state"),
     };
     (named_error(name, message), message.into())
