@@ -51,8 +51,13 @@ stage_types() {
 }
 
 # The features a browser test file is gated on (`#![cfg(... feature = "js" ...)]`), comma-separated; empty for none.
+# A line `// browser-test-features: dep/feature,...` adds features of dependencies that only the test needs (no `cfg`
+# can name them), e.g. Yew's renderer `yew/csr`.
 gating_features() {
-    grep -m1 '^#!\[cfg(' "$1" | grep -o 'feature = "[^"]*"' | sed 's/feature = "\(.*\)"/\1/' | paste -sd, - || true
+    {
+        grep -m1 '^#!\[cfg(' "$1" | grep -o 'feature = "[^"]*"' | sed 's/feature = "\(.*\)"/\1/'
+        grep -m1 '^// browser-test-features:' "$1" | sed 's/^[^:]*: *//; s/ .*//' | tr ',' '\n'
+    } | paste -sd, - || true
 }
 
 # Each tests/browser_*.rs runs in headless Chromium, built with exactly the features its `#![cfg]` asks for
