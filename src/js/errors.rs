@@ -61,5 +61,6 @@ pub(crate) fn lost_reason(reason: LostReason) -> &'static str {
         LostReason::Refused => "refused",
         LostReason::NotDurable => "notDurable",
         LostReason::Closed => "closed",
+        _ => "unknown",
     }
 }

@@ -95,6 +95,7 @@ impl DurableWebSocket {
             ClientState::Open => 1,
             ClientState::Closing => 2,
             ClientState::Closed => 3,
+            _ => 0,
         }
     }
 

@@ -56,6 +56,7 @@ pub enum Action {
 
 /// Where the client is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientState {
     /// A socket is opening or handshaking.
     Connecting,
@@ -102,6 +103,7 @@ pub struct ClientStats {
 /// client.handle_timeout(at);
 /// assert_eq!(client.poll_action(), Some(Action::Connect));
 /// ```
+#[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
     session: Session,
@@ -264,11 +266,13 @@ impl Client {
     }
 
     /// The next socket action.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     /// The next message to send on the open socket (see [`Session::poll_transmit`]).
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Millis, buf: &mut Vec<u8>) -> Option<MessageKind> {
         let kind = self.session.poll_transmit(now, buf);
         if kind.is_some() {
@@ -283,11 +287,13 @@ impl Client {
     }
 
     /// The next application event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The next deadline, if any.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
         let reconnect_at = match self.state {
             ClientState::Reconnecting { at } => Some(at),

@@ -6,6 +6,7 @@ use crate::Millis;
 
 /// Why a session could not be continued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LostReason {
     /// The server did not know the session (expired after its TTL, or the server restarted).
     Expired,
@@ -22,6 +23,7 @@ pub enum LostReason {
 
 /// An event for the application (client role) or the server driver (server role).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection is open and ready. `durable` is false in plain mode (no recovery).
     /// Not emitted when an existing session was resumed: see `Resumed`.
