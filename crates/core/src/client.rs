@@ -266,7 +266,6 @@ impl Client {
     }
 
     /// The next socket action.
-    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
