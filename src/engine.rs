@@ -485,7 +485,7 @@ impl State {
             Event::Reconnecting { attempt, delay_ms } => Output::Reconnecting { attempt, delay_ms },
             Event::Error(error) => Output::Error(Error::Connection(error)),
             Event::Goodbye | Event::Dead => return, // server role only
-            _ => return,                             // events of a newer core this driver does not know
+            _ => return,                            // events of a newer core this driver does not know
         };
         out.push_back(Delivery::Output(output));
     }

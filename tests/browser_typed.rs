@@ -169,7 +169,9 @@ async fn connect_timeout_gives_up_an_attempt_that_never_opens() {
 #[wasm_bindgen_test]
 async fn connect_timeout_against_a_silent_listener() {
     // A TCP listener that accepts and never answers the upgrade (scripts/test.sh starts one).
-    let silent = option_env!("DURABLE_WS_BLACKHOLE").expect("DURABLE_WS_BLACKHOLE: the silent listener's ws:// URL");
+    let Some(silent) = option_env!("DURABLE_WS_BLACKHOLE") else {
+        panic!("DURABLE_WS_BLACKHOLE: the silent listener's ws:// URL")
+    };
     let options = Options::new(silent).connect_timeout(Duration::from_millis(300)).max_attempts(Some(1));
     let mut socket: Socket = connect(options);
     let events =

@@ -397,7 +397,7 @@ impl std::fmt::Debug for NativeClient {
 mod tests {
     use durable_ws_core::frame::{Frame, Token, WelcomeStatus};
     use tokio::net::TcpListener;
-    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
     use super::*;
 
@@ -408,11 +408,7 @@ mod tests {
         let url = format!("ws://{}/echo", listener.local_addr().unwrap());
         let (client, mut events) = NativeClient::connect(&url, ClientConfig::default()).unwrap();
         let (tcp, _) = listener.accept().await.unwrap();
-        let select = |_: &Request, mut response: Response| {
-            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
-            Ok(response)
-        };
-        let mut server = tokio_tungstenite::accept_hdr_async(tcp, select).await.unwrap();
+        let mut server = tokio_tungstenite::accept_hdr_async(tcp, select_durable).await.unwrap();
         let hello = server.next().await.unwrap().unwrap().into_data();
         assert!(matches!(Frame::decode(&hello), Ok(Frame::Hello { resume: None })));
         let mut welcome = Vec::new();
@@ -420,6 +416,13 @@ mod tests {
         futures_util::SinkExt::send(&mut server, Message::Binary(welcome.into())).await.unwrap();
         while !matches!(events.recv().await, Some(Event::Open { durable: true })) {}
         (client, events, server)
+    }
+
+    /// Selects `durable.v1` (the signature is tungstenite's callback's).
+    #[allow(clippy::result_large_err)]
+    fn select_durable(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+        response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+        Ok(response)
     }
 
     /// What the server reads until the connection ends: `Goodbye` frames and close codes.
