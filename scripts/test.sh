@@ -23,6 +23,56 @@ stage_build() {
     cargo build --workspace --all-targets
 }
 
+# Every feature combination of the root crate a user can pick (comma-separated; "" is --no-default-features alone).
+# `typed` is internal (enabled by the others); alone it is the typed API with a codec of the user's own.
+ROOT_FEATURE_SETS=("" json postcard json,postcard typed js js,json leptos leptos,json leptos,postcard yew yew,json
+    yew,postcard js,json,postcard,leptos,yew)
+
+# Every combination builds (`cargo check` of the library: what a dependent compiles), for wasm32 and natively (the
+# driver is for browsers, but a native build is what server-side rendering with the Leptos or Yew feature compiles).
+stage_features() {
+    local features target
+    for target in wasm32-unknown-unknown native; do
+        local -a target_args=()
+        if [[ $target != native ]]; then target_args=(--target "$target"); fi
+        for features in "${ROOT_FEATURE_SETS[@]}"; do
+            say "cargo check -p durable-ws --lib ($target) --no-default-features --features '$features'"
+            cargo check -q -p durable-ws --lib "${target_args[@]}" --no-default-features --features "$features"
+        done
+    done
+}
+
+# Lints: build output ignored by git, rustfmt (rustfmt.toml) over everything, clippy with warnings as errors over the
+# workspace natively, and for wasm32 over the root crate's library in every feature combination and its browser
+# tests in the features each is run with. Goes on after a failure, so one run lists every finding.
+stage_lint() {
+    local failed=0 dir features file
+    say "build output is ignored by git"
+    for dir in target examples/target bench/rust-api/target pkg; do
+        git check-ignore -q "$dir/x" || { warn "$dir/ is not ignored by git"; failed=1; }
+    done
+    say "cargo fmt --check (workspace, examples/, bench/rust-api/)"
+    cargo fmt --all --check || failed=1
+    cargo fmt --manifest-path examples/Cargo.toml --all --check || failed=1
+    cargo fmt --manifest-path bench/rust-api/Cargo.toml --check || failed=1
+    say "cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy -q --workspace --all-targets -- -D warnings || failed=1
+    for features in "${ROOT_FEATURE_SETS[@]}"; do
+        say "cargo clippy -p durable-ws --lib --target wasm32-unknown-unknown --no-default-features --features '$features'"
+        cargo clippy -q -p durable-ws --lib --target wasm32-unknown-unknown --no-default-features --features "$features" \
+            -- -D warnings || failed=1
+    done
+    for file in tests/browser_*.rs; do
+        features=$(gating_features "$file")
+        say "cargo clippy --target wasm32-unknown-unknown --test $(basename "$file" .rs) (features: ${features:-default})"
+        local -a feature_args=()
+        if [[ -n $features ]]; then feature_args=(--no-default-features --features "$features"); fi
+        cargo clippy -q --target wasm32-unknown-unknown "${feature_args[@]}" --test "$(basename "$file" .rs)" \
+            -- -D warnings || failed=1
+    done
+    ((failed == 0)) || die "lint findings above"
+}
+
 # The root crate is the browser driver: its tests run in Chromium (browser-tests); its doctests run natively.
 stage_native_tests() {
     if command -v cargo-nextest >/dev/null; then
@@ -82,8 +132,13 @@ stage_types() {
 }
 
 # The features a browser test file is gated on (`#![cfg(... feature = "js" ...)]`), comma-separated; empty for none.
+# A line `// browser-test-features: dep/feature,...` adds features of dependencies that only the test needs (no `cfg`
+# can name them), e.g. Yew's renderer `yew/csr`.
 gating_features() {
-    grep -m1 '^#!\[cfg(' "$1" | grep -o 'feature = "[^"]*"' | sed 's/feature = "\(.*\)"/\1/' | paste -sd, - || true
+    {
+        grep -m1 '^#!\[cfg(' "$1" | grep -o 'feature = "[^"]*"' | sed 's/feature = "\(.*\)"/\1/'
+        grep -m1 '^// browser-test-features:' "$1" | sed 's/^[^:]*: *//; s/ .*//' | tr ',' '\n'
+    } | paste -sd, - || true
 }
 
 # Each tests/browser_*.rs runs in headless Chromium, built with exactly the features its `#![cfg]` asks for
@@ -215,7 +270,7 @@ has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
 has_e2e_tests() { [[ -n $(e2e_test_files) ]]; }
 
 all_stages() {
-    printf '%s\n' setup build native-tests doctests wasm-package
+    printf '%s\n' setup lint features build native-tests doctests wasm-package
     if [[ -d tests/types ]]; then echo types; fi
     if [[ -f scripts/check-readme-examples.mjs ]]; then echo readme-examples; fi
     printf '%s\n' server conformance

@@ -37,7 +37,7 @@ pub(crate) struct EngineConfig {
 
 /// Whether `url` is absolute with a scheme `new WebSocket` accepts.
 pub(crate) fn url_scheme_ok(url: &str) -> bool {
-    ["ws://", "wss://", "http://", "https://"]
-        .iter()
-        .any(|scheme| url.len() >= scheme.len() && url.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes()))
+    ["ws://", "wss://", "http://", "https://"].iter().any(|scheme| {
+        url.len() >= scheme.len() && url.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
+    })
 }

@@ -179,7 +179,9 @@ impl Engine {
     }
 
     /// Closes for good with `code` and `reason` (after draining acknowledgements).
+    /// Refuses what browsers refuse (code 1000 or 3000–4999, reason of at most 123 bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        crate::error::check_close(code, reason)?;
         self.shared.update(|state, now| state.client.close(now, code, reason))
     }
 
@@ -207,7 +209,14 @@ impl Engine {
     /// The current session's token in hex (tests and the demo address the server's fault endpoints with it).
     pub(crate) fn session_token_hex(&self) -> Option<String> {
         let token = self.shared.read(|state| state.client.session_token())??;
-        Some(token.0.iter().flat_map(|b| [b >> 4, b & 15]).map(|d| char::from_digit(d.into(), 16).unwrap_or('0')).collect())
+        Some(
+            token
+                .0
+                .iter()
+                .flat_map(|b| [b >> 4, b & 15])
+                .map(|d| char::from_digit(d.into(), 16).unwrap_or('0'))
+                .collect(),
+        )
     }
 
     /// Wakes `waker` at the next acknowledgement, session loss or close.
@@ -460,7 +469,10 @@ impl State {
             }
             Event::SessionLost { reason, unconfirmed } => {
                 self.fail_waiters(reason, out);
-                Output::SessionLost { reason, unconfirmed: unconfirmed.into_iter().map(|(_, payload)| payload).collect() }
+                Output::SessionLost {
+                    reason,
+                    unconfirmed: unconfirmed.into_iter().map(|(_, payload)| payload).collect(),
+                }
             }
             Event::Closed { code, reason, was_clean, will_reconnect } => {
                 if !will_reconnect {
@@ -474,6 +486,7 @@ impl State {
             Event::Message(payload) => Output::Message(payload),
             Event::Reconnecting { attempt, delay_ms } => Output::Reconnecting { attempt, delay_ms },
             Event::Error(error) => Output::Error(Error::Connection(error)),
+            _ => return, // events of a newer core this driver does not know
         };
         out.push_back(Delivery::Output(output));
     }

@@ -17,16 +17,20 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::stats::Stats;
-use crate::typed::{Codec, DefaultCodec, DurableSocket, Options, SendFuture, Sender, SocketEvent};
-use crate::ui_bridge::{forward_events, send_and_notify};
+use crate::typed::{Codec, DurableSocket, Json, Options, SendFuture, Sender, SocketEvent};
+use crate::ui_bridge::{append_bounded, forward_events, send_and_notify};
 
 /// A durable socket seen through signals; returned by [`use_durable_socket`]. `Copy`, so move it
 /// into as many closures as needed.
-pub struct DurableSocketSignals<Out: 'static, In: 'static, C: 'static = DefaultCodec> {
+pub struct DurableSocketSignals<Out: 'static, In: 'static, C: 'static = Json> {
     /// Lifecycle state (`Connecting`, `Open`, `Reconnecting`, …).
     pub state: ReadSignal<ClientState>,
-    /// Every message received, in order (each exactly once).
+    /// The latest messages received, in order (each exactly once): at most
+    /// [`Options::message_history`] of them (default 1 000); older ones are dropped first.
     pub messages: ReadSignal<Vec<In>, LocalStorage>,
+    /// How many messages were dropped from the front of `messages` so far: the message at
+    /// `messages[i]` is the `dropped_messages + i`-th received (from 0), a key that never changes.
+    pub dropped_messages: ReadSignal<u64>,
     /// Counters, refreshed after every event and every acknowledgement of a
     /// [`send`](Self::send).
     pub stats: ReadSignal<Stats>,
@@ -34,6 +38,8 @@ pub struct DurableSocketSignals<Out: 'static, In: 'static, C: 'static = DefaultC
     pub error: ReadSignal<Option<Error>>,
     set_state: WriteSignal<ClientState>,
     set_messages: WriteSignal<Vec<In>, LocalStorage>,
+    set_dropped_messages: WriteSignal<u64>,
+    history: usize,
     set_stats: WriteSignal<Stats>,
     set_error: WriteSignal<Option<Error>>,
     sender: StoredValue<Option<Sender<Out, C>>, LocalStorage>,
@@ -47,17 +53,31 @@ impl<Out, In, C> Clone for DurableSocketSignals<Out, In, C> {
 
 impl<Out, In, C> Copy for DurableSocketSignals<Out, In, C> {}
 
-/// Connects with `options` (messages through the default codec, JSON with the `json` feature);
-/// the socket is closed when the calling component unmounts. Call it inside a component.
+impl<Out, In, C> std::fmt::Debug for DurableSocketSignals<Out, In, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableSocketSignals")
+            .field("state", &self.state.try_get_untracked())
+            .field("stats", &self.stats.try_get_untracked())
+            .field("error", &self.error.try_get_untracked().flatten())
+            .field("dropped_messages", &self.dropped_messages.try_get_untracked())
+            .field("history", &self.history)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects with `options` (messages as JSON: the [`Json`] codec, feature `json`); the socket is
+/// closed when the calling component unmounts. Call it inside a component.
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub fn use_durable_socket<Out, In>(options: Options) -> DurableSocketSignals<Out, In>
 where
     Out: Serialize + 'static,
     In: DeserializeOwned + 'static,
 {
-    use_durable_socket_with_codec::<Out, In, DefaultCodec>(options)
+    use_durable_socket_with_codec::<Out, In, Json>(options)
 }
 
-/// [`use_durable_socket`] with the codec `C` (`Json` or `Postcard`, see [`Codec`]).
+/// `use_durable_socket` with the codec `C` (`Json`, `Postcard` or your own, see [`Codec`]).
 pub fn use_durable_socket_with_codec<Out, In, C>(options: Options) -> DurableSocketSignals<Out, In, C>
 where
     Out: Serialize + 'static,
@@ -66,16 +86,20 @@ where
 {
     let (state, set_state) = signal(ClientState::Connecting);
     let (messages, set_messages) = signal_local(Vec::new());
+    let (dropped_messages, set_dropped_messages) = signal(0);
     let (stats, set_stats) = signal(Stats::default());
     let (error, set_error) = signal(None);
     let sender = StoredValue::new_local(None);
     let signals = DurableSocketSignals {
         state,
         messages,
+        dropped_messages,
         stats,
         error,
         set_state,
         set_messages,
+        set_dropped_messages,
+        history: options.history(),
         set_stats,
         set_error,
         sender,
@@ -147,7 +171,11 @@ where
     fn on_event(self, event: SocketEvent<In>) {
         match event {
             SocketEvent::Message(message) => {
-                self.set_messages.try_update(|messages| messages.push(message));
+                let history = self.history;
+                let dropped = self.set_messages.try_update(|messages| append_bounded(messages, [message], history));
+                if let Some(dropped @ 1..) = dropped {
+                    self.set_dropped_messages.try_update(|count| *count += dropped);
+                }
             }
             SocketEvent::Error(error) => {
                 self.set_error.try_update(|slot| *slot = Some(error));

@@ -7,8 +7,9 @@
 //! server cannot resume, a `SessionLost` event lists every unconfirmed message.
 //!
 //! Two APIs share one engine:
-//! - `typed` (features `json`, the default, or `postcard`): `DurableSocket<Out, In>`, a
-//!   `Sink` of `Out` and a `Stream` of `SocketEvent<In>`, for Rust/wasm applications.
+//! - `typed` (features `json`, the default, or `postcard`): `DurableSocket<Out, In, C>`, a
+//!   `Sink` of `Out` and a `Stream` of `SocketEvent<In>`, for Rust/wasm applications. The codec
+//!   `C` is part of the type (default `Json` in every build), never chosen by features.
 //! - `js` (feature `js`, the npm package): the `DurableWebSocket` class, a drop-in for
 //!   `WebSocket` with `EventTarget`-style events and promise-returning `send`.
 //! - `leptos` and `yew` (features of the same names): `use_durable_socket`, the socket as the
@@ -16,24 +17,35 @@
 //!
 //! Everything runs on the browser's event loop: nothing is `Send`; use `spawn_local`.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "js", feature = "typed"))]
 mod clock;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod config;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod engine;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod environment;
 mod error;
 #[cfg(feature = "js")]
+#[cfg_attr(docsrs, doc(cfg(feature = "js")))]
 pub mod js;
+#[cfg(feature = "leptos")]
+#[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
+pub mod leptos;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod socket;
 mod stats;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod timer;
 #[cfg(feature = "typed")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typed")))]
 pub mod typed;
 #[cfg(any(feature = "leptos", feature = "yew"))]
 mod ui_bridge;
-#[cfg(feature = "leptos")]
-pub mod leptos;
 #[cfg(feature = "yew")]
+#[cfg_attr(docsrs, doc(cfg(feature = "yew")))]
 pub mod yew;
 
 /// The npm build (`js` without a Rust API) is a whole program: Talc is a fraction of the size of
@@ -43,5 +55,5 @@ pub mod yew;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 pub use durable_ws_core::{close_code, ClientState, ConnectionError, LostReason, Payload, SendError};
-pub use error::Error;
+pub use error::{CodecError, Error};
 pub use stats::Stats;

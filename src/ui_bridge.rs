@@ -47,3 +47,12 @@ where
     });
     future
 }
+
+/// Appends `arrived` to `kept`, then drops the oldest messages beyond `limit`; returns how many
+/// were dropped. What keeps a hook's `messages` bounded.
+pub(crate) fn append_bounded<T>(kept: &mut Vec<T>, arrived: impl IntoIterator<Item = T>, limit: usize) -> u64 {
+    kept.extend(arrived);
+    let excess = kept.len().saturating_sub(limit);
+    kept.drain(..excess);
+    excess as u64
+}

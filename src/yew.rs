@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::stats::Stats;
-use crate::typed::{Codec, DefaultCodec, DurableSocket, Options, SendFuture, Sender, SocketEvent};
-use crate::ui_bridge::{forward_events, send_and_notify};
+use crate::typed::{Codec, DurableSocket, Json, Options, SendFuture, Sender, SocketEvent};
+use crate::ui_bridge::{append_bounded, forward_events, send_and_notify};
 
 /// What the component renders from, shared by the hook, its handles and the event task. Every
 /// `RefCell` but `messages` is borrowed only inside this module, never across a call out of it, so
@@ -27,10 +27,15 @@ struct Live<Out, In, C> {
     state: Cell<ClientState>,
     stats: Cell<Stats>,
     error: RefCell<Option<Error>>,
-    /// What [`UseDurableSocketHandle::messages`] lends out.
+    /// What [`UseDurableSocketHandle::messages`] lends out: the latest `history` messages.
     messages: RefCell<Vec<In>>,
-    /// Received, not yet in `messages`: moved there by `messages()` once no loan is left.
+    /// Received, not yet in `messages`: moved there by `messages()` once no loan is left (at
+    /// most `history` of them too).
     arrived: RefCell<Vec<In>>,
+    /// The `message_history` limit.
+    history: usize,
+    /// Messages dropped from the front of `messages` (or of `arrived`) so far.
+    dropped: Cell<u64>,
     /// Bumped on every change: handles of different renders compare unequal.
     version: Cell<u64>,
     /// Set on unmount: the event task (which runs until the socket closed) stops re-rendering.
@@ -38,7 +43,7 @@ struct Live<Out, In, C> {
 }
 
 impl<Out: Serialize, In, C: Codec> Live<Out, In, C> {
-    fn new() -> Self {
+    fn new(history: usize) -> Self {
         Live {
             sender: RefCell::new(None),
             state: Cell::new(ClientState::Connecting),
@@ -46,6 +51,8 @@ impl<Out: Serialize, In, C: Codec> Live<Out, In, C> {
             error: RefCell::new(None),
             messages: RefCell::new(Vec::new()),
             arrived: RefCell::new(Vec::new()),
+            history,
+            dropped: Cell::new(0),
             version: Cell::new(0),
             unmounted: Cell::new(false),
         }
@@ -65,8 +72,20 @@ impl<Out: Serialize, In, C: Codec> Live<Out, In, C> {
     /// Moves arrived messages into `messages` unless the application holds a loan of it.
     fn settle_arrivals(&self) {
         if let Ok(mut messages) = self.messages.try_borrow_mut() {
-            messages.append(&mut self.arrived.borrow_mut());
+            let arrived = std::mem::take(&mut *self.arrived.borrow_mut());
+            self.count_dropped(append_bounded(&mut messages, arrived, self.history));
         }
+    }
+
+    /// Keeps a message; `messages` takes it at once unless it is lent out.
+    fn arrive(&self, message: In) {
+        let dropped = append_bounded(&mut self.arrived.borrow_mut(), [message], self.history);
+        self.count_dropped(dropped);
+        self.settle_arrivals();
+    }
+
+    fn count_dropped(&self, dropped: u64) {
+        self.dropped.set(self.dropped.get() + dropped);
     }
 }
 
@@ -115,8 +134,7 @@ impl<Out: Serialize + 'static, In: DeserializeOwned + 'static, C: Codec + 'stati
     fn on_event(&self, event: SocketEvent<In>) {
         let changed = match event {
             SocketEvent::Message(message) => {
-                self.live.arrived.borrow_mut().push(message);
-                self.live.settle_arrivals();
+                self.live.arrive(message);
                 true
             }
             SocketEvent::Error(error) => {
@@ -142,7 +160,7 @@ impl<Out: Serialize + 'static, In: DeserializeOwned + 'static, C: Codec + 'stati
 /// A durable socket as seen by one render of a component; returned by [`use_durable_socket`].
 /// Cheap to clone. Two handles are equal when they show the same version of the socket's state,
 /// so a child component that takes one as a property re-renders when it changes.
-pub struct UseDurableSocketHandle<Out, In, C = DefaultCodec> {
+pub struct UseDurableSocketHandle<Out, In, C = Json> {
     link: Link<Out, In, C>,
     version: u64,
 }
@@ -150,6 +168,19 @@ pub struct UseDurableSocketHandle<Out, In, C = DefaultCodec> {
 impl<Out, In, C> Clone for UseDurableSocketHandle<Out, In, C> {
     fn clone(&self) -> Self {
         UseDurableSocketHandle { link: self.link.clone(), version: self.version }
+    }
+}
+
+impl<Out, In, C> std::fmt::Debug for UseDurableSocketHandle<Out, In, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = &self.link.live;
+        f.debug_struct("UseDurableSocketHandle")
+            .field("state", &live.state.get())
+            .field("stats", &live.stats.get())
+            .field("error", &live.error.try_borrow().ok().and_then(|error| error.clone()))
+            .field("dropped_messages", &live.dropped.get())
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,11 +206,20 @@ where
         self.link.live.stats.get()
     }
 
-    /// Every message received, in order (each exactly once). While a returned `Ref` is alive,
-    /// newly received messages wait (they appear in the next render).
+    /// The latest messages received, in order (each exactly once): at most
+    /// [`Options::message_history`] of them (default 1 000); older ones are dropped first. While
+    /// a returned `Ref` is alive, newly received messages wait (they appear in the next render).
     pub fn messages(&self) -> Ref<'_, [In]> {
         self.link.live.settle_arrivals();
         Ref::map(self.link.live.messages.borrow(), Vec::as_slice)
+    }
+
+    /// How many messages were dropped from the front of [`messages`](Self::messages) so far:
+    /// `messages()[i]` is the `dropped_messages() + i`-th message received (from 0), a key that
+    /// never changes.
+    pub fn dropped_messages(&self) -> u64 {
+        self.link.live.settle_arrivals();
+        self.link.live.dropped.get()
     }
 
     /// The last error event (a connection given up, a bad URL, a message that did not decode).
@@ -222,19 +262,21 @@ where
     }
 }
 
-/// Connects with `options` after the first render (messages through the default codec, JSON
-/// with the `json` feature); closes the socket when the component unmounts. Later renders
-/// ignore `options`.
+/// Connects with `options` after the first render (messages as JSON: the [`Json`] codec,
+/// feature `json`); closes the socket when the component unmounts. Later renders ignore
+/// `options`.
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 #[hook]
 pub fn use_durable_socket<Out, In>(options: Options) -> UseDurableSocketHandle<Out, In>
 where
     Out: Serialize + 'static,
     In: DeserializeOwned + 'static,
 {
-    use_durable_socket_with_codec::<Out, In, DefaultCodec>(options)
+    use_durable_socket_with_codec::<Out, In, Json>(options)
 }
 
-/// [`use_durable_socket`] with the codec `C` (`Json` or `Postcard`, see [`Codec`]).
+/// `use_durable_socket` with the codec `C` (`Json`, `Postcard` or your own, see [`Codec`]).
 #[hook]
 pub fn use_durable_socket_with_codec<Out, In, C>(options: Options) -> UseDurableSocketHandle<Out, In, C>
 where
@@ -243,7 +285,8 @@ where
     C: Codec + 'static,
 {
     let rerender = use_force_update();
-    let live = use_memo((), |_| Live::<Out, In, C>::new());
+    let history = options.history();
+    let live = use_memo((), |_| Live::<Out, In, C>::new(history));
     let link = Link { live, rerender };
     {
         let link = link.clone();

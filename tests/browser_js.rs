@@ -47,7 +47,8 @@ impl Recorder {
         for kind in kinds {
             let events = self.events.clone();
             let name = kind.to_string();
-            let listener = Closure::<dyn FnMut(JsValue)>::new(move |event| events.borrow_mut().push((name.clone(), event)));
+            let listener =
+                Closure::<dyn FnMut(JsValue)>::new(move |event| events.borrow_mut().push((name.clone(), event)));
             ws.add_event_listener(kind, listener.as_ref().clone(), JsValue::UNDEFINED).expect("listener added");
             self.listeners.push(listener);
         }
@@ -84,14 +85,18 @@ fn bad_options_throw_a_type_error_naming_the_field() {
     assert!(construction_error(url(), r#"{"reconnct": {}}"#).contains("options.reconnct"));
     assert!(construction_error(url(), r#"{"reconnect": {"maxDelay": 5}}"#).contains("options.reconnect.maxDelay"));
     assert!(construction_error(url(), r#"{"json": "yes"}"#).contains("options.json"));
-    assert!(construction_error(url(), r#"{"heartbeat": {"intervalMs": "15s"}}"#).contains("options.heartbeat.intervalMs"));
+    assert!(
+        construction_error(url(), r#"{"heartbeat": {"intervalMs": "15s"}}"#).contains("options.heartbeat.intervalMs")
+    );
     assert!(construction_error(url(), r#"{"buffer": {"maxMessages": 0.5}}"#).contains("options.buffer.maxMessages"));
     assert!(construction_error(url(), r#"{"connectTimeoutMs": 0}"#).contains("options.connectTimeoutMs"));
     assert!(construction_error(url(), r#"{"reconnect": {"factor": 0.5}}"#).contains("options.reconnect.factor"));
     assert!(construction_error(url(), r#"{"reconnect": {"minDelayMs": 10, "maxDelayMs": 5}}"#).contains("minDelayMs"));
     assert!(construction_error(url(), r#"{"protocols": ["durable.v1"]}"#).contains("options.protocols"));
     assert!(construction_error(url(), r#"{"protocols": "chat"}"#).contains("options.protocols"));
-    assert!(construction_error(url(), r#"{"terminalCloseCodes": [[4999, 4000]]}"#).contains("options.terminalCloseCodes"));
+    assert!(
+        construction_error(url(), r#"{"terminalCloseCodes": [[4999, 4000]]}"#).contains("options.terminalCloseCodes")
+    );
     assert!(construction_error(url(), r#"[]"#).contains("options"));
     assert!(construction_error(JsValue::from(42), "{}").contains("url"));
     assert!(construction_error(JsValue::from_str("ftp://example.com/"), "{}").contains("url"));
@@ -207,7 +212,9 @@ async fn session_loss_lists_unconfirmed_payloads() {
 
 #[wasm_bindgen_test]
 async fn free_stops_every_event() {
-    let ws = DurableWebSocket::new(echo_url().into(), options(r#"{"reconnect": {"minDelayMs": 10, "maxDelayMs": 10}}"#)).unwrap();
+    let ws =
+        DurableWebSocket::new(echo_url().into(), options(r#"{"reconnect": {"minDelayMs": 10, "maxDelayMs": 10}}"#))
+            .unwrap();
     let mut recorder = Recorder::default();
     recorder.listen(&ws, &["open", "message", "close", "reconnecting", "error", "sessionlost"]);
     recorder.wait_for("open", 1).await;

@@ -78,7 +78,8 @@ async fn messages_sent_before_open_arrive_in_order() {
 
 #[wasm_bindgen_test]
 async fn server_cut_mid_stream_loses_and_duplicates_nothing() {
-    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))).await;
+    let mut socket =
+        open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))).await;
     let token = socket.session_token_hex().expect("durable session");
     let mut acks: Vec<_> = texts(0..150, "m").into_iter().map(|m| socket.send(m)).collect();
     let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
@@ -99,7 +100,8 @@ async fn server_cut_mid_stream_loses_and_duplicates_nothing() {
 
 #[wasm_bindgen_test]
 async fn user_close_never_reconnects() {
-    let mut socket = open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))).await;
+    let mut socket =
+        open(Options::new(echo_url()).reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))).await;
     socket.send("last".to_owned()).await.expect("acknowledged");
     socket.close(1000, "bye").expect("close");
     let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
@@ -154,8 +156,12 @@ async fn connect_timeout_gives_up_an_attempt_that_never_opens() {
     .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))
     .max_attempts(Some(2));
     let mut socket: Socket = connect(options);
-    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
-    let timeouts = events.iter().filter(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))).count();
+    let events =
+        until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    let timeouts = events
+        .iter()
+        .filter(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout))))
+        .count();
     assert!(timeouts >= 2, "{events:?}");
     assert!(calls.get() >= 2, "the provider is asked again for every attempt");
 }
@@ -163,10 +169,13 @@ async fn connect_timeout_gives_up_an_attempt_that_never_opens() {
 #[wasm_bindgen_test]
 async fn connect_timeout_against_a_silent_listener() {
     // A TCP listener that accepts and never answers the upgrade (scripts/test.sh starts one).
-    let silent = option_env!("DURABLE_WS_BLACKHOLE").expect("DURABLE_WS_BLACKHOLE: the silent listener's ws:// URL");
+    let Some(silent) = option_env!("DURABLE_WS_BLACKHOLE") else {
+        panic!("DURABLE_WS_BLACKHOLE: the silent listener's ws:// URL")
+    };
     let options = Options::new(silent).connect_timeout(Duration::from_millis(300)).max_attempts(Some(1));
     let mut socket: Socket = connect(options);
-    let events = until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+    let events =
+        until(&mut socket, "final close", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
     assert!(
         events.iter().any(|e| matches!(e, SocketEvent::Error(Error::Connection(ConnectionError::ConnectTimeout)))),
         "{events:?}"
@@ -219,9 +228,8 @@ async fn sink_waits_for_room_instead_of_failing() {
 
 #[wasm_bindgen_test]
 async fn expired_session_reports_every_unconfirmed_message() {
-    let options = Options::new(echo_url())
-        .no_heartbeat()
-        .reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
+    let options =
+        Options::new(echo_url()).no_heartbeat().reconnect_delay(Duration::from_millis(10), Duration::from_millis(100));
     let mut socket = open(options).await;
     let token = socket.session_token_hex().expect("durable session");
     // While the server neither reads nor writes, nothing can be acknowledged.
@@ -270,4 +278,50 @@ async fn dropping_the_socket_says_goodbye_and_never_reconnects() {
     // The goodbye ended the session on the server.
     let (status, body) = admin(&format!("/admin/cut?session={token}")).await;
     assert_eq!(status, 404, "{body}");
+}
+
+#[wasm_bindgen_test]
+async fn a_sender_kept_without_its_receiver_holds_no_events() {
+    let socket = connect(Options::new(echo_url()));
+    let (sender, receiver) = socket.split();
+    sender.send("before".to_owned()).await.expect("acknowledged");
+    while sender.stats().received < 1 {
+        sleep(10).await;
+    }
+    assert!(sender.queued_events() >= 2, "Open and the echo wait for the receiver");
+    drop(receiver);
+    assert_eq!(sender.queued_events(), 0, "dropping the receiver discards what it did not read");
+    for ack in join_all(texts(0..50, "unread").into_iter().map(|m| sender.send(m))).await {
+        ack.expect("acknowledged");
+    }
+    while sender.stats().received < 51 {
+        sleep(10).await;
+    }
+    assert_eq!(sender.queued_events(), 0, "nobody reads them: none is kept");
+    assert_eq!(sender.state(), ClientState::Open, "the socket runs on for the sender");
+}
+
+#[wasm_bindgen_test]
+async fn close_refuses_what_the_browser_refuses_and_stays_open() {
+    let mut socket = open(Options::new(echo_url())).await;
+    for code in [0, 999, 1001, 1006, 2999, 5000] {
+        assert!(matches!(socket.close(code, ""), Err(Error::InvalidClose(_))), "code {code}");
+    }
+    assert!(matches!(socket.close(1000, &"x".repeat(124)), Err(Error::InvalidClose(_))));
+    assert_eq!(socket.state(), ClientState::Open, "a refused close closes nothing");
+    socket.send("still open".to_owned()).await.expect("acknowledged");
+    socket.close(4321, &"é".repeat(61)).expect("4321 and 122 bytes are fine");
+    let events = until(&mut socket, "close", |e| matches!(e, SocketEvent::Closed { .. })).await;
+    assert!(matches!(events.last(), Some(SocketEvent::Closed { code: 4321, will_reconnect: false, .. })), "{events:?}");
+}
+
+#[wasm_bindgen_test]
+async fn a_decode_error_keeps_the_codecs_error_as_its_source() {
+    let mut socket: DurableSocket<String, u32> = DurableSocket::connect(Options::new(echo_url())).expect("valid");
+    socket.send("not a number".to_owned()).await.expect("acknowledged");
+    let events = until(&mut socket, "decode error", |e| matches!(e, SocketEvent::Error(_))).await;
+    let Some(SocketEvent::Error(error @ Error::Decode(codec_error))) = events.last() else { panic!("{events:?}") };
+    let source = std::error::Error::source(error).expect("a source");
+    assert_eq!(source.to_string(), codec_error.to_string());
+    assert!(codec_error.to_string().contains("expected u32"), "serde_json's own message: {codec_error}");
 }

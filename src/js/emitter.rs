@@ -39,7 +39,12 @@ extern "C" {
     /// values (`undefined`: left out).
     fn emit(target: &Target, kind: &str, a: &JsValue, b: &JsValue, c: &JsValue, d: &JsValue);
     #[wasm_bindgen(method, catch, js_name = addEventListener)]
-    pub(crate) fn add_event_listener(this: &Target, kind: &str, listener: &JsValue, options: &JsValue) -> Result<(), JsValue>;
+    pub(crate) fn add_event_listener(
+        this: &Target,
+        kind: &str,
+        listener: &JsValue,
+        options: &JsValue,
+    ) -> Result<(), JsValue>;
     #[wasm_bindgen(method, catch, js_name = removeEventListener)]
     pub(crate) fn remove_event_listener(
         this: &Target,
@@ -50,7 +55,8 @@ extern "C" {
 }
 
 /// The event types, in the order of the `on…` handler slots.
-pub(crate) const EVENT_TYPES: [&str; 7] = ["open", "message", "reconnecting", "resumed", "sessionlost", "close", "error"];
+pub(crate) const EVENT_TYPES: [&str; 7] =
+    ["open", "message", "reconnecting", "resumed", "sessionlost", "close", "error"];
 
 /// Turns engine outputs into DOM events.
 pub(crate) struct Emitter {

@@ -41,7 +41,9 @@ pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
         Error::Connection(ConnectionError::HeartbeatTimeout) => {
             ("HeartbeatTimeoutError", "the server stopped answering: the link is dead")
         }
-        Error::Connection(ConnectionError::Protocol(_)) => ("ProtocolError", "the server broke the durable.v1 protocol"),
+        Error::Connection(ConnectionError::Protocol(_)) => {
+            ("ProtocolError", "the server broke the durable.v1 protocol")
+        }
         Error::Connection(ConnectionError::Refused { code, reason }) => {
             // 4401 / 4403 / 4409: the server's reason says why (e.g. "credentials expired").
             let message = if reason.is_empty() { "the server refused the connection" } else { reason.as_str() };
@@ -50,8 +52,9 @@ pub(crate) fn js_error(error: &Error) -> (JsValue, JsValue) {
             return (error, message.into());
         }
         Error::Url(message) => ("UrlError", message.as_str()),
-        Error::Encode(message) => ("EncodeError", message.as_str()),
-        Error::Decode(message) => ("DecodeError", message.as_str()),
+        Error::InvalidClose(problem) => ("SyntaxError", *problem),
+        Error::Encode(_) => ("EncodeError", "the message could not be encoded"),
+        Error::Decode(_) => ("DecodeError", "a received message could not be decoded"),
         _ => ("Error", "unexpected internal state"),
     };
     (named_error(name, message), message.into())
@@ -65,5 +68,6 @@ pub(crate) fn lost_reason(reason: LostReason) -> &'static str {
         LostReason::Refused => "refused",
         LostReason::NotDurable => "notDurable",
         LostReason::Closed => "closed",
+        _ => "unknown",
     }
 }

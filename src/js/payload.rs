@@ -31,7 +31,9 @@ pub(crate) fn encode(value: &JsValue, json: bool) -> Result<Payload, JsValue> {
     }
     match JSON::stringify(value)?.as_string() {
         Some(text) => Ok(Payload::Text(text)),
-        None => Err(type_error(&["DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)"])),
+        None => {
+            Err(type_error(&["DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)"]))
+        }
     }
 }
 

@@ -95,6 +95,7 @@ impl DurableWebSocket {
             ClientState::Open => 1,
             ClientState::Closing => 2,
             ClientState::Closed => 3,
+            _ => 0,
         }
     }
 
@@ -119,7 +120,17 @@ impl DurableWebSocket {
         let rtt = stats.last_rtt_ms.map_or(f64::NAN, |ms| ms as f64);
         let counts = [stats.sent, stats.acked, stats.pending, stats.replayed, stats.received, stats.duplicates];
         let [sent, acked, pending, replayed, received, duplicates] = counts.map(|n| n as f64);
-        make_stats(sent, acked, pending, replayed, received, duplicates, stats.reconnects as f64, stats.sessions_lost as f64, rtt)
+        make_stats(
+            sent,
+            acked,
+            pending,
+            replayed,
+            received,
+            duplicates,
+            stats.reconnects as f64,
+            stats.sessions_lost as f64,
+            rtt,
+        )
     }
 
     /// Registers a listener (as `EventTarget.addEventListener`).
@@ -223,7 +234,9 @@ fn url_source(url: JsValue) -> Result<UrlSource, JsValue> {
         return Ok(UrlSource::Fixed(url));
     }
     let Some(provider) = url.dyn_ref::<Function>().cloned() else {
-        return Err(type_error(&["DurableWebSocket: url must be a string or a function returning one (or a promise of one)"]));
+        return Err(type_error(&[
+            "DurableWebSocket: url must be a string or a function returning one (or a promise of one)",
+        ]));
     };
     Ok(UrlSource::Provider(Box::new(move || match provider.call0(&JsValue::UNDEFINED) {
         Err(exception) => Resolution::Ready(Err(error_message(&exception))),

@@ -10,6 +10,7 @@ use crate::typed::Codec;
 
 /// An event of a durable socket, in the order things happened.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum SocketEvent<In> {
     /// A connection opened on a new session. `durable` is false when the server does not speak
     /// `durable.v1` (plain WebSocket: nothing is recovered after a drop).

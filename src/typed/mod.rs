@@ -1,4 +1,9 @@
-//! The Rust API: [`DurableSocket<Out, In>`](DurableSocket), typed through a [`Codec`].
+//! The Rust API: [`DurableSocket<Out, In, C>`](DurableSocket), typed through a [`Codec`] `C`.
+//!
+//! The codec is part of the type and defaults to [`Json`] whatever the features: enabling
+//! `postcard` (here or anywhere else in the build) never changes what `DurableSocket<Out, In>`
+//! sends. [`Json`] implements [`Codec`] with the `json` feature, [`Postcard`] exists with the
+//! `postcard` feature; any other format is a [`Codec`] of your own.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), durable_ws::Error> {
@@ -17,9 +22,6 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(not(any(feature = "json", feature = "postcard")))]
-compile_error!("the typed API needs a codec: enable the `json` or `postcard` feature");
-
 mod codec;
 mod event;
 mod options;
@@ -28,11 +30,9 @@ mod send_future;
 mod sender;
 mod socket;
 
-pub use codec::{Codec, DefaultCodec};
-#[cfg(feature = "json")]
-pub use codec::Json;
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
+pub use codec::{Codec, Json};
 pub use event::SocketEvent;
 pub use options::Options;
 pub use receiver::Receiver;

@@ -1,6 +1,6 @@
 //! Settings of a [`DurableSocket`](super::DurableSocket), as a builder.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -26,10 +26,31 @@ use crate::error::Error;
 /// | [`max_message_bytes`](Self::max_message_bytes) | 1 MiB |
 /// | [`terminal_close_codes`](Self::terminal_close_codes) | 1003, 1007–1010, 4400–4499 |
 /// | [`protocols`](Self::protocols) | none besides `durable.v1` |
+/// | [`message_history`](Self::message_history) | the Leptos and Yew hooks keep the last 1 000 messages |
+#[must_use = "options do nothing until passed to `DurableSocket::connect` or a hook"]
 pub struct Options {
     url: UrlSource,
     protocols: Vec<String>,
     client: ClientConfig,
+    history: usize,
+}
+
+/// How many received messages the Leptos and Yew hooks keep by default.
+pub(crate) const DEFAULT_HISTORY: usize = 1000;
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match &self.url {
+            UrlSource::Fixed(url) => url.as_str(),
+            UrlSource::Provider(_) => "<url provider>",
+        };
+        f.debug_struct("Options")
+            .field("url", &url)
+            .field("protocols", &self.protocols)
+            .field("client", &self.client)
+            .field("history", &self.history)
+            .finish()
+    }
 }
 
 impl Options {
@@ -53,7 +74,7 @@ impl Options {
     }
 
     fn from_source(url: UrlSource) -> Self {
-        Options { url, protocols: Vec::new(), client: ClientConfig::default() }
+        Options { url, protocols: Vec::new(), client: ClientConfig::default(), history: DEFAULT_HISTORY }
     }
 
     /// Subprotocols offered after `durable.v1` (a server without durable-ws may pick one: plain mode).
@@ -138,6 +159,21 @@ impl Options {
         self
     }
 
+    /// How many of the latest received messages the Leptos and Yew hooks keep in `messages`
+    /// (at least 1; default 1 000). Older ones are dropped first and counted by the hooks'
+    /// `dropped_messages`, so a long-lived component's memory stays bounded. The
+    /// [`DurableSocket`](super::DurableSocket) itself ignores it: it keeps no messages.
+    pub fn message_history(mut self, limit: usize) -> Self {
+        self.history = limit;
+        self
+    }
+
+    /// The `message_history` limit.
+    #[cfg_attr(not(any(feature = "leptos", feature = "yew")), allow(dead_code))]
+    pub(crate) fn history(&self) -> usize {
+        self.history
+    }
+
     /// Checks the settings and hands them to the engine.
     pub(crate) fn into_config(self) -> Result<EngineConfig, Error> {
         let invalid = |field, problem| Err(Error::InvalidOption { field, problem });
@@ -175,6 +211,9 @@ impl Options {
         }
         if client.session.max_message_bytes == 0 {
             return invalid("max_message_bytes", "must be positive");
+        }
+        if self.history == 0 {
+            return invalid("message_history", "must be at least 1");
         }
         if client.close_policy.terminal.iter().any(|&(lo, hi)| lo > hi) {
             return invalid("terminal_close_codes", "each range must be ascending");

@@ -12,6 +12,7 @@ use crate::error::Error;
 /// Resolves with `Ok` once the server confirmed the message, or with the reason it never will
 /// be. Dropping it does not cancel the send.
 #[derive(Debug)]
+#[must_use = "the message is sent either way; await the future to learn whether the server acknowledged it"]
 pub struct SendFuture {
     slot: Rc<RefCell<Slot>>,
 }

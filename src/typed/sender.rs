@@ -1,5 +1,6 @@
 //! The sending half: `send` futures and a `Sink` with backpressure.
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -12,12 +13,15 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::stats::Stats;
-use crate::typed::{Codec, DefaultCodec, SendFuture};
+use crate::typed::receiver::EventQueue;
+use crate::typed::{Codec, Json, SendFuture};
 
 /// Sends `Out` values. As a [`Sink`], `poll_ready` waits while the replay buffer is full,
 /// `poll_flush` waits until every message is confirmed, `poll_close` closes the socket.
-pub struct Sender<Out, C = DefaultCodec> {
+pub struct Sender<Out, C = Json> {
     engine: Rc<Engine>,
+    /// The receiver's queue: only to tell how many events wait in it.
+    events: Rc<EventQueue>,
     /// A message accepted by `start_send` that waits for room in the replay buffer.
     parked: Option<Payload>,
     close_requested: bool,
@@ -25,8 +29,8 @@ pub struct Sender<Out, C = DefaultCodec> {
 }
 
 impl<Out: Serialize, C: Codec> Sender<Out, C> {
-    pub(crate) fn new(engine: Rc<Engine>) -> Self {
-        Sender { engine, parked: None, close_requested: false, _types: PhantomData }
+    pub(crate) fn new(engine: Rc<Engine>, events: Rc<EventQueue>) -> Self {
+        Sender { engine, events, parked: None, close_requested: false, _types: PhantomData }
     }
 
     /// Sends `message` now (queued while disconnected); the future resolves when the server
@@ -45,7 +49,9 @@ impl<Out: Serialize, C: Codec> Sender<Out, C> {
     }
 
     /// Closes for good: waits (up to the close timeout) for outstanding acknowledgements, says
-    /// goodbye, closes with `code` (1000 or 3000–4999) and `reason` (at most 123 bytes).
+    /// goodbye, closes with `code` (1000 or 3000–4999) and `reason` (at most 123 bytes). Any
+    /// other code or a longer reason fails with [`Error::InvalidClose`] and closes nothing, as
+    /// the browser's `WebSocket.close` (and the JS API's `close`) would throw.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         self.engine.close(code, reason)
     }
@@ -73,6 +79,13 @@ impl<Out: Serialize, C: Codec> Sender<Out, C> {
         self.engine.session_token_hex()
     }
 
+    /// Events received and not read yet (none once the [`Receiver`](super::Receiver) is dropped).
+    /// For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// Sends `payload` if it fits (or can never fit better: the error is the answer), else parks it.
     fn offer(&mut self, payload: Payload) -> Result<(), Error> {
         if self.engine.has_room(payload.len()) || self.engine.stats().pending == 0 {
@@ -92,6 +105,16 @@ impl<Out: Serialize, C: Codec> Sender<Out, C> {
             }
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<Out, C> fmt::Debug for Sender<Out, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("state", &self.engine.state())
+            .field("stats", &self.engine.stats())
+            .field("parked", &self.parked.is_some())
+            .finish()
     }
 }
 

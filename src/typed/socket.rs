@@ -1,5 +1,6 @@
 //! [`DurableSocket`]: both halves together.
 
+use std::fmt;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -14,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::stats::Stats;
 use crate::typed::receiver::EventQueue;
-use crate::typed::{Codec, DefaultCodec, Options, Receiver, SendFuture, Sender, SocketEvent};
+use crate::typed::{Codec, Json, Options, Receiver, SendFuture, Sender, SocketEvent};
 
 /// A WebSocket that reconnects, resumes its session and never silently loses a message.
 /// Sends `Out`, receives `In`, both through the codec `C`.
@@ -22,7 +23,10 @@ use crate::typed::{Codec, DefaultCodec, Options, Receiver, SendFuture, Sender, S
 /// It is a [`Sink<Out>`](Sink) and a [`Stream`] of [`SocketEvent<In>`]; [`split`](Self::split)
 /// separates them. Dropping the last half closes the socket (saying goodbye if nothing is
 /// pending); no event or reconnection follows.
-pub struct DurableSocket<Out, In, C = DefaultCodec> {
+///
+/// Events wait until they are read: keep polling the stream, or split and drop the
+/// [`Receiver`] to discard them (a [`Sender`] kept alone holds no events).
+pub struct DurableSocket<Out, In, C = Json> {
     sender: Sender<Out, C>,
     receiver: Receiver<In, C>,
 }
@@ -35,7 +39,8 @@ impl<Out: Serialize, In: DeserializeOwned, C: Codec> DurableSocket<Out, In, C> {
         let queue = Rc::new(EventQueue::default());
         let outputs = queue.clone();
         let engine = Rc::new(Engine::start(config, move |output| outputs.push(output)));
-        Ok(DurableSocket { sender: Sender::new(engine.clone()), receiver: Receiver::new(engine, queue) })
+        let sender = Sender::new(engine.clone(), queue.clone());
+        Ok(DurableSocket { sender, receiver: Receiver::new(engine, queue) })
     }
 
     /// Sends `message`; see [`Sender::send`].
@@ -72,6 +77,12 @@ impl<Out: Serialize, In: DeserializeOwned, C: Codec> DurableSocket<Out, In, C> {
     /// The sending and the receiving half, usable from different tasks.
     pub fn split(self) -> (Sender<Out, C>, Receiver<In, C>) {
         (self.sender, self.receiver)
+    }
+}
+
+impl<Out, In, C> fmt::Debug for DurableSocket<Out, In, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableSocket").field("sender", &self.sender).field("receiver", &self.receiver).finish()
     }
 }
 

@@ -21,7 +21,14 @@ struct Run {
 /// then `samples` one-at-a-time round trips (after `warmup` ones). Resolves with
 /// `{ rate, rtt: { p50, p99, mean } }` (messages per second, milliseconds).
 #[wasm_bindgen(js_name = rustEcho)]
-pub async fn rust_echo(url: String, size: usize, count: u32, window: u32, samples: u32, warmup: u32) -> Result<JsValue, JsValue> {
+pub async fn rust_echo(
+    url: String,
+    size: usize,
+    count: u32,
+    window: u32,
+    samples: u32,
+    warmup: u32,
+) -> Result<JsValue, JsValue> {
     let run = Run { url, size, count, window, samples, warmup };
     let performance = web_sys::window().and_then(|w| w.performance()).ok_or("no performance clock")?;
     let socket: DurableSocket<String, String> =
@@ -64,7 +71,9 @@ pub async fn rust_echo(url: String, size: usize, count: u32, window: u32, sample
     }
     times.sort_by(f64::total_cmp);
     let _ = sender.close(1000, "done");
-    let pick = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let pick = |q: f64| {
+        times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+    };
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     let rtt = js_sys::Object::new();
     set(&rtt, "p50", pick(0.5))?;

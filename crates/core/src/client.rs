@@ -61,6 +61,7 @@ pub enum Action {
 
 /// Where the client is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientState {
     /// A socket is opening or handshaking.
     Connecting,
@@ -107,6 +108,7 @@ pub struct ClientStats {
 /// client.handle_timeout(at);
 /// assert_eq!(client.poll_action(), Some(Action::Connect));
 /// ```
+#[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
     session: Session,
@@ -277,6 +279,7 @@ impl Client {
     }
 
     /// The next message to send on the open socket (see [`Session::poll_transmit`]).
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Millis, buf: &mut Vec<u8>) -> Option<MessageKind> {
         let kind = self.session.poll_transmit(now, buf);
         if kind.is_some() {
@@ -291,11 +294,13 @@ impl Client {
     }
 
     /// The next application event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The next deadline, if any.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
         let reconnect_at = match self.state {
             ClientState::Reconnecting { at } => Some(at),

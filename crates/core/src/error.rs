@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Why a received frame could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The message had no bytes at all.
     #[error("empty frame")]
@@ -40,6 +41,7 @@ pub enum DecodeError {
 /// A peer broke the protocol; the connection is closed (1002, or 4002 from a browser) and the
 /// session stays resumable where that is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// The frame could not be decoded.
     #[error("malformed frame: {0}")]
@@ -106,6 +108,7 @@ impl ProtocolError {
 
 /// A server cannot resume a session from the point a client's `Hello` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ResumeError {
     /// The client claims to have received messages this session never sent.
     #[error("client claims {claimed} but only {last_sent} were sent")]
@@ -151,6 +154,7 @@ pub enum SendError {
 
 /// Why a connection was given up by the client (reported as `Event::Error`, then `Event::Closed`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConnectionError {
     /// The peer broke the protocol.
     #[error(transparent)]

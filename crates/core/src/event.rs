@@ -6,6 +6,7 @@ use crate::Millis;
 
 /// Why a session could not be continued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LostReason {
     /// The server did not know the session (expired after its TTL, or the server restarted).
     Expired,
@@ -23,6 +24,7 @@ pub enum LostReason {
 /// What a [`Client`](crate::Client) tells its application. (The server role has its own:
 /// [`ServerEvent`](crate::server::ServerEvent).)
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection is open and ready. `durable` is false in plain mode (no recovery).
     /// Not emitted when an existing session was resumed: see `Resumed`.

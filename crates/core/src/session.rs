@@ -313,6 +313,7 @@ impl Session {
 
     /// Writes the next frame to send on the current connection into `buf` (cleared first) and
     /// returns how to send it; `None` when there is nothing (or no connection).
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Millis, buf: &mut Vec<u8>) -> Option<MessageKind> {
         buf.clear();
         match self.link {
@@ -362,12 +363,14 @@ impl Session {
     }
 
     /// The next event for the application or driver.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called (ack delay, ping, pong
     /// timeout), if ever.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
         if self.link != Link::Durable {
             return None;

@@ -361,6 +361,7 @@ impl Sim {
                         matches!(e, ConnectionError::ConnectTimeout | ConnectionError::HeartbeatTimeout),
                         "no protocol error between correct peers: {e}"
                     ),
+                    other => panic!("unexpected client event {other:?}"),
                 }
             }
             if !progress {

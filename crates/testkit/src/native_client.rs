@@ -19,6 +19,7 @@
 
 use std::future::{pending, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,29 +63,42 @@ pub enum NativeClientError {
     Url(#[source] tungstenite::Error),
     /// The OS random generator failed (the reconnect jitter is seeded from it).
     #[error("no randomness for the jitter seed: {0}")]
-    Random(getrandom::Error),
+    Random(#[source] getrandom::Error),
 }
 
 struct Shared {
     client: Mutex<Client>,
     wake: Notify,
     clock: Clock,
+    /// Set (with the client locked) when the last handle is gone: the driver closes and stops.
+    dropped: AtomicBool,
 }
 
-/// Aborts the driver task when the last handle is dropped.
+/// Ends the client when the last handle is dropped, as dropping a browser `DurableSocket` does.
 struct Owner {
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.task.abort();
+        if self.task.is_finished() {
+            return;
+        }
+        {
+            let mut client = lock(&self.shared.client);
+            client.close(self.shared.clock.now(), close_code::NORMAL, "");
+            self.shared.dropped.store(true, Ordering::SeqCst);
+        }
+        self.shared.wake.notify_one();
     }
 }
 
-/// A handle to a running client. Clones share the client; when the last one is dropped the
-/// driver stops at once and its socket is dropped without a close frame (like a vanished
-/// browser tab). Use [`close`](Self::close) to end politely.
+/// A handle to a running client. Clones share the client. Dropping the last one ends it the way
+/// dropping a browser `DurableSocket` does: goodbye if nothing is pending (the server ends the
+/// session), then a close with 1000; messages still unconfirmed are given up and no reconnection
+/// follows. [`close`](Self::close) waits for acknowledgements first; [`abort`](Self::abort)
+/// cuts the connection without a word, as a crashed process or a vanished tab does.
 #[derive(Clone)]
 pub struct NativeClient {
     shared: Arc<Shared>,
@@ -100,11 +114,13 @@ impl NativeClient {
         let clock = Clock::new();
         let max_message = config.session.max_message_bytes + FRAME_OVERHEAD;
         let client = Client::new(config, seed, clock.now(), true);
-        let shared = Arc::new(Shared { client: Mutex::new(client), wake: Notify::new(), clock });
+        let shared =
+            Arc::new(Shared { client: Mutex::new(client), wake: Notify::new(), clock, dropped: AtomicBool::new(false) });
         let (events, receiver) = mpsc::unbounded_channel();
         let driver = Driver { shared: shared.clone(), url: url.to_owned(), max_message, events };
         let task = tokio::spawn(driver.run());
-        Ok((NativeClient { shared, _owner: Arc::new(Owner { task }) }, receiver))
+        let owner = Arc::new(Owner { shared: shared.clone(), task });
+        Ok((NativeClient { shared, _owner: owner }, receiver))
     }
 
     /// Queues a message (delivered exactly once, in order, across reconnects); returns its
@@ -122,6 +138,13 @@ impl NativeClient {
     /// timeout), says goodbye, closes with `code`.
     pub fn close(&self, code: u16, reason: &str) {
         self.with_client(|client, now| client.close(now, code, reason));
+    }
+
+    /// Stops the client at once, like a crashed process: the connection is dropped without a
+    /// goodbye or a close frame, so the server keeps the session for a resume until it expires.
+    /// Every clone stops with it (their calls are accepted and go nowhere); the event receiver ends.
+    pub fn abort(&self) {
+        self._owner.task.abort();
     }
 
     /// Reconnects now instead of waiting for the backoff delay.
@@ -220,7 +243,14 @@ impl Driver {
         let mut connecting: Option<Connecting> = None;
         let mut buf = Vec::new();
         loop {
-            let (deadline, closed) = self.drain(&mut conn, &mut connecting, &mut buf);
+            let (deadline, closed, dropped) = self.drain(&mut conn, &mut connecting, &mut buf);
+            if dropped {
+                // The last handle is gone: the goodbye (if any) is sent; close and stop.
+                if let Some(conn) = conn.take() {
+                    conn.close(close_code::NORMAL, String::new());
+                }
+                return;
+            }
             if closed && connecting.is_none() {
                 if let Some(conn) = conn.take() {
                     conn.finish();
@@ -279,13 +309,13 @@ impl Driver {
     }
 
     /// Carries out the client's actions and transmissions, forwards its events; returns the
-    /// next deadline and whether the client is closed for good.
+    /// next deadline, whether the client is closed for good and whether its last handle is gone.
     fn drain(
         &self,
         conn: &mut Option<Conn>,
         connecting: &mut Option<Connecting>,
         buf: &mut Vec<u8>,
-    ) -> (Option<std::time::Instant>, bool) {
+    ) -> (Option<std::time::Instant>, bool, bool) {
         let mut client = lock(&self.shared.client);
         let now = self.shared.clock.now();
         loop {
@@ -326,7 +356,7 @@ impl Driver {
             let _ = self.events.send(event);
         }
         let deadline = client.poll_timeout().map(|at| self.shared.clock.instant(at));
-        (deadline, client.state() == ClientState::Closed)
+        (deadline, client.state() == ClientState::Closed, self.shared.dropped.load(Ordering::SeqCst))
     }
 }
 
@@ -354,4 +384,85 @@ async fn open_once(url: &str, offer_durable: bool, max_message: usize) -> Result
     let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
     let durable = response.headers().get(SEC_WEBSOCKET_PROTOCOL).is_some_and(|p| p.as_bytes() == SUBPROTOCOL.as_bytes());
     Ok((ws, durable))
+}
+
+impl std::fmt::Debug for NativeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let client = lock(&self.shared.client);
+        f.debug_struct("NativeClient").field("state", &client.state()).field("stats", &client.stats()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable_ws_core::frame::{Frame, Token, WelcomeStatus};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+    use super::*;
+
+    /// A server that selects `durable.v1` and welcomes the client to a new session; returns its
+    /// side of the connection once the client reported `Open`.
+    async fn welcomed() -> (NativeClient, mpsc::UnboundedReceiver<Event>, WebSocketStream<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/echo", listener.local_addr().unwrap());
+        let (client, mut events) = NativeClient::connect(&url, ClientConfig::default()).unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut server = tokio_tungstenite::accept_hdr_async(tcp, select_durable).await.unwrap();
+        let hello = server.next().await.unwrap().unwrap().into_data();
+        assert!(matches!(Frame::decode(&hello), Ok(Frame::Hello { resume: None })));
+        let mut welcome = Vec::new();
+        Frame::Welcome { status: WelcomeStatus::New, token: Token([7; 16]), last_received: 0 }.encode(&mut welcome);
+        futures_util::SinkExt::send(&mut server, Message::Binary(welcome.into())).await.unwrap();
+        while !matches!(events.recv().await, Some(Event::Open { durable: true })) {}
+        (client, events, server)
+    }
+
+    /// Selects `durable.v1` (the signature is tungstenite's callback's).
+    #[allow(clippy::result_large_err)]
+    fn select_durable(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+        response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+        Ok(response)
+    }
+
+    /// What the server reads until the connection ends: `Goodbye` frames and close codes.
+    async fn rest(mut server: WebSocketStream<TcpStream>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(Some(message)) = timeout(Duration::from_secs(5), server.next()).await {
+            match message {
+                Ok(Message::Binary(bytes)) => match Frame::decode(&bytes) {
+                    Ok(Frame::Goodbye) => seen.push("goodbye".to_owned()),
+                    other => seen.push(format!("{other:?}")),
+                },
+                Ok(Message::Close(frame)) => seen.push(format!("close {:?}", frame.map(|f| u16::from(f.code)))),
+                Ok(_) => {}
+                Err(error) => {
+                    seen.push(format!("error {error}"));
+                    break;
+                }
+            }
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_handle_says_goodbye_and_closes_with_1000() {
+        let (client, mut events, server) = welcomed().await;
+        let clone = client.clone();
+        drop(client);
+        assert!(lock(&clone.shared.client).state() != ClientState::Closed, "a clone keeps it running");
+        drop(clone);
+        assert_eq!(rest(server).await, ["goodbye", "close Some(1000)"]);
+        while events.recv().await.is_some() {} // the driver stopped: the channel ends
+    }
+
+    #[tokio::test]
+    async fn abort_cuts_without_a_goodbye_or_a_close_frame() {
+        let (client, mut events, server) = welcomed().await;
+        client.abort();
+        let seen = rest(server).await;
+        assert!(seen.iter().all(|s| s.starts_with("error")), "nothing but the cut: {seen:?}");
+        while events.recv().await.is_some() {}
+        drop(client);
+    }
 }

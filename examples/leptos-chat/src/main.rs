@@ -32,9 +32,13 @@ fn Chat() -> impl IntoView {
         </p>
         <p id="error">{move || chat.error.get().map(|error| error.to_string())}</p>
         <ul id="messages">
+            // The latest 1 000 messages (Options::message_history), keyed by their number in the conversation.
             <For
-                each=move || chat.messages.get().into_iter().enumerate()
-                key=|(index, _)| *index
+                each=move || {
+                    let first = chat.dropped_messages.get();
+                    chat.messages.get().into_iter().enumerate().map(move |(i, text)| (first + i as u64, text))
+                }
+                key=|(number, _)| *number
                 children=|(_, text)| view! { <li>{text}</li> }
             />
         </ul>
