@@ -159,5 +159,8 @@ lines.push("A plain connection holds no session: its row is the cost of a bare `
   "heartbeat and acknowledges (ACK frames both ways), which a plain echo does not.");
 const markdown = `${lines.join("\n")}\n`;
 writeFileSync(join(PACKAGE, "bench", "results.json"), JSON.stringify(results, null, 2));
-if (!QUICK) writeFileSync(join(PACKAGE, "BENCHMARKS-node.md"), markdown);
+// The hand-written reading (## Reading …) of the committed file is kept below the new figures.
+const previous = existsSync(join(PACKAGE, "BENCHMARKS-node.md")) ? readFileSync(join(PACKAGE, "BENCHMARKS-node.md"), "utf8") : "";
+const reading = previous.includes("\n## Reading") ? previous.slice(previous.indexOf("\n## Reading")) : "";
+if (!QUICK) writeFileSync(join(PACKAGE, "BENCHMARKS-node.md"), markdown + reading);
 console.log(markdown);
