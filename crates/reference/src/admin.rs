@@ -6,8 +6,11 @@
 //! - `POST /admin/expire?session=all|<token-hex>`: forget sessions (their connections are
 //!   dropped), so the next resume gets `LostUnknown`.
 //!
-//! Every answer is JSON (`{"affected": n}` or `{"error": ...}`) and carries
-//! `Access-Control-Allow-Origin: *`, so a page served elsewhere can call them.
+//! Every answer is JSON (`{"affected": n}` or `{"error": ...}`). The routes sit behind the
+//! WebSockets' checks (`routes.rs`): a page the origin policy refuses gets HTTP 403, and with
+//! access tokens a request needs one (`access_token` query parameter, `durable_ws_token` cookie
+//! or `Authorization: Bearer`; HTTP 401 without, 403 with a wrong one). An allowed page reads the
+//! answer (`Access-Control-Allow-Origin` is its own origin).
 
 use std::time::Duration;
 

@@ -8,14 +8,16 @@ use std::time::Duration;
 use clap::Parser;
 use durable_ws_core::{BufferLimits, HeartbeatConfig, SessionConfig};
 
-use durable_ws_server::{Authenticator, InvalidOrigin, OriginPolicy, TokenAuthenticator, TokenError};
+use durable_ws_server::{Authenticator, Config, InvalidOrigin, OriginPolicy, ServeLimits, TokenAuthenticator, TokenError};
 
 use crate::config::ServerConfig;
 
 const AFTER_HELP: &str = "\
 Routes: GET /echo (durable echo when durable.v1 is offered, plain echo otherwise), GET /chat (one room, durable.v1
-only), GET /stats (JSON counters), POST /admin/cut|stall|expire (with --enable-faults), static files at /.
-Logs: structured lines on stderr; RUST_LOG sets the level (error, warn, info, debug; default info).";
+only), GET /stats (JSON counters), POST /admin/cut|stall|expire (with --enable-faults; same origin and token checks as the
+WebSockets), static files at /.
+Logs: structured lines on stderr; RUST_LOG sets the level (error, warn, info, debug, trace; default info). Frame
+dumps of the WebSocket and HTTP stacks stay off whatever it says: tokens and payloads never reach the logs.";
 
 /// Reference server of durable-ws: WebSocket sessions that survive reconnects (durable.v1).
 #[derive(Parser, Debug, Clone)]
@@ -63,6 +65,14 @@ pub struct Options {
     /// listening on 0.0.0.0 or ::)]
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Name the server is reached by (its public DNS name, e.g. chat.example); repeatable. With
+    /// the default origin policy, pages from these hosts (any scheme and port) may open
+    /// WebSockets. Needed on a non-loopback --listen for pages served under a name: the Host
+    /// header alone is not trusted (DNS rebinding). [default: none: pages from the listen address
+    /// only (every loopback name on loopback; loopback names and the IP address the client
+    /// connected to on 0.0.0.0 or ::)]
+    #[arg(long = "public-host", value_name = "NAME", value_parser = parse_public_host)]
+    pub public_hosts: Vec<String>,
     /// Access token NAME=SECRET; repeatable. A WebSocket client must present a SECRET as the
     /// `access_token` query parameter, the `durable_ws_token` cookie or an `Authorization: Bearer`
     /// header (401 without one, 403 with a wrong one) and is then identity NAME; a session can
@@ -74,9 +84,57 @@ pub struct Options {
     /// are skipped); added to --auth-token. Keeps secrets out of the process list. [default: none]
     #[arg(long, value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
-    /// Serve the fault-injection endpoints under /admin (never in production). [default: off]
+    /// Serve the fault-injection endpoints under /admin (never in production), behind the same
+    /// origin check and access tokens as the WebSockets. [default: off]
     #[arg(long)]
     pub enable_faults: bool,
+    /// Most sessions one identity (an --auth-token name) may hold at once; a new one beyond it
+    /// is refused with close code 1013. Anonymous clients share --max-sessions only.
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_sessions_per_identity)]
+    pub max_sessions_per_identity: usize,
+    /// Messages from one client waiting for its session handler; when full the server stops
+    /// reading that client until the handler catches up. At least 1.
+    #[arg(long, value_name = "N", default_value_t = Config::default().inbound_queue)]
+    pub inbound_queue: usize,
+    /// Connections in a row of one session that may end in a protocol error (no message
+    /// delivered between them) before the session is dropped (its resume gets LostRefused).
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_protocol_errors)]
+    pub max_protocol_errors: u32,
+    /// Most payload bytes held in all sessions' replay buffers together (a broadcast counts once
+    /// per member); when reached, sends fail and new sessions are refused with 1013.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_buffered_bytes)]
+    pub max_buffered_bytes: usize,
+    /// Most bytes waiting to be written on one connection; when reached the server stops
+    /// producing frames for it and stops reading it. At least 1.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_outgoing_bytes)]
+    pub max_outgoing_bytes: usize,
+    /// A connection whose outgoing queue stays full this long (its client does not read) is
+    /// closed with 1013, in ms; its session stays resumable. At least 1.
+    #[arg(long, value_name = "MS", default_value_t = Config::default().send_timeout.as_millis() as u64)]
+    pub send_timeout_ms: u64,
+    /// Messages per second one client may send on average (a token bucket); beyond it the server
+    /// reads that client more slowly (nothing is dropped). At least 1.
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_messages_per_second)]
+    pub max_messages_per_second: u32,
+    /// Messages one client may send at once above --max-messages-per-second. At least 1.
+    #[arg(long, value_name = "N", default_value_t = Config::default().burst)]
+    pub burst: u32,
+    /// Most TCP connections open at once (HTTP, WebSocket, durable, idle keep-alive); one
+    /// beyond it is closed at once, without a response. Keep it below `ulimit -n`.
+    #[arg(long, value_name = "N", default_value_t = ServeLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Most TCP connections open at once from one client IP address (clients behind one NAT or
+    /// proxy share it); one beyond it is closed at once.
+    #[arg(long, value_name = "N", default_value_t = ServeLimits::default().max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send a complete HTTP request head, in ms (also how long a
+    /// kept-alive connection may stay idle); then the connection is closed (slowloris).
+    #[arg(long, value_name = "MS", default_value_t = ServeLimits::default().header_read_timeout.as_millis() as u64)]
+    pub header_read_timeout_ms: u64,
+    /// Largest HTTP request head (request line and headers), in bytes; a larger one gets HTTP
+    /// 431. At least 1024.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeLimits::default().max_header_bytes)]
+    pub max_header_bytes: usize,
 }
 
 /// The options do not describe a valid configuration.
@@ -85,6 +143,9 @@ pub enum OptionsError {
     /// A number is out of its range.
     #[error("{0}")]
     Range(&'static str),
+    /// A flag's value is out of its range.
+    #[error("{0} must be {1}")]
+    Flag(&'static str, &'static str),
     /// An `--allowed-origin` is malformed.
     #[error(transparent)]
     Origin(#[from] InvalidOrigin),
@@ -109,6 +170,17 @@ pub enum OptionsError {
         /// What is wrong with it.
         source: TokenError,
     },
+}
+
+/// A host name or IP address, without scheme, port or path.
+fn parse_public_host(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let bad = || format!("{value:?} must be a host name or IP address, without scheme, port or path");
+    let authority = value.parse::<axum::http::uri::Authority>().map_err(|_| bad())?;
+    if value.is_empty() || authority.port().is_some() || authority.as_str().contains('@') {
+        return Err(bad());
+    }
+    Ok(authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
 }
 
 fn parse_token(entry: &str) -> Result<(String, String), TokenError> {
@@ -148,6 +220,31 @@ impl Options {
         if self.heartbeat_interval_ms > 0 && self.heartbeat_timeout_ms == 0 {
             return Err(OptionsError::Range("--heartbeat-timeout-ms must be at least 1 (or turn the heartbeat off with --heartbeat-interval-ms 0)"));
         }
+        for (value, flag) in [
+            (self.inbound_queue as u64, "--inbound-queue"),
+            (self.max_outgoing_bytes as u64, "--max-outgoing-bytes"),
+            (self.send_timeout_ms, "--send-timeout-ms"),
+            (u64::from(self.max_messages_per_second), "--max-messages-per-second"),
+            (u64::from(self.burst), "--burst"),
+            (self.max_connections as u64, "--max-connections"),
+            (self.max_connections_per_ip as u64, "--max-connections-per-ip"),
+            (self.header_read_timeout_ms, "--header-read-timeout-ms"),
+        ] {
+            if value == 0 {
+                return Err(OptionsError::Flag(flag, "at least 1"));
+            }
+        }
+        if self.max_header_bytes < 1024 {
+            return Err(OptionsError::Flag("--max-header-bytes", "at least 1024"));
+        }
+        if !self.public_hosts.is_empty() && !self.allowed_origins.is_empty() {
+            return Err(OptionsError::Range("--public-host applies to the default origin policy: with --allowed-origin, list every origin"));
+        }
+        let origins = if self.allowed_origins.is_empty() {
+            OriginPolicy::same_host_or(&self.public_hosts)
+        } else {
+            OriginPolicy::from_allowed(&self.allowed_origins)?
+        };
         let heartbeat = (self.heartbeat_interval_ms > 0)
             .then_some(HeartbeatConfig { interval_ms: self.heartbeat_interval_ms, timeout_ms: self.heartbeat_timeout_ms });
         let session = SessionConfig {
@@ -160,11 +257,26 @@ impl Options {
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             max_sessions: self.max_sessions,
             max_message_bytes: self.max_message_bytes,
-            origins: OriginPolicy::from_allowed(&self.allowed_origins)?,
+            origins,
             authenticator: self.authenticator()?,
             enable_faults: self.enable_faults,
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             session,
+            max_sessions_per_identity: self.max_sessions_per_identity,
+            inbound_queue: self.inbound_queue,
+            max_protocol_errors: self.max_protocol_errors,
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_outgoing_bytes: self.max_outgoing_bytes,
+            send_timeout: Duration::from_millis(self.send_timeout_ms),
+            max_messages_per_second: self.max_messages_per_second,
+            burst: self.burst,
+            limits: ServeLimits {
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                max_header_bytes: self.max_header_bytes,
+                ..ServeLimits::default()
+            },
             ..ServerConfig::default()
         })
     }
@@ -189,6 +301,62 @@ mod tests {
         assert_eq!(config.handshake_timeout, default.handshake_timeout);
         assert_eq!(config.session, default.session, "buffer limits and heartbeat (on)");
         assert!(config.session.heartbeat.is_some());
+        assert_eq!(config.limits, ServeLimits::default());
+        let (ours, library) = (config.durable_config(), Config::default());
+        assert_eq!(ours.max_sessions_per_identity, library.max_sessions_per_identity);
+        assert_eq!(ours.inbound_queue, library.inbound_queue);
+        assert_eq!(ours.max_protocol_errors, library.max_protocol_errors);
+        assert_eq!(ours.max_buffered_bytes, library.max_buffered_bytes);
+        assert_eq!(ours.max_outgoing_bytes, library.max_outgoing_bytes);
+        assert_eq!(ours.send_timeout, library.send_timeout);
+        assert_eq!(ours.max_messages_per_second, library.max_messages_per_second);
+        assert_eq!(ours.burst, library.burst);
+    }
+
+    #[test]
+    fn hostile_client_limits_reach_the_library_and_the_listener() {
+        let options = parse(&[
+            "--max-sessions-per-identity", "7", "--inbound-queue", "8", "--max-protocol-errors", "9",
+            "--max-buffered-bytes", "10000000", "--max-outgoing-bytes", "11000", "--send-timeout-ms", "1200",
+            "--max-messages-per-second", "13", "--burst", "14", "--max-connections", "15",
+            "--max-connections-per-ip", "16", "--header-read-timeout-ms", "1700", "--max-header-bytes", "18000",
+        ]);
+        let config = options.server_config().unwrap();
+        let library = config.durable_config();
+        assert_eq!(
+            (library.max_sessions_per_identity, library.inbound_queue, library.max_protocol_errors, library.max_buffered_bytes),
+            (7, 8, 9, 10_000_000)
+        );
+        assert_eq!((library.max_outgoing_bytes, library.send_timeout), (11_000, Duration::from_millis(1200)));
+        assert_eq!((library.max_messages_per_second, library.burst), (13, 14));
+        let expected = ServeLimits {
+            max_connections: 15,
+            max_connections_per_ip: 16,
+            header_read_timeout: Duration::from_millis(1700),
+            max_header_bytes: 18_000,
+            ..ServeLimits::default()
+        };
+        assert_eq!(config.limits, expected);
+        for bad in [
+            &["--inbound-queue", "0"][..],
+            &["--burst", "0"],
+            &["--max-connections-per-ip", "0"],
+            &["--header-read-timeout-ms", "0"],
+            &["--max-header-bytes", "100"],
+        ] {
+            let error = parse(bad).server_config().unwrap_err().to_string();
+            assert!(error.starts_with(bad[0]), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn public_hosts_extend_the_default_origin_policy() {
+        let config = parse(&["--public-host", "Chat.Example", "--public-host", "[2001:db8::1]"]).server_config().unwrap();
+        assert_eq!(config.origins, OriginPolicy::PublicHosts(vec!["chat.example".into(), "2001:db8::1".into()]));
+        for bad in ["https://chat.example", "chat.example:443", "chat.example/x", "", "a@b"] {
+            assert!(Options::try_parse_from(["durable-ws-server", "--public-host", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--public-host", "a.example", "--allowed-origin", "https://a.example"]).server_config().is_err());
     }
 
     #[test]

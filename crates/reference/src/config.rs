@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::SessionConfig;
-use durable_ws_server::{Authenticator, Config, OriginPolicy};
+use durable_ws_server::{Authenticator, Config, OriginPolicy, ServeLimits};
 
 /// Everything the server can be configured with.
 #[derive(Clone, Debug)]
@@ -35,10 +35,33 @@ pub struct ServerConfig {
     /// Most payload bytes held in all sessions' replay buffers together (then sends fail and new
     /// sessions are refused with 1013); the library's [`Config::max_buffered_bytes`].
     pub max_buffered_bytes: usize,
+    /// Most sessions one (named) identity may hold at once; the library's
+    /// [`Config::max_sessions_per_identity`].
+    pub max_sessions_per_identity: usize,
+    /// Messages from one client waiting for its handler before the server stops reading it; the
+    /// library's [`Config::inbound_queue`].
+    pub inbound_queue: usize,
+    /// Connections in a row of one session that may end in a protocol error before the session
+    /// is dropped; the library's [`Config::max_protocol_errors`].
+    pub max_protocol_errors: u32,
+    /// Most bytes waiting to be written on one connection; the library's
+    /// [`Config::max_outgoing_bytes`].
+    pub max_outgoing_bytes: usize,
+    /// A connection whose outgoing queue stays full this long is closed (1013); the library's
+    /// [`Config::send_timeout`].
+    pub send_timeout: Duration,
+    /// Messages per second one client may send on average (then it is read more slowly); the
+    /// library's [`Config::max_messages_per_second`].
+    pub max_messages_per_second: u32,
+    /// Messages one client may send at once above that rate; the library's [`Config::burst`].
+    pub burst: u32,
+    /// Connection caps and HTTP request-head bounds of the listener ([`ServeLimits`]).
+    pub limits: ServeLimits,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let library = Config::default();
         ServerConfig {
             www: None,
             session_ttl: Duration::from_secs(120),
@@ -50,7 +73,15 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             session: SessionConfig::default(),
-            max_buffered_bytes: Config::default().max_buffered_bytes,
+            max_buffered_bytes: library.max_buffered_bytes,
+            max_sessions_per_identity: library.max_sessions_per_identity,
+            inbound_queue: library.inbound_queue,
+            max_protocol_errors: library.max_protocol_errors,
+            max_outgoing_bytes: library.max_outgoing_bytes,
+            send_timeout: library.send_timeout,
+            max_messages_per_second: library.max_messages_per_second,
+            burst: library.burst,
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -67,6 +98,13 @@ impl ServerConfig {
             handshake_timeout: self.handshake_timeout,
             shutdown_grace: self.shutdown_grace,
             max_buffered_bytes: self.max_buffered_bytes,
+            max_sessions_per_identity: self.max_sessions_per_identity,
+            inbound_queue: self.inbound_queue,
+            max_protocol_errors: self.max_protocol_errors,
+            max_outgoing_bytes: self.max_outgoing_bytes,
+            send_timeout: self.send_timeout,
+            max_messages_per_second: self.max_messages_per_second,
+            burst: self.burst,
             ..Config::default()
         }
     }

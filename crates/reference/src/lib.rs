@@ -5,8 +5,12 @@
 //!   otherwise ([`echo`]).
 //! - `GET /chat`: one room broadcasting every message to every member, durable only ([`chat`]).
 //! - `GET /stats`: counters as JSON ([`Stats`]).
-//! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`].
+//! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`],
+//!   behind the same origin check and access tokens as the WebSockets.
 //! - `/`: static files of [`ServerConfig::www`].
+//!
+//! It listens with the library's [`serve`](durable_ws_server::serve) under
+//! [`ServerConfig::limits`] (connection caps, request-head deadline and size).
 //!
 //! `docs/SERVER.md` documents every flag and route.
 #![deny(missing_docs)]
@@ -32,16 +36,31 @@ pub use config::ServerConfig;
 pub use durable_ws_server::{token_from_hex, token_to_hex, Authenticator, OriginPolicy, Stats, TokenAuthenticator};
 pub use routes::router;
 
-/// Logs to stderr: `RUST_LOG` filters (default `info`), colours only on a terminal.
+
+/// Targets whose debug and trace lines dump frames, headers or buffers (payloads, tokens in a
+/// query string, a cookie or an `Authorization` header): held at `info` whatever `RUST_LOG` says.
+const QUIET_TARGETS: &[&str] = &["tungstenite", "tokio_tungstenite", "hyper", "hyper_util", "h2", "http", "tower_http", "tower", "axum", "mio", "tokio"];
+
+/// Logs to stderr: `RUST_LOG` filters (default `info`), colours only on a terminal. Whatever it
+/// says, the [`QUIET_TARGETS`] (and their modules) never log below `info`, so tokens and
+/// payloads stay out of the logs at every level.
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let env = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let quiet = tracing_subscriber::filter::filter_fn(|meta| !(*meta.level() > tracing::Level::INFO && is_quiet(meta.target())));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter(env)
+        .with_filter(quiet);
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Whether `target` is one of the [`QUIET_TARGETS`] or a module of one.
+fn is_quiet(target: &str) -> bool {
+    QUIET_TARGETS.iter().any(|quiet| target.strip_prefix(quiet).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1012
@@ -59,18 +78,14 @@ async fn serve_with(
     listen: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    // Small frames (acks, pongs) right after data would otherwise wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = router(&durable, config, listen).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(&durable, config, listen);
     let for_signal = durable.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            for_signal.shutdown().await;
-        })
-        .await;
+    // The library's listener: connection caps, request-head deadline and size, TCP_NODELAY.
+    let result = durable_ws_server::serve(listener, app, config.limits.clone(), async move {
+        shutdown.await;
+        for_signal.shutdown().await;
+    })
+    .await;
     durable.shutdown().await;
     result
 }
@@ -125,5 +140,18 @@ impl Server {
             let _ = tx.send(());
         }
         (&mut self.task).await.map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_dumping_targets_are_quiet() {
+        for target in ["tungstenite", "tungstenite::protocol", "hyper::proto::h1::io", "tokio_tungstenite", "hyper_util::server"] {
+            assert!(super::is_quiet(target), "{target}");
+        }
+        for target in ["durable_ws_server::connection", "durable_ws_reference", "hyperx", "tokio_util_like"] {
+            assert!(!super::is_quiet(target), "{target}");
+        }
     }
 }

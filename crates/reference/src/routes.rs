@@ -1,13 +1,18 @@
 //! The reference server's routes, over the library: `/echo` and `/chat` (each a few lines in
 //! `echo.rs` and `chat.rs`), `/stats`, `/admin/*` (with faults on), static files.
+//!
+//! The WebSocket routes and `/admin/*` sit behind the same checks: the origin policy (HTTP 403
+//! for a page it does not allow), then the access tokens when there are any (WebSockets: close
+//! 4401/4403 after the upgrade; `/admin`: HTTP 401/403). `/stats` and the static files are open.
 
 use std::net::SocketAddr;
 
-use axum::extract::State;
-use axum::http::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
+use axum::extract::{Request, State};
+use axum::http::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN, VARY};
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
 use durable_ws_server::{Durable, OriginLayer, Stats, TokenAuthLayer};
 use tower_http::services::ServeDir;
 
@@ -16,19 +21,24 @@ use crate::{admin, chat, echo};
 
 /// Every route of the reference server listening on `listen`.
 pub fn router(durable: &Durable, config: &ServerConfig, listen: SocketAddr) -> Router {
-    let mut websockets = Router::new()
+    let origin_check = OriginLayer::new(config.origins.clone(), listen).counted_in(durable);
+    let guarded = |mut routes: Router<Durable>| {
+        if let Some(authenticator) = &config.authenticator {
+            routes = routes.layer(TokenAuthLayer::from_arc(authenticator.clone()));
+        }
+        routes
+    };
+    let websockets = Router::new()
         .route("/echo", durable.endpoint_or_plain(echo::session, echo::plain))
         .route("/chat", durable.endpoint(chat::session));
-    if let Some(authenticator) = &config.authenticator {
-        websockets = websockets.layer(TokenAuthLayer::from_arc(authenticator.clone()));
-    }
-    let websockets = websockets.layer(OriginLayer::new(config.origins.clone(), listen).counted_in(durable));
-    let mut open_to_all = Router::new().route("/stats", get(stats));
+    let mut router = guarded(websockets).layer(origin_check.clone());
     if config.enable_faults {
-        open_to_all = open_to_all.merge(admin::routes());
+        // The page that passed the origin check (and only it) may read the answer, 401/403 included.
+        let admin = guarded(admin::routes()).layer(middleware::from_fn(allow_checked_origin)).layer(origin_check);
+        router = router.merge(admin);
     }
-    let open_to_all = open_to_all.layer(middleware::map_response(allow_any_origin));
-    let mut router = websockets.merge(open_to_all);
+    let stats = Router::new().route("/stats", get(stats)).layer(middleware::map_response(allow_any_origin));
+    router = router.merge(stats);
     if let Some(www) = &config.www {
         router = router.fallback_service(ServeDir::new(www));
     }
@@ -39,9 +49,19 @@ async fn stats(State(durable): State<Durable>) -> Json<Stats> {
     Json(durable.stats())
 }
 
-/// Pages served from elsewhere (the demo, browser tests) may read the stats and call the
-/// fault endpoints.
+/// Pages served from elsewhere (the demo, browser tests) may read the stats: counters only.
 async fn allow_any_origin(mut response: Response) -> Response {
     response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+/// Lets the request's page read the answer: behind the origin check, the page is an allowed one.
+async fn allow_checked_origin(request: Request, next: Next) -> Response {
+    let origin = request.headers().get(ORIGIN).cloned();
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin {
+        response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response.headers_mut().append(VARY, HeaderValue::from_static("origin"));
     response
 }

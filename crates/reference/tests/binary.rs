@@ -27,7 +27,10 @@ fn help_documents_every_flag_with_its_default() {
     let flags = [
         "--listen", "--www", "--session-ttl-secs", "--max-sessions", "--max-message-bytes", "--max-buffer-messages",
         "--max-buffer-bytes", "--heartbeat-interval-ms", "--heartbeat-timeout-ms", "--handshake-timeout-secs",
-        "--allowed-origin", "--auth-token", "--auth-token-file", "--enable-faults",
+        "--allowed-origin", "--auth-token", "--auth-token-file", "--enable-faults", "--public-host",
+        "--max-sessions-per-identity", "--inbound-queue", "--max-protocol-errors", "--max-buffered-bytes",
+        "--max-outgoing-bytes", "--send-timeout-ms", "--max-messages-per-second", "--burst", "--max-connections",
+        "--max-connections-per-ip", "--header-read-timeout-ms", "--max-header-bytes",
     ];
     let options: Vec<&str> = help.lines().filter(|line| line.trim_start().starts_with("--")).collect();
     for flag in flags {
