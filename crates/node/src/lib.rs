@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::server::{self, EndReason, EndpointConfig, InputError, Refused, ServerEvent, SessionId};
-use durable_ws_core::{close_code, BufferLimits, HeartbeatConfig, Payload, PayloadRef, SendError, SessionConfig, Token, WelcomeStatus};
+use durable_ws_core::{
+    close_code, BufferLimits, HeartbeatConfig, Payload, PayloadRef, SendError, SessionConfig, Token, WelcomeStatus,
+};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -139,8 +141,10 @@ impl Endpoint {
         heartbeat_timeout_ms: f64,
     ) -> Endpoint {
         let max_message_bytes = max_message_bytes as usize;
-        let heartbeat = (heartbeat_interval_ms > 0.0)
-            .then(|| HeartbeatConfig { interval_ms: millis(heartbeat_interval_ms), timeout_ms: millis(heartbeat_timeout_ms).max(1) });
+        let heartbeat = (heartbeat_interval_ms > 0.0).then(|| HeartbeatConfig {
+            interval_ms: millis(heartbeat_interval_ms),
+            timeout_ms: millis(heartbeat_timeout_ms).max(1),
+        });
         let limits = BufferLimits {
             max_messages: (max_buffer_messages as usize).max(1),
             max_bytes: (max_buffer_bytes.min(MAX_BUDGET) as usize).max(max_message_bytes),
@@ -291,7 +295,13 @@ impl Endpoint {
     }
 
     /// Like `broadcast_text`, for bytes.
-    pub fn broadcast_binary(&mut self, now: f64, sessions: &[f64], bytes: Vec<u8>, evict_full: bool) -> Option<Vec<f64>> {
+    pub fn broadcast_binary(
+        &mut self,
+        now: f64,
+        sessions: &[f64],
+        bytes: Vec<u8>,
+        evict_full: bool,
+    ) -> Option<Vec<f64>> {
         self.broadcast(millis(now), sessions, Payload::Binary(bytes), evict_full)
     }
 
@@ -338,7 +348,9 @@ impl Endpoint {
         let unconfirmed: Array = ended
             .unconfirmed
             .iter()
-            .map(|(seq, payload)| -> JsValue { Array::of2(&JsValue::from_f64(*seq as f64), &payload_value(payload)).into() })
+            .map(|(seq, payload)| -> JsValue {
+                Array::of2(&JsValue::from_f64(*seq as f64), &payload_value(payload)).into()
+            })
             .collect();
         set(&object, "unconfirmed", unconfirmed);
         object.into()
@@ -382,7 +394,14 @@ impl Endpoint {
     /// `session`'s counters: `[sent, acked, pending, replayed, received, duplicatesDropped]`.
     pub fn stats(&self, session: f64) -> Option<Vec<f64>> {
         self.inner.stats(id(session)).map(|s| {
-            vec![s.sent as f64, s.acked as f64, s.pending as f64, s.replayed as f64, s.received as f64, s.duplicates_dropped as f64]
+            vec![
+                s.sent as f64,
+                s.acked as f64,
+                s.pending as f64,
+                s.replayed as f64,
+                s.received as f64,
+                s.duplicates_dropped as f64,
+            ]
         })
     }
 }
