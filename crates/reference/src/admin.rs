@@ -53,7 +53,8 @@ fn target(durable: &Durable, session: Option<&str>, default_all: bool) -> Result
         None if default_all => Ok(None),
         None => Err(Refusal(StatusCode::BAD_REQUEST, "missing session=all|<token-hex>")),
         Some(hex) => {
-            let token = token_from_hex(hex).ok_or(Refusal(StatusCode::BAD_REQUEST, "session must be all or 32 hex digits"))?;
+            let token =
+                token_from_hex(hex).ok_or(Refusal(StatusCode::BAD_REQUEST, "session must be all or 32 hex digits"))?;
             durable.find_token(&token).map(Some).ok_or(Refusal(StatusCode::NOT_FOUND, "no such session"))
         }
     }

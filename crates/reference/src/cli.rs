@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Parser;
 use durable_ws_core::{BufferLimits, HeartbeatConfig, SessionConfig};
 
-use durable_ws_server::{Authenticator, Config, InvalidOrigin, OriginPolicy, ServeLimits, TokenAuthenticator, TokenError};
+use durable_ws_server::{
+    Authenticator, Config, InvalidOrigin, OriginPolicy, ServeLimits, TokenAuthenticator, TokenError,
+};
 
 use crate::config::ServerConfig;
 
@@ -192,14 +194,18 @@ impl Options {
     fn authenticator(&self) -> Result<Option<Arc<dyn Authenticator>>, OptionsError> {
         let mut tokens = self.auth_tokens.clone();
         if let Some(path) = &self.auth_token_file {
-            let text = std::fs::read_to_string(path).map_err(|source| OptionsError::TokenFile { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| OptionsError::TokenFile { path: path.clone(), source })?;
             for (index, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let entry = TokenAuthenticator::parse_entry(line)
-                    .map_err(|source| OptionsError::TokenFileLine { path: path.clone(), line: index + 1, source })?;
+                let entry = TokenAuthenticator::parse_entry(line).map_err(|source| OptionsError::TokenFileLine {
+                    path: path.clone(),
+                    line: index + 1,
+                    source,
+                })?;
                 tokens.push(entry);
             }
         }
@@ -218,7 +224,9 @@ impl Options {
             return Err(OptionsError::Range("--max-buffer-bytes must be at least --max-message-bytes"));
         }
         if self.heartbeat_interval_ms > 0 && self.heartbeat_timeout_ms == 0 {
-            return Err(OptionsError::Range("--heartbeat-timeout-ms must be at least 1 (or turn the heartbeat off with --heartbeat-interval-ms 0)"));
+            return Err(OptionsError::Range(
+                "--heartbeat-timeout-ms must be at least 1 (or turn the heartbeat off with --heartbeat-interval-ms 0)",
+            ));
         }
         for (value, flag) in [
             (self.inbound_queue as u64, "--inbound-queue"),
@@ -238,15 +246,19 @@ impl Options {
             return Err(OptionsError::Flag("--max-header-bytes", "at least 1024"));
         }
         if !self.public_hosts.is_empty() && !self.allowed_origins.is_empty() {
-            return Err(OptionsError::Range("--public-host applies to the default origin policy: with --allowed-origin, list every origin"));
+            return Err(OptionsError::Range(
+                "--public-host applies to the default origin policy: with --allowed-origin, list every origin",
+            ));
         }
         let origins = if self.allowed_origins.is_empty() {
             OriginPolicy::same_host_or(&self.public_hosts)
         } else {
             OriginPolicy::from_allowed(&self.allowed_origins)?
         };
-        let heartbeat = (self.heartbeat_interval_ms > 0)
-            .then_some(HeartbeatConfig { interval_ms: self.heartbeat_interval_ms, timeout_ms: self.heartbeat_timeout_ms });
+        let heartbeat = (self.heartbeat_interval_ms > 0).then_some(HeartbeatConfig {
+            interval_ms: self.heartbeat_interval_ms,
+            timeout_ms: self.heartbeat_timeout_ms,
+        });
         let session = SessionConfig {
             limits: BufferLimits { max_messages: self.max_buffer_messages, max_bytes: self.max_buffer_bytes },
             heartbeat,
@@ -316,15 +328,40 @@ mod tests {
     #[test]
     fn hostile_client_limits_reach_the_library_and_the_listener() {
         let options = parse(&[
-            "--max-sessions-per-identity", "7", "--inbound-queue", "8", "--max-protocol-errors", "9",
-            "--max-buffered-bytes", "10000000", "--max-outgoing-bytes", "11000", "--send-timeout-ms", "1200",
-            "--max-messages-per-second", "13", "--burst", "14", "--max-connections", "15",
-            "--max-connections-per-ip", "16", "--header-read-timeout-ms", "1700", "--max-header-bytes", "18000",
+            "--max-sessions-per-identity",
+            "7",
+            "--inbound-queue",
+            "8",
+            "--max-protocol-errors",
+            "9",
+            "--max-buffered-bytes",
+            "10000000",
+            "--max-outgoing-bytes",
+            "11000",
+            "--send-timeout-ms",
+            "1200",
+            "--max-messages-per-second",
+            "13",
+            "--burst",
+            "14",
+            "--max-connections",
+            "15",
+            "--max-connections-per-ip",
+            "16",
+            "--header-read-timeout-ms",
+            "1700",
+            "--max-header-bytes",
+            "18000",
         ]);
         let config = options.server_config().unwrap();
         let library = config.durable_config();
         assert_eq!(
-            (library.max_sessions_per_identity, library.inbound_queue, library.max_protocol_errors, library.max_buffered_bytes),
+            (
+                library.max_sessions_per_identity,
+                library.inbound_queue,
+                library.max_protocol_errors,
+                library.max_buffered_bytes
+            ),
             (7, 8, 9, 10_000_000)
         );
         assert_eq!((library.max_outgoing_bytes, library.send_timeout), (11_000, Duration::from_millis(1200)));
@@ -351,29 +388,36 @@ mod tests {
 
     #[test]
     fn public_hosts_extend_the_default_origin_policy() {
-        let config = parse(&["--public-host", "Chat.Example", "--public-host", "[2001:db8::1]"]).server_config().unwrap();
+        let config =
+            parse(&["--public-host", "Chat.Example", "--public-host", "[2001:db8::1]"]).server_config().unwrap();
         assert_eq!(config.origins, OriginPolicy::PublicHosts(vec!["chat.example".into(), "2001:db8::1".into()]));
         for bad in ["https://chat.example", "chat.example:443", "chat.example/x", "", "a@b"] {
             assert!(Options::try_parse_from(["durable-ws-server", "--public-host", bad]).is_err(), "{bad}");
         }
-        assert!(parse(&["--public-host", "a.example", "--allowed-origin", "https://a.example"]).server_config().is_err());
+        assert!(parse(&["--public-host", "a.example", "--allowed-origin", "https://a.example"])
+            .server_config()
+            .is_err());
     }
 
     #[test]
     fn buffer_limits_and_heartbeat_feed_the_session_config() {
         let options = parse(&[
-            "--max-buffer-messages", "4", "--max-buffer-bytes", "2000000",
-            "--heartbeat-interval-ms", "100", "--heartbeat-timeout-ms", "200",
+            "--max-buffer-messages",
+            "4",
+            "--max-buffer-bytes",
+            "2000000",
+            "--heartbeat-interval-ms",
+            "100",
+            "--heartbeat-timeout-ms",
+            "200",
         ]);
         let session = options.server_config().unwrap().session;
         assert_eq!(session.limits, BufferLimits { max_messages: 4, max_bytes: 2_000_000 });
         assert_eq!(session.heartbeat, Some(HeartbeatConfig { interval_ms: 100, timeout_ms: 200 }));
         assert_eq!(parse(&["--heartbeat-interval-ms", "0"]).server_config().unwrap().session.heartbeat, None);
-        for bad in [
-            &["--max-buffer-messages", "0"][..],
-            &["--max-buffer-bytes", "1000"],
-            &["--heartbeat-timeout-ms", "0"],
-        ] {
+        for bad in
+            [&["--max-buffer-messages", "0"][..], &["--max-buffer-bytes", "1000"], &["--heartbeat-timeout-ms", "0"]]
+        {
             assert!(parse(bad).server_config().is_err(), "{bad:?}");
         }
     }
@@ -392,7 +436,8 @@ mod tests {
         assert!(parse(&[]).server_config().unwrap().authenticator.is_none(), "auth is off by default");
         let file = std::env::temp_dir().join(format!("durable-ws-tokens-{}", std::process::id()));
         std::fs::write(&file, "# tokens\n\ncarol = c-secret\n").unwrap();
-        let options = parse(&["--auth-token", "alice=a=1", "--auth-token", "bob=b", "--auth-token-file", file.to_str().unwrap()]);
+        let options =
+            parse(&["--auth-token", "alice=a=1", "--auth-token", "bob=b", "--auth-token-file", file.to_str().unwrap()]);
         let auth = options.server_config().unwrap().authenticator.expect("auth on");
         assert_eq!(format!("{auth:?}"), r#"TokenAuthenticator { names: ["alice", "bob", "carol"] }"#);
         std::fs::write(&file, "carol\n").unwrap();

@@ -105,7 +105,6 @@ impl ServerConfig {
             send_timeout: self.send_timeout,
             max_messages_per_second: self.max_messages_per_second,
             burst: self.burst,
-            ..Config::default()
         }
     }
 }

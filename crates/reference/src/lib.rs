@@ -36,10 +36,21 @@ pub use config::ServerConfig;
 pub use durable_ws_server::{token_from_hex, token_to_hex, Authenticator, OriginPolicy, Stats, TokenAuthenticator};
 pub use routes::router;
 
-
 /// Targets whose debug and trace lines dump frames, headers or buffers (payloads, tokens in a
 /// query string, a cookie or an `Authorization` header): held at `info` whatever `RUST_LOG` says.
-const QUIET_TARGETS: &[&str] = &["tungstenite", "tokio_tungstenite", "hyper", "hyper_util", "h2", "http", "tower_http", "tower", "axum", "mio", "tokio"];
+const QUIET_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "http",
+    "tower_http",
+    "tower",
+    "axum",
+    "mio",
+    "tokio",
+];
 
 /// Logs to stderr: `RUST_LOG` filters (default `info`), colours only on a terminal. Whatever it
 /// says, the [`QUIET_TARGETS`] (and their modules) never log below `info`, so tokens and
@@ -48,8 +59,11 @@ pub fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
-    let env = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let quiet = tracing_subscriber::filter::filter_fn(|meta| !(*meta.level() > tracing::Level::INFO && is_quiet(meta.target())));
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let quiet = tracing_subscriber::filter::filter_fn(|meta| {
+        !(*meta.level() > tracing::Level::INFO && is_quiet(meta.target()))
+    });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -60,12 +74,18 @@ pub fn init_logging() {
 
 /// Whether `target` is one of the [`QUIET_TARGETS`] or a module of one.
 fn is_quiet(target: &str) -> bool {
-    QUIET_TARGETS.iter().any(|quiet| target.strip_prefix(quiet).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
+    QUIET_TARGETS
+        .iter()
+        .any(|quiet| target.strip_prefix(quiet).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1012
 /// (service restart: clients reconnect and resume) and returns.
-pub async fn serve(listener: TcpListener, config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let listen = listener.local_addr()?;
     let durable = Builder::from_config(config.durable_config()).build();
     serve_with(listener, durable, &config, listen, shutdown).await
@@ -147,7 +167,9 @@ impl Server {
 mod tests {
     #[test]
     fn frame_dumping_targets_are_quiet() {
-        for target in ["tungstenite", "tungstenite::protocol", "hyper::proto::h1::io", "tokio_tungstenite", "hyper_util::server"] {
+        for target in
+            ["tungstenite", "tungstenite::protocol", "hyper::proto::h1::io", "tokio_tungstenite", "hyper_util::server"]
+        {
             assert!(super::is_quiet(target), "{target}");
         }
         for target in ["durable_ws_server::connection", "durable_ws_reference", "hyperx", "tokio_util_like"] {

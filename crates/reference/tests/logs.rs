@@ -24,7 +24,10 @@ async fn trace_logs_hold_no_token_and_no_payload() {
     let durable_payload = "PAYLOAD-durable-KWVB-4711";
     let plain_payload = "PAYLOAD-plain-MHNR-0815";
     let (mut child, addr) = support::spawn_binary(|command| {
-        command.args(["--auth-token", &format!("alice={secret}"), "--enable-faults"]).env("RUST_LOG", "trace").stderr(Stdio::piped());
+        command
+            .args(["--auth-token", &format!("alice={secret}"), "--enable-faults"])
+            .env("RUST_LOG", "trace")
+            .stderr(Stdio::piped());
     })
     .await;
     let mut stderr = child.stderr.take().unwrap();

@@ -63,7 +63,9 @@ impl OriginPolicy {
         for origin in allowed {
             let normalized = normalize(origin);
             match normalized.parse::<Uri>() {
-                Ok(uri) if uri.scheme().is_some() && uri.host().is_some() && uri.path() == "/" && uri.query().is_none() => {}
+                Ok(uri)
+                    if uri.scheme().is_some() && uri.host().is_some() && uri.path() == "/" && uri.query().is_none() => {
+                }
                 _ => return Err(InvalidOrigin(origin.clone())),
             }
             origins.push(normalized);
@@ -74,7 +76,8 @@ impl OriginPolicy {
     /// [`SameHost`](Self::SameHost) or, with names, [`PublicHosts`](Self::PublicHosts) (names
     /// lowercased, IPv6 brackets removed, blanks dropped).
     pub fn same_host_or<S: AsRef<str>>(public_hosts: &[S]) -> OriginPolicy {
-        let names: Vec<String> = public_hosts.iter().map(|name| bare_host(name.as_ref().trim())).filter(|name| !name.is_empty()).collect();
+        let names: Vec<String> =
+            public_hosts.iter().map(|name| bare_host(name.as_ref().trim())).filter(|name| !name.is_empty()).collect();
         if names.is_empty() {
             OriginPolicy::SameHost
         } else {
@@ -107,9 +110,12 @@ impl OriginPolicy {
             // A page's origin is an IP literal only if the browser really loaded it from that
             // address, so an address in both Origin and Host is the server's own.
             let reached_ip = || {
-                host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok()).and_then(|a| bare_host(a.host()).parse::<IpAddr>().ok())
+                host.and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
+                    .and_then(|a| bare_host(a.host()).parse::<IpAddr>().ok())
             };
-            is_loopback_name(&origin_host) || origin_ip.is_some_and(|ip| reached_ip().is_some_and(|reached| reached.to_canonical() == ip.to_canonical()))
+            is_loopback_name(&origin_host)
+                || origin_ip
+                    .is_some_and(|ip| reached_ip().is_some_and(|reached| reached.to_canonical() == ip.to_canonical()))
         } else {
             origin_ip.is_some_and(|ip| ip.to_canonical() == listen_ip.to_canonical())
         }
@@ -172,7 +178,11 @@ where
         let origin = request.headers().get(ORIGIN).map(|value| value.to_str().unwrap_or(""));
         let host = request.headers().get(HOST).and_then(|value| value.to_str().ok()).or(request.uri().host());
         if !self.layer.policy.allows(origin, self.layer.listen, host) {
-            tracing::warn!(origin = origin.unwrap_or_default(), path = request.uri().path(), "request refused: origin not allowed");
+            tracing::warn!(
+                origin = origin.unwrap_or_default(),
+                path = request.uri().path(),
+                "request refused: origin not allowed"
+            );
             if let Some(durable) = &self.layer.durable {
                 Counters::add(&durable.inner.counters.origin_rejections, 1);
             }
@@ -230,12 +240,21 @@ mod tests {
         assert!(!policy.allows(Some("http://localhost"), specific, Some("localhost")), "not listening on loopback");
         assert!(!policy.allows(Some("http://192.0.2.8"), specific, Some("192.0.2.8")));
         let every = addr("[::]:80");
-        assert!(!policy.allows(Some("http://Chat.Example:8080"), every, Some("chat.example:80")), "a name needs --public-host");
-        assert!(policy.allows(Some("http://198.51.100.4:8080"), every, Some("198.51.100.4")), "an address in Origin and Host");
+        assert!(
+            !policy.allows(Some("http://Chat.Example:8080"), every, Some("chat.example:80")),
+            "a name needs --public-host"
+        );
+        assert!(
+            policy.allows(Some("http://198.51.100.4:8080"), every, Some("198.51.100.4")),
+            "an address in Origin and Host"
+        );
         assert!(policy.allows(Some("http://[2001:db8::1]"), every, Some("[2001:db8::1]:80")));
         assert!(!policy.allows(Some("http://198.51.100.4"), every, Some("198.51.100.5")));
         assert!(!policy.allows(Some("http://198.51.100.4"), every, None));
-        assert!(policy.allows(Some("http://localhost:3000"), every, Some("chat.example")), "loopback pages of the machine itself");
+        assert!(
+            policy.allows(Some("http://localhost:3000"), every, Some("chat.example")),
+            "loopback pages of the machine itself"
+        );
         assert!(policy.allows(Some("http://127.0.0.1:3000"), addr("0.0.0.0:80"), None));
     }
 
@@ -260,7 +279,8 @@ mod tests {
 
     #[test]
     fn lists_match_exact_origins_and_reject_bad_entries() {
-        let policy = OriginPolicy::from_allowed(&["https://Chat.example/".into(), "http://localhost:3000".into()]).unwrap();
+        let policy =
+            OriginPolicy::from_allowed(&["https://Chat.example/".into(), "http://localhost:3000".into()]).unwrap();
         let listen = addr("127.0.0.1:8080");
         assert!(policy.allows(Some("https://chat.example"), listen, None));
         assert!(policy.allows(Some("http://localhost:3000"), listen, None));

@@ -90,7 +90,12 @@ impl Default for ServeLimits {
 /// .await
 /// # }
 /// ```
-pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -141,7 +146,13 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, shut
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let mut app = app.clone();
-            async move { Ok::<_, Infallible>(tower_service::Service::call(&mut app, request.map(Body::new)).await.unwrap_or_else(|never| match never {})) }
+            async move {
+                Ok::<_, Infallible>(
+                    tower_service::Service::call(&mut app, request.map(Body::new))
+                        .await
+                        .unwrap_or_else(|never| match never {}),
+                )
+            }
         });
         let connection = http.serve_connection(io, service).with_upgrades();
         let mut stopped = stopped.clone();
@@ -171,7 +182,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, shut
 
 /// Errors of one connection (it was reset before we accepted it): accept the next at once.
 fn is_connection_error(error: &io::Error) -> bool {
-    matches!(error.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset)
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Logs the first of a burst of like events, then at most one line a second with the count of
@@ -281,7 +295,11 @@ impl AsyncWrite for Counted {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 

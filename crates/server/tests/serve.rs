@@ -39,10 +39,13 @@ async fn start(limits: ServeLimits) -> Running {
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/peer", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }))
-        .route("/slow", get(|| async {
-            sleep(Duration::from_millis(400)).await;
-            "slow ok"
-        }))
+        .route(
+            "/slow",
+            get(|| async {
+                sleep(Duration::from_millis(400)).await;
+                "slow ok"
+            }),
+        )
         .route("/echo", durable.endpoint(echo));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -64,7 +67,10 @@ async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
 /// `GET path` on a new connection from `source`; the whole response.
 async fn get_from(source: &str, addr: SocketAddr, path: &str) -> String {
     let mut stream = connect_from(source, addr).await;
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut response = String::new();
     timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await.expect("answered in time").unwrap();
     response
@@ -142,7 +148,11 @@ async fn the_total_cap_holds_and_frees_slots_on_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgraded_websockets_keep_their_slot_until_they_close() {
     let server = start(ServeLimits { max_connections_per_ip: 2, ..limits() }).await;
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{}/echo", server.addr)).unwrap();
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{}/echo",
+        server.addr
+    ))
+    .unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "durable.v1".parse().unwrap());
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let (ws, _) = tokio_tungstenite::client_async(request, stream).await.expect("upgraded");
@@ -213,7 +223,10 @@ async fn an_oversized_head_is_refused_with_431() {
     // Just under the cap passes.
     let mut stream = connect_from("127.0.0.2", server.addr).await;
     let fits = "a".repeat(15 * 1024);
-    stream.write_all(format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {fits}\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {fits}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut response = String::new();
     timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await.unwrap().unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
