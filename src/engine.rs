@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 
-use durable_ws_core::{Action, Client, ClientConfig, ClientState, Event, LostReason, MessageKind, Millis, Payload, SUBPROTOCOL};
+use durable_ws_core::{
+    Action, Client, ClientConfig, ClientState, Event, LostReason, MessageKind, Millis, Payload, SUBPROTOCOL,
+};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock;

@@ -225,7 +225,8 @@ impl Client {
             ClientState::Closed | ClientState::Closing => {}
             ClientState::Open if self.durable == Some(true) => {
                 self.state = ClientState::Closing;
-                self.closing = Some(Closing { code, reason: reason.to_owned(), deadline: now + self.config.close_timeout_ms });
+                self.closing =
+                    Some(Closing { code, reason: reason.to_owned(), deadline: now + self.config.close_timeout_ms });
                 self.progress_closing(now);
             }
             ClientState::Open | ClientState::Connecting => {
@@ -372,7 +373,12 @@ impl Client {
         while let Some(event) = self.session.poll_event() {
             match event {
                 SessionEvent::Dead => {
-                    return self.fail(now, ConnectionError::HeartbeatTimeout, close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                    return self.fail(
+                        now,
+                        ConnectionError::HeartbeatTimeout,
+                        close_code::HEARTBEAT_TIMEOUT,
+                        "heartbeat timeout",
+                    );
                 }
                 SessionEvent::Goodbye => {
                     // The server ended the session for good.
@@ -434,7 +440,12 @@ impl Client {
                 // Fresh credentials may fix it: one attempt at once, then a second 4401 is final.
                 self.unauthorized_retried = true;
                 self.reconnects += 1;
-                self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: true });
+                self.events.push_back(Event::Closed {
+                    code,
+                    reason: reason.to_owned(),
+                    was_clean,
+                    will_reconnect: true,
+                });
                 self.events.push_back(Event::Reconnecting { attempt: 1, delay_ms: 0 });
                 return self.start_attempt(now);
             }
@@ -548,7 +559,10 @@ mod tests {
         assert_eq!(evs.last(), Some(&Event::Reconnecting { attempt: 1, delay_ms: 0 }));
         assert_eq!(client.poll_action(), Some(Action::Connect), "at once: the URL provider runs again");
         let evs = refused(&mut client, 20);
-        assert!(matches!(evs.last(), Some(Event::Closed { code: 4401, will_reconnect: false, .. })), "a second 4401 is final: {evs:?}");
+        assert!(
+            matches!(evs.last(), Some(Event::Closed { code: 4401, will_reconnect: false, .. })),
+            "a second 4401 is final: {evs:?}"
+        );
     }
 
     #[test]
@@ -600,7 +614,10 @@ mod tests {
         assert_eq!(transmitted(&mut client, 2_040), [frame(Frame::Goodbye)]);
         assert!(matches!(client.poll_action(), Some(Action::Close { code: 1000, .. })));
         let evs = events(&mut client);
-        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+        assert_eq!(
+            evs[0],
+            Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] }
+        );
     }
 
     #[test]
@@ -635,7 +652,10 @@ mod tests {
         client.handle_timeout(2_040);
         assert!(matches!(client.poll_action(), Some(Action::Close { code: 1000, .. })));
         let evs = events(&mut client);
-        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+        assert_eq!(
+            evs[0],
+            Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] }
+        );
         assert_eq!(client.state(), ClientState::Closed);
     }
 

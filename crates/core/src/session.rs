@@ -71,11 +71,20 @@ pub(crate) struct Session {
 /// [`Endpoint`](crate::server::Endpoint)), which turns it into its own role's events.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum SessionEvent {
-    Open { durable: bool },
-    Resumed { replayed: u64 },
+    Open {
+        durable: bool,
+    },
+    Resumed {
+        replayed: u64,
+    },
     Message(Payload),
-    Acked { seq: u64 },
-    SessionLost { reason: LostReason, unconfirmed: Vec<(u64, Payload)> },
+    Acked {
+        seq: u64,
+    },
+    SessionLost {
+        reason: LostReason,
+        unconfirmed: Vec<(u64, Payload)>,
+    },
     /// The peer said goodbye.
     Goodbye,
     /// The heartbeat found the link silent.
@@ -423,7 +432,13 @@ impl Session {
         SessionStats { pending: self.out.len() as u64, ..self.stats }
     }
 
-    fn welcome(&mut self, now: Millis, status: WelcomeStatus, token: Token, last_received: u64) -> Result<(), ProtocolError> {
+    fn welcome(
+        &mut self,
+        now: Millis,
+        status: WelcomeStatus,
+        token: Token,
+        last_received: u64,
+    ) -> Result<(), ProtocolError> {
         let asked = self.token;
         if status == WelcomeStatus::Resumed {
             if asked != Some(token) {
@@ -562,10 +577,13 @@ mod tests {
         s.resume(20, 3).unwrap();
         let sent = drain(&mut s, 20);
         assert_eq!(sent[0], frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 }));
-        assert_eq!(sent[1..], [
-            frame(Frame::Data { seq: 4, payload: PayloadRef::Text("3") }),
-            frame(Frame::Data { seq: 5, payload: PayloadRef::Text("4") }),
-        ]);
+        assert_eq!(
+            sent[1..],
+            [
+                frame(Frame::Data { seq: 4, payload: PayloadRef::Text("3") }),
+                frame(Frame::Data { seq: 5, payload: PayloadRef::Text("4") }),
+            ]
+        );
         assert_eq!(s.stats().replayed, 2);
         assert_eq!(s.stats().pending, 2);
     }
@@ -605,9 +623,13 @@ mod tests {
             s.handle_message(0, PayloadRef::Binary(&just_over)),
             Err(ProtocolError::TooLarge { len: (1 << 20) + 1, max: 1 << 20 })
         );
-        assert_eq!(s.handle_message(0, PayloadRef::Binary(&[0x42])), Err(ProtocolError::Decode(crate::DecodeError::UnknownFrameType(0x42))));
+        assert_eq!(
+            s.handle_message(0, PayloadRef::Binary(&[0x42])),
+            Err(ProtocolError::Decode(crate::DecodeError::UnknownFrameType(0x42)))
+        );
         // None of it broke the session.
-        s.handle_message(0, PayloadRef::Binary(&frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") }))).unwrap();
+        s.handle_message(0, PayloadRef::Binary(&frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") })))
+            .unwrap();
         assert_eq!(s.poll_event(), Some(SessionEvent::Message(Payload::from("ok"))));
     }
 

@@ -7,10 +7,10 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::server::{ConnId, EndReason, Endpoint, EndpointConfig, Ended, ServerEvent, SessionId};
+use durable_ws_core::server::{ConnId, EndReason, Ended, Endpoint, EndpointConfig, ServerEvent, SessionId};
 use durable_ws_core::{
-    Action, BackoffConfig, BufferLimits, Client, ClientConfig, ClientState, ConnectionError, Event, HeartbeatConfig, LostReason,
-    MessageKind, Millis, Payload, PayloadRef, SessionConfig, SplitMix64, Token, WelcomeStatus,
+    Action, BackoffConfig, BufferLimits, Client, ClientConfig, ClientState, ConnectionError, Event, HeartbeatConfig,
+    LostReason, MessageKind, Millis, Payload, PayloadRef, SessionConfig, SplitMix64, Token, WelcomeStatus,
 };
 use proptest::prelude::*;
 
@@ -268,7 +268,9 @@ impl Sim {
             }
             Some(id) => {
                 let conn = link.conn;
-                self.endpoint.handle_message(now, id, conn, PayloadRef::Binary(bytes)).expect("valid frames from a correct client");
+                self.endpoint
+                    .handle_message(now, id, conn, PayloadRef::Binary(bytes))
+                    .expect("valid frames from a correct client");
             }
         }
         self.drain_server();
@@ -355,7 +357,9 @@ impl Sim {
                     }
                     Event::Resumed { .. } => self.resumes += 1,
                     Event::Open { durable } => assert!(durable),
-                    Event::Closed { will_reconnect, .. } => assert!(will_reconnect, "the simulated client never gives up"),
+                    Event::Closed { will_reconnect, .. } => {
+                        assert!(will_reconnect, "the simulated client never gives up")
+                    }
                     Event::Reconnecting { .. } => {}
                     Event::Error(e) => assert!(
                         matches!(e, ConnectionError::ConnectTimeout | ConnectionError::HeartbeatTimeout),

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::{ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus};
+use durable_ws_core::{
+    ClientConfig, Event, HeartbeatConfig, LostReason, Payload, PayloadRef, SessionConfig, WelcomeStatus,
+};
 use durable_ws_reference::{token_to_hex, Server, ServerConfig, Stats};
 use futures_util::{SinkExt, StreamExt};
 use support::native::{connected, fast_client, next_event, wait_for};
@@ -146,8 +148,18 @@ async fn stats_are_json_with_every_counter() {
     assert!(head.contains("application/json"), "{head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     for key in [
-        "sessions", "connections", "messages_in", "messages_out", "replayed", "duplicates_dropped", "resumes", "sessions_lost",
-        "origin_rejections", "auth_failures", "heartbeat_timeouts", "protocol_errors",
+        "sessions",
+        "connections",
+        "messages_in",
+        "messages_out",
+        "replayed",
+        "duplicates_dropped",
+        "resumes",
+        "sessions_lost",
+        "origin_rejections",
+        "auth_failures",
+        "heartbeat_timeouts",
+        "protocol_errors",
     ] {
         assert!(json[key].is_u64(), "stats has {key}: {body}");
     }

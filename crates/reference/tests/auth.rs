@@ -43,7 +43,8 @@ async fn a_token_in_the_query_a_cookie_or_a_bearer_header_is_accepted() {
     let mut by_query = connect(addr, "/echo?access_token=alice-secret", true, &[]).await.expect("query: 101");
     let cookie = [("cookie", "theme=dark; durable_ws_token=alice-secret")];
     let mut by_cookie = connect(addr, "/echo", true, &cookie).await.expect("cookie: 101");
-    let mut by_bearer = connect(addr, "/echo", true, &[("authorization", "Bearer alice-secret")]).await.expect("bearer: 101");
+    let mut by_bearer =
+        connect(addr, "/echo", true, &[("authorization", "Bearer alice-secret")]).await.expect("bearer: 101");
     for ws in [&mut by_query, &mut by_cookie, &mut by_bearer] {
         assert_eq!(hello(ws, None).await.0, WelcomeStatus::New);
     }

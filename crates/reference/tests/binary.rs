@@ -25,16 +25,40 @@ fn help_documents_every_flag_with_its_default() {
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     let flags = [
-        "--listen", "--www", "--session-ttl-secs", "--max-sessions", "--max-message-bytes", "--max-buffer-messages",
-        "--max-buffer-bytes", "--heartbeat-interval-ms", "--heartbeat-timeout-ms", "--handshake-timeout-secs",
-        "--allowed-origin", "--auth-token", "--auth-token-file", "--enable-faults", "--public-host",
-        "--max-sessions-per-identity", "--inbound-queue", "--max-protocol-errors", "--max-buffered-bytes",
-        "--max-outgoing-bytes", "--send-timeout-ms", "--max-messages-per-second", "--burst", "--max-connections",
-        "--max-connections-per-ip", "--header-read-timeout-ms", "--max-header-bytes",
+        "--listen",
+        "--www",
+        "--session-ttl-secs",
+        "--max-sessions",
+        "--max-message-bytes",
+        "--max-buffer-messages",
+        "--max-buffer-bytes",
+        "--heartbeat-interval-ms",
+        "--heartbeat-timeout-ms",
+        "--handshake-timeout-secs",
+        "--allowed-origin",
+        "--auth-token",
+        "--auth-token-file",
+        "--enable-faults",
+        "--public-host",
+        "--max-sessions-per-identity",
+        "--inbound-queue",
+        "--max-protocol-errors",
+        "--max-buffered-bytes",
+        "--max-outgoing-bytes",
+        "--send-timeout-ms",
+        "--max-messages-per-second",
+        "--burst",
+        "--max-connections",
+        "--max-connections-per-ip",
+        "--header-read-timeout-ms",
+        "--max-header-bytes",
     ];
     let options: Vec<&str> = help.lines().filter(|line| line.trim_start().starts_with("--")).collect();
     for flag in flags {
-        let line = options.iter().find(|line| line.trim_start().starts_with(&format!("{flag} "))).unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
+        let line = options
+            .iter()
+            .find(|line| line.trim_start().starts_with(&format!("{flag} ")))
+            .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
         assert!(line.contains("[default: "), "{flag} has no default: {line}");
     }
     let documented = options.iter().filter(|line| !line.contains("--help") && !line.contains("--version")).count();
@@ -44,7 +68,8 @@ fn help_documents_every_flag_with_its_default() {
 
 #[test]
 fn invalid_options_are_refused_with_a_clear_message() {
-    for args in [&["--allowed-origin", "example.com"][..], &["--auth-token", "nosecret"], &["--max-buffer-bytes", "10"]] {
+    for args in [&["--allowed-origin", "example.com"][..], &["--auth-token", "nosecret"], &["--max-buffer-bytes", "10"]]
+    {
         let output = std::process::Command::new(BINARY).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
@@ -55,7 +80,10 @@ fn invalid_options_are_refused_with_a_clear_message() {
 
 async fn stats(addr: SocketAddr) -> Stats {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut response = String::new();
     timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await.unwrap().unwrap();
     serde_json::from_str(response.split_once("\r\n\r\n").expect("a complete response").1).unwrap()

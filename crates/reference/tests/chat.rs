@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_ws_core::{Event, Payload};
+use durable_ws_reference::{Server, ServerConfig, TokenAuthenticator};
 use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_testkit::native_client::NativeClient;
-use durable_ws_reference::{Server, ServerConfig, TokenAuthenticator};
 use futures_util::StreamExt;
 use support::native::{fast_client, next_event};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -35,8 +35,10 @@ async fn every_member_gets_every_message_in_the_same_order_despite_cuts() {
     let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
     let chaos = ChaosConfig { lifetime_ms: Some((50, 300)), latency_ms: 5, seed: None };
     let proxy = ChaosProxy::start(server.local_addr(), chaos).await.unwrap();
-    let (alice, mut alice_events) = NativeClient::connect(&format!("ws://{}/chat", server.local_addr()), fast_client()).unwrap();
-    let (bob, mut bob_events) = NativeClient::connect(&format!("ws://{}/chat", proxy.local_addr()), fast_client()).unwrap();
+    let (alice, mut alice_events) =
+        NativeClient::connect(&format!("ws://{}/chat", server.local_addr()), fast_client()).unwrap();
+    let (bob, mut bob_events) =
+        NativeClient::connect(&format!("ws://{}/chat", proxy.local_addr()), fast_client()).unwrap();
     for events in [&mut alice_events, &mut bob_events] {
         loop {
             if let Event::Open { durable } = next_event(events).await {
@@ -84,9 +86,10 @@ async fn chat_without_the_subprotocol_is_refused_with_1008() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_auth_members_get_payloads_exactly_as_sent() {
     let auth = TokenAuthenticator::new([("alice", "alice-secret"), ("bob", "bob-secret")]).unwrap();
-    let server = Server::bind("127.0.0.1:0", ServerConfig { authenticator: Some(Arc::new(auth)), ..ServerConfig::default() })
-        .await
-        .unwrap();
+    let server =
+        Server::bind("127.0.0.1:0", ServerConfig { authenticator: Some(Arc::new(auth)), ..ServerConfig::default() })
+            .await
+            .unwrap();
     let url = |secret: &str| format!("ws://{}/chat?access_token={secret}", server.local_addr());
     let (alice, mut alice_events) = NativeClient::connect(&url("alice-secret"), fast_client()).unwrap();
     let (bob, mut bob_events) = NativeClient::connect(&url("bob-secret"), fast_client()).unwrap();

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{Event, LostReason, Payload, PayloadRef, Token, WelcomeStatus};
+use durable_ws_reference::ServerConfig;
 use durable_ws_testkit::chaos_proxy::{ChaosConfig, ChaosProxy};
 use durable_ws_testkit::native_client::NativeClient;
-use durable_ws_reference::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
 use support::native::{fast_client_with_3s_connect_timeout, next_event, wait_for};
 use support::{close_code, encode, next_frame, raw_selected, server, Raw};
@@ -51,7 +51,9 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
     let server = server(ServerConfig::default()).await;
     let chaos = ChaosConfig { lifetime_ms: Some((50, 300)), latency_ms: 5, seed: None };
     let proxy = ChaosProxy::start(server.local_addr(), chaos).await.unwrap();
-    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout()).unwrap();
+    let (client, mut events) =
+        NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout())
+            .unwrap();
 
     let sender = client.clone();
     let sending = tokio::spawn(async move {
@@ -93,7 +95,10 @@ async fn durable_echo_survives_a_proxy_that_keeps_cutting() {
     .await;
     sending.await.unwrap();
     let cuts = proxy.stats().cuts;
-    assert!(received.is_ok(), "{next} of {COUNT} echoes arrived, {acked} acknowledged (cuts {cuts}, resumes {resumes})");
+    assert!(
+        received.is_ok(),
+        "{next} of {COUNT} echoes arrived, {acked} acknowledged (cuts {cuts}, resumes {resumes})"
+    );
     assert_eq!(opens, 1, "one session from start to end");
     assert!(resumes >= 1, "at least one resume");
     assert!(cuts > 10, "the proxy cut only {cuts} connections");
@@ -198,10 +203,10 @@ async fn resume_replays_unacknowledged_echoes_and_supersedes_the_old_connection(
 async fn a_bad_first_frame_closes_with_1002() {
     let server = server(ServerConfig::default()).await;
     let firsts = [
-        Message::Binary(vec![0xff, 0x00].into()),           // not a frame type
-        Message::Binary(vec![0x01].into()),                 // truncated hello
-        encode(Frame::Ack { seq: 1 }),                      // a frame, but not hello
-        Message::Text("hello".into()),                      // text on a durable connection
+        Message::Binary(vec![0xff, 0x00].into()), // not a frame type
+        Message::Binary(vec![0x01].into()),       // truncated hello
+        encode(Frame::Ack { seq: 1 }),            // a frame, but not hello
+        Message::Text("hello".into()),            // text on a durable connection
     ];
     for first in firsts {
         let (mut ws, durable) = raw_selected(server.local_addr(), true).await;
@@ -253,7 +258,9 @@ async fn an_expired_session_reports_exactly_the_unconfirmed_messages() {
     let ttl = Duration::from_millis(300);
     let server = server(ServerConfig { session_ttl: ttl, ..ServerConfig::default() }).await;
     let proxy = ChaosProxy::start(server.local_addr(), ChaosConfig::default()).await.unwrap();
-    let (client, mut events) = NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout()).unwrap();
+    let (client, mut events) =
+        NativeClient::connect(&format!("ws://{}/echo", proxy.local_addr()), fast_client_with_3s_connect_timeout())
+            .unwrap();
     wait_for(&mut events, |e| matches!(e, Event::Open { durable: true })).await;
 
     // Confirmed: acknowledged by the server (and echoed).
@@ -281,7 +288,8 @@ async fn an_expired_session_reports_exactly_the_unconfirmed_messages() {
             _ => {}
         }
     };
-    let expected = vec![(2, Payload::from("in flight 2")), (3, Payload::Binary(vec![3; 3])), (4, Payload::from("queued 4"))];
+    let expected =
+        vec![(2, Payload::from("in flight 2")), (3, Payload::Binary(vec![3; 3])), (4, Payload::from("queued 4"))];
     assert_eq!(lost, Event::SessionLost { reason: LostReason::Expired, unconfirmed: expected });
     assert_eq!(next_event(&mut events).await, Event::Open { durable: true }, "a new session follows");
     let stats = server.stats();

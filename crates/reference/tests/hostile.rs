@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{PayloadRef, WelcomeStatus};
 use raw::{
-    client_frame, data_frame, durable_frame, fd_count, raw_frame, stat, status_kib, Bystander, Ended, RawWs, Read, BINARY, MIB, PING, TEXT,
-    TINY_WINDOW,
+    client_frame, data_frame, durable_frame, fd_count, raw_frame, stat, status_kib, Bystander, Ended, RawWs, Read,
+    BINARY, MIB, PING, TEXT, TINY_WINDOW,
 };
 use tokio::process::Child;
 use tokio::sync::oneshot;
@@ -63,17 +63,25 @@ fn optional(args: &mut Vec<String>, flag: &str, value: impl ToString) {
 
 /// The outgoing queue's bound in force.
 fn max_outgoing() -> u64 {
-    if has_flag("--max-outgoing-bytes") { MAX_OUTGOING } else { MIB }
+    if has_flag("--max-outgoing-bytes") {
+        MAX_OUTGOING
+    } else {
+        MIB
+    }
 }
 
 fn small_limits() -> Vec<String> {
     let mut args: Vec<String> = [
-        "--max-message-bytes", &MAX_MESSAGE.to_string(),
-        "--max-buffer-bytes", &MAX_BUFFER.to_string(),
+        "--max-message-bytes",
+        &MAX_MESSAGE.to_string(),
+        "--max-buffer-bytes",
+        &MAX_BUFFER.to_string(),
         // A client that does not read does not answer pings either: 4 s and it is closed (4000)
         // if the send timeout (1013) has not closed it first.
-        "--heartbeat-interval-ms", "1000",
-        "--heartbeat-timeout-ms", "3000",
+        "--heartbeat-interval-ms",
+        "1000",
+        "--heartbeat-timeout-ms",
+        "3000",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -139,7 +147,10 @@ impl Target {
         let _ = watch.stop.send(());
         let (bystander, failures) = watch.task.await.unwrap();
         let (p50, p99, max) = bystander.percentiles();
-        eprintln!("{attack}: bystander round trips p50 {p50:?} p99 {p99:?} max {max:?} ({} echoes, {failures} late)", bystander.round_trips.len());
+        eprintln!(
+            "{attack}: bystander round trips p50 {p50:?} p99 {p99:?} max {max:?} ({} echoes, {failures} late)",
+            bystander.round_trips.len()
+        );
         assert_eq!(failures, 0, "{attack}: the bystander's echo did not come back within {ROUND_TRIP_BOUND:?}");
         self.bystander = Some(bystander);
     }
@@ -149,7 +160,10 @@ impl Target {
     async fn check(&mut self, attack: &str, budget: u64) {
         assert!(self.child.try_wait().unwrap().is_none(), "{attack}: the server exited");
         if let Some(bystander) = self.bystander.as_mut() {
-            bystander.round_trip(ROUND_TRIP_BOUND).await.unwrap_or_else(|| panic!("{attack}: the bystander no longer echoes"));
+            bystander
+                .round_trip(ROUND_TRIP_BOUND)
+                .await
+                .unwrap_or_else(|| panic!("{attack}: the bystander no longer echoes"));
         }
         let peak = status_kib(self.pid, "VmHWM").unwrap() * 1024;
         let bound = self.before + 4 * budget + SLACK;
@@ -397,7 +411,11 @@ async fn chat_upload_to_idle_members_shares_the_payload() {
     assert!(uploader.write(&data_frame(1, &upload), Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     target.unwatch(watch, "chat upload").await;
-    assert_eq!(stat(target.addr, "sessions").await, MEMBERS + 1, "every member keeps its session (and the message), and the bystander its own");
+    assert_eq!(
+        stat(target.addr, "sessions").await,
+        MEMBERS + 1,
+        "every member keeps its session (and the message), and the bystander its own"
+    );
     // 200 members × 1 MiB would be 200 MiB; one shared payload is 1 MiB.
     target.check("chat upload", 8 * MIB).await;
     drop(uploader);
@@ -477,8 +495,14 @@ async fn identity_over_its_session_quota_gets_1013() {
     let carol = auth("c-secret");
     let mut target = Target::start_with(
         &[
-            "--auth-token", "alice=a-secret", "--auth-token", "bob=b-secret", "--auth-token", "carol=c-secret",
-            "--max-sessions-per-identity", &quota.to_string(),
+            "--auth-token",
+            "alice=a-secret",
+            "--auth-token",
+            "bob=b-secret",
+            "--auth-token",
+            "carol=c-secret",
+            "--max-sessions-per-identity",
+            &quota.to_string(),
         ],
         &[("Authorization", &carol)],
         false,
@@ -539,10 +563,12 @@ async fn closing_connections_whose_clients_do_not_read_leaks_nothing() {
     let mut codes = std::collections::BTreeMap::<String, usize>::new();
     for mut ws in clients {
         let ended = ws.until_closed(Duration::from_secs(2)).await;
-        *codes.entry(match ended {
-            Ended::Close(code, _) => code.to_string(),
-            other => format!("{other:?}"),
-        }).or_default() += 1;
+        *codes
+            .entry(match ended {
+                Ended::Close(code, _) => code.to_string(),
+                other => format!("{other:?}"),
+            })
+            .or_default() += 1;
     }
     eprintln!("close leak: the clients saw {codes:?}");
     assert!(!codes.contains_key("Open"), "{codes:?}");
@@ -570,7 +596,10 @@ async fn websocket_garbage_gets_a_close_frame() {
             }
             ws.write(bytes, Duration::from_secs(1)).await;
             let ended = ws.until_closed(Duration::from_secs(5)).await;
-            assert!(matches!(&ended, Ended::Close(got, _) if got == code), "{what} (durable: {durable}): {ended:?}, expected {code}");
+            assert!(
+                matches!(&ended, Ended::Close(got, _) if got == code),
+                "{what} (durable: {durable}): {ended:?}, expected {code}"
+            );
         }
     }
     target.check("websocket garbage", MIB).await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{ClientConfig, Event, HeartbeatConfig, PayloadRef, SessionConfig, WelcomeStatus};
-use durable_ws_testkit::native_client::NativeClient;
 use durable_ws_reference::{Server, ServerConfig, Stats};
+use durable_ws_testkit::native_client::NativeClient;
 use futures_util::{SinkExt, StreamExt};
 use support::{connect, durable, encode, hello, next_data, server};
 use tokio::time::{sleep, timeout};
@@ -16,7 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A server pinging every 100 ms and giving up 200 ms after an unanswered ping.
 async fn pinging_server() -> Server {
-    let session = SessionConfig { heartbeat: Some(HeartbeatConfig { interval_ms: 100, timeout_ms: 200 }), ..SessionConfig::default() };
+    let session = SessionConfig {
+        heartbeat: Some(HeartbeatConfig { interval_ms: 100, timeout_ms: 200 }),
+        ..SessionConfig::default()
+    };
     server(ServerConfig { session, ..ServerConfig::default() }).await
 }
 
@@ -40,7 +43,10 @@ async fn a_silent_durable_client_is_dropped_and_its_session_stays_resumable() {
     let server = pinging_server().await;
     let addr = server.local_addr();
     // A well-behaved client (the core answers pings) on the same server.
-    let no_heartbeat = ClientConfig { session: SessionConfig { heartbeat: None, ..SessionConfig::default() }, ..ClientConfig::default() };
+    let no_heartbeat = ClientConfig {
+        session: SessionConfig { heartbeat: None, ..SessionConfig::default() },
+        ..ClientConfig::default()
+    };
     let (_alive, mut alive_events) = NativeClient::connect(&format!("ws://{addr}/echo"), no_heartbeat).unwrap();
     let opened = timeout(Duration::from_secs(5), alive_events.recv()).await.unwrap();
     assert_eq!(opened, Some(Event::Open { durable: true }));
@@ -51,7 +57,11 @@ async fn a_silent_durable_client_is_dropped_and_its_session_stays_resumable() {
     silent.send(encode(Frame::Data { seq: 1, payload: PayloadRef::Text("before the silence") })).await.unwrap();
     // (The counter goes up just before the connection is unregistered: wait for both.)
     let stats = until(&server, |s| s.heartbeat_timeouts >= 1 && s.connections <= 1).await;
-    assert_eq!((stats.heartbeat_timeouts, stats.connections, stats.sessions), (1, 1, 2), "only the silent client was dropped: {stats:?}");
+    assert_eq!(
+        (stats.heartbeat_timeouts, stats.connections, stats.sessions),
+        (1, 1, 2),
+        "only the silent client was dropped: {stats:?}"
+    );
     // Closed with 4000 (best effort: a half-open link rarely carries it).
     let ended = timeout(Duration::from_secs(5), async {
         loop {

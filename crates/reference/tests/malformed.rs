@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::{Event, Payload, PayloadRef, Token, WelcomeStatus};
-use durable_ws_testkit::native_client::NativeClient;
 use durable_ws_reference::ServerConfig;
+use durable_ws_testkit::native_client::NativeClient;
 use futures_util::{SinkExt, StreamExt};
 use support::native::{fast_client, next_event};
 use support::{durable, echo, encode, hello, server};
@@ -27,16 +27,28 @@ const GARBAGE: &[(&str, Garbage, &str)] = &[
     ("unknown frame type", |_| binary(&[0x42, 0x01]), "unknown frame type 0x42"),
     ("truncated varint", |_| binary(&[0x03, 0x80]), "truncated"),
     ("empty message", |_| binary(&[]), "empty frame"),
-    ("sequence gap", |next| encode(Frame::Data { seq: next + 5, payload: PayloadRef::Text("skipped ahead") }), "sequence gap"),
+    (
+        "sequence gap",
+        |next| encode(Frame::Data { seq: next + 5, payload: PayloadRef::Text("skipped ahead") }),
+        "sequence gap",
+    ),
     ("sequence number 0", |_| binary(&[0x03, 0x00, b'x']), "sequence number 0"),
     ("ack from the future", |_| encode(Frame::Ack { seq: 1_000 }), "from the future"),
     ("text frame in durable mode", |_| Message::Text("hello".into()), "text message"),
     ("invalid UTF-8 in a text data frame", |next| binary(&[0x03, next as u8, 0xff, 0xfe]), "UTF-8"),
     ("non-minimal varint", |_| binary(&[0x05, 0x81, 0x00]), "shortest form"),
-    ("varint over 64 bits", |_| binary(&[0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), "overflows"),
+    (
+        "varint over 64 bits",
+        |_| binary(&[0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+        "overflows",
+    ),
     ("trailing bytes after an ack", |_| binary(&[0x05, 0x01, 0x00]), "trailing"),
     ("hello in the middle of a session", |_| encode(Frame::Hello { resume: None }), "unexpected"),
-    ("welcome from a client", |_| encode(Frame::Welcome { status: WelcomeStatus::New, token: Token([1; 16]), last_received: 0 }), "unexpected"),
+    (
+        "welcome from a client",
+        |_| encode(Frame::Welcome { status: WelcomeStatus::New, token: Token([1; 16]), last_received: 0 }),
+        "unexpected",
+    ),
 ];
 
 /// Reads until the close frame; returns its code and reason.
@@ -86,7 +98,11 @@ async fn garbage_closes_only_its_connection_with_1002_and_the_session_resumes() 
 
         // The broken connection's session resumes where it was: every echo was received.
         ws = durable(addr).await;
-        assert_eq!(hello(&mut ws, Some((token, next - 1))).await, (WelcomeStatus::Resumed, token, next - 1), "after {kind}");
+        assert_eq!(
+            hello(&mut ws, Some((token, next - 1))).await,
+            (WelcomeStatus::Resumed, token, next - 1),
+            "after {kind}"
+        );
     }
     echo(&mut ws, next, "after all that").await;
     let stats = server.stats();

@@ -18,7 +18,8 @@ async fn by_default_only_pages_from_the_listen_host_may_connect() {
     // non-browser client without an Origin are let through.
     for origin in [Some("http://localhost:3000"), Some(&*format!("http://{addr}")), None] {
         let headers: Vec<_> = origin.map(|o| ("origin", o)).into_iter().collect();
-        let mut ws = connect(addr, "/echo", true, &headers).await.unwrap_or_else(|status| panic!("{origin:?}: {status}"));
+        let mut ws =
+            connect(addr, "/echo", true, &headers).await.unwrap_or_else(|status| panic!("{origin:?}: {status}"));
         assert_eq!(hello(&mut ws, None).await.0, WelcomeStatus::New);
     }
     let stats = server.stats();
@@ -41,6 +42,7 @@ async fn an_allowlist_admits_exactly_its_origins() {
 #[tokio::test]
 async fn a_wildcard_admits_every_origin() {
     let server = server(ServerConfig { origins: OriginPolicy::Any, ..ServerConfig::default() }).await;
-    let mut ws = connect(server.local_addr(), "/echo", true, &[("origin", "https://anywhere.example")]).await.expect("101");
+    let mut ws =
+        connect(server.local_addr(), "/echo", true, &[("origin", "https://anywhere.example")]).await.expect("101");
     assert_eq!(hello(&mut ws, None).await.0, WelcomeStatus::New);
 }

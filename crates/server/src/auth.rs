@@ -233,7 +233,9 @@ impl Authenticator for TokenAuthenticator {
 impl fmt::Debug for TokenAuthenticator {
     /// Names only: secrets never reach a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenAuthenticator").field("names", &self.tokens.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>()).finish()
+        f.debug_struct("TokenAuthenticator")
+            .field("names", &self.tokens.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -297,7 +299,9 @@ where
                 if !is_websocket_upgrade(&parts) {
                     let mut response = (error.status(), format!("{error}\n")).into_response();
                     if error == AuthError::Missing {
-                        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"durable-ws\""));
+                        response
+                            .headers_mut()
+                            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"durable-ws\""));
                     }
                     return Box::pin(async move { Ok(response) });
                 }
@@ -309,7 +313,11 @@ where
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
-    parts.headers.get(UPGRADE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+    parts
+        .headers
+        .get(UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes differ.
@@ -336,11 +344,17 @@ mod tests {
     #[test]
     fn the_token_comes_from_the_query_the_cookie_or_a_bearer_header() {
         assert_eq!(request_token(&parts("/echo?x=1&access_token=a%2Bb", &[])), Some("a+b".into()));
-        assert_eq!(request_token(&parts("/echo", &[("cookie", "theme=dark; durable_ws_token=\"s3\"")])), Some("s3".into()));
+        assert_eq!(
+            request_token(&parts("/echo", &[("cookie", "theme=dark; durable_ws_token=\"s3\"")])),
+            Some("s3".into())
+        );
         assert_eq!(request_token(&parts("/echo", &[("authorization", "Bearer  tok ")])), Some("tok".into()));
         let both = parts("/echo?access_token=q", &[("cookie", "durable_ws_token=c")]);
         assert_eq!(request_token(&both), Some("q".into()), "the query wins");
-        assert_eq!(request_token(&parts("/echo?other=1", &[("cookie", "durable_ws_tokenx=1"), ("authorization", "Basic x")])), None);
+        assert_eq!(
+            request_token(&parts("/echo?other=1", &[("cookie", "durable_ws_tokenx=1"), ("authorization", "Basic x")])),
+            None
+        );
     }
 
     #[test]
@@ -368,6 +382,9 @@ mod tests {
         assert_eq!(TokenAuthenticator::parse_entry("bob"), Err(TokenError::Format));
         assert_eq!(TokenAuthenticator::new([("", "x")]).err(), Some(TokenError::EmptyName));
         assert_eq!(TokenAuthenticator::new([("a", "")]).err(), Some(TokenError::EmptySecret("a".into())));
-        assert_eq!(TokenAuthenticator::new([("a", "x"), ("b", "x")]).err(), Some(TokenError::DuplicateSecret("b".into())));
+        assert_eq!(
+            TokenAuthenticator::new([("a", "x"), ("b", "x")]).err(),
+            Some(TokenError::DuplicateSecret("b".into()))
+        );
     }
 }

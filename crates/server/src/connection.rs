@@ -60,7 +60,13 @@ async fn handshake(socket: &mut Socket, durable: &Durable) -> Result<Option<(Tok
 }
 
 /// Answers the `Hello` and registers a new session (starting its application).
-fn open(durable: &Durable, conn: u64, identity: &Identity, resume: Option<(Token, u64)>, spawn: &Spawn) -> Result<(Accepted, Arc<Notify>, mpsc::Sender<Incoming>), Ending> {
+fn open(
+    durable: &Durable,
+    conn: u64,
+    identity: &Identity,
+    resume: Option<(Token, u64)>,
+    spawn: &Spawn,
+) -> Result<(Accepted, Arc<Notify>, mpsc::Sender<Incoming>), Ending> {
     let now = durable.inner.clock.now();
     let mut state = lock(&durable.inner.state);
     let accepted = loop {
@@ -101,13 +107,25 @@ fn open(durable: &Durable, conn: u64, identity: &Identity, resume: Option<(Token
         }
     }
     if let Some(old) = accepted.superseded {
-        durable.inner.connections.send(old, Control::Close(close_code::SUPERSEDED, "superseded: session resumed on another connection"));
+        durable
+            .inner
+            .connections
+            .send(old, Control::Close(close_code::SUPERSEDED, "superseded: session resumed on another connection"));
     }
     if accepted.created {
         let (inbound, inbound_rx) = mpsc::channel(durable.inner.config.inbound_queue);
         let (progress, progress_rx) = watch::channel(Progress::default());
         let wake = Arc::new(Notify::new());
-        state.slots.insert(accepted.id, Slot { inbound: inbound.clone(), progress, wake: wake.clone(), rooms: Default::default(), seen: Default::default() });
+        state.slots.insert(
+            accepted.id,
+            Slot {
+                inbound: inbound.clone(),
+                progress,
+                wake: wake.clone(),
+                rooms: Default::default(),
+                seen: Default::default(),
+            },
+        );
         state.identities.entry(identity.clone()).or_default().insert(accepted.id);
         drop(state);
         spawn(NewSession {
@@ -125,7 +143,13 @@ fn open(durable: &Durable, conn: u64, identity: &Identity, resume: Option<(Token
     Ok((accepted, slot.wake.clone(), slot.inbound.clone()))
 }
 
-async fn attach_and_drive(socket: &mut Socket, durable: &Durable, identity: Identity, resume: Option<(Token, u64)>, spawn: &Spawn) -> Ending {
+async fn attach_and_drive(
+    socket: &mut Socket,
+    durable: &Durable,
+    identity: Identity,
+    resume: Option<(Token, u64)>,
+    spawn: &Spawn,
+) -> Ending {
     let conn = socket.id();
     let (accepted, wake, inbound) = match open(durable, conn, &identity, resume, spawn) {
         Ok(opened) => opened,
@@ -147,7 +171,13 @@ async fn attach_and_drive(socket: &mut Socket, durable: &Durable, identity: Iden
 }
 
 /// The loop: write, hand over, wait for one input, until the connection ends.
-async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Notify, inbound: &mpsc::Sender<Incoming>) -> Ending {
+async fn drive(
+    socket: &mut Socket,
+    durable: &Durable,
+    id: SessionId,
+    wake: &Notify,
+    inbound: &mpsc::Sender<Incoming>,
+) -> Ending {
     let conn = socket.id();
     let inner = &durable.inner;
     let config = &inner.config;
@@ -183,7 +213,10 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
             }
             if let (Some(stats), Some(slot)) = (state.endpoint.stats(id), state.slots.get_mut(&id)) {
                 Counters::add(&inner.counters.replayed, stats.replayed.saturating_sub(slot.seen.replayed));
-                Counters::add(&inner.counters.duplicates_dropped, stats.duplicates_dropped.saturating_sub(slot.seen.duplicates_dropped));
+                Counters::add(
+                    &inner.counters.duplicates_dropped,
+                    stats.duplicates_dropped.saturating_sub(slot.seen.duplicates_dropped),
+                );
                 slot.seen = stats;
             }
             durable.settle(&mut state);
@@ -231,7 +264,8 @@ async fn drive(socket: &mut Socket, durable: &Durable, id: SessionId, wake: &Not
                     Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
                     Err(InputError::Protocol { error, session_dropped }) => {
                         // The reason tells the client what it did wrong.
-                        let suffix = if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
+                        let suffix =
+                            if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
                         return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
                     }
                 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use durable_ws_core::server::{EndReason, Endpoint, EndpointConfig, Ended, SessionId};
+use durable_ws_core::server::{EndReason, Ended, Endpoint, EndpointConfig, SessionId};
 use durable_ws_core::{close_code, BufferLimits, HeartbeatConfig, Payload, SessionConfig};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -173,7 +173,12 @@ impl Builder {
         config.burst = config.burst.max(1);
         let endpoint = Endpoint::new(config.endpoint_config());
         let inner = Arc::new(Inner {
-            state: Mutex::new(State { endpoint, slots: HashMap::new(), rooms: HashMap::new(), identities: HashMap::new() }),
+            state: Mutex::new(State {
+                endpoint,
+                slots: HashMap::new(),
+                rooms: HashMap::new(),
+                identities: HashMap::new(),
+            }),
             connections: Arc::new(Connections::new()),
             counters: Counters::default(),
             clock: Clock::new(),
@@ -273,13 +278,18 @@ impl Durable {
     /// The live sessions of `identity`.
     pub fn sessions_of(&self, identity: &Identity) -> Vec<SessionId> {
         let state = lock(&self.inner.state);
-        let mut ids: Vec<_> = state.identities.get(identity).map(|ids| ids.iter().copied().collect()).unwrap_or_default();
+        let mut ids: Vec<_> =
+            state.identities.get(identity).map(|ids| ids.iter().copied().collect()).unwrap_or_default();
         ids.sort();
         ids
     }
 
     /// Sends `message` (JSON) to every live session of `identity`; returns how many took it.
-    pub fn send_to_identity<T: serde::Serialize + serde::de::DeserializeOwned>(&self, identity: &Identity, message: &T) -> Result<usize, crate::SendError> {
+    pub fn send_to_identity<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        identity: &Identity,
+        message: &T,
+    ) -> Result<usize, crate::SendError> {
         let payload = <Json as crate::Codec<T>>::encode(message).map_err(crate::SendError::Encode)?;
         Ok(self.sessions_of(identity).into_iter().filter(|id| self.send_payload(*id, payload.clone()).is_ok()).count())
     }
@@ -373,7 +383,8 @@ impl Durable {
                 }
             }
             slot.progress.send_modify(|progress| {
-                progress.ended = Some(Arc::new(crate::session::EndInfo { reason: ended.reason, unconfirmed: ended.unconfirmed }));
+                progress.ended =
+                    Some(Arc::new(crate::session::EndInfo { reason: ended.reason, unconfirmed: ended.unconfirmed }));
             });
         }
         if let Some(ids) = state.identities.get_mut(&ended.owner) {
@@ -438,7 +449,12 @@ impl Durable {
 
 impl State {
     /// Queues a message for session `id`; a full buffer is `Full` (nothing queued).
-    pub fn send(&mut self, now: durable_ws_core::Millis, id: SessionId, payload: Arc<Payload>) -> Result<u64, crate::SendError> {
+    pub fn send(
+        &mut self,
+        now: durable_ws_core::Millis,
+        id: SessionId,
+        payload: Arc<Payload>,
+    ) -> Result<u64, crate::SendError> {
         match self.endpoint.send_shared(now, id, payload) {
             Ok(seq) => {
                 if let Some(slot) = self.slots.get(&id) {
@@ -467,7 +483,9 @@ async fn sweep_loop(inner: Weak<Inner>) {
                 state.endpoint.poll_timeout()
             };
             // Sleep until the next expiry, but wake up now and then to notice being dropped.
-            let wait = next.map_or(Duration::from_secs(1), |at| Duration::from_millis(at.saturating_sub(now))).min(Duration::from_secs(1));
+            let wait = next
+                .map_or(Duration::from_secs(1), |at| Duration::from_millis(at.saturating_sub(now)))
+                .min(Duration::from_secs(1));
             let inner = durable.inner.clone();
             (wait, async move { inner.sweep.notified().await })
         };

@@ -30,7 +30,12 @@ pub(crate) struct Keepalive {
 impl Keepalive {
     pub fn new(config: HeartbeatConfig, now: Instant) -> Self {
         let interval = Duration::from_millis(config.interval_ms);
-        Keepalive { interval, timeout: Duration::from_millis(config.timeout_ms), next_ping: now + interval, awaiting: None }
+        Keepalive {
+            interval,
+            timeout: Duration::from_millis(config.timeout_ms),
+            next_ping: now + interval,
+            awaiting: None,
+        }
     }
 
     /// When [`on_deadline`](Self::on_deadline) must next be called.

@@ -41,10 +41,13 @@ mod token;
 mod upgrade;
 mod writer;
 
-pub use auth::{request_token, AuthError, Authenticator, Identity, Refusal, TokenAuth, TokenAuthLayer, TokenAuthenticator, TokenError, TOKEN_COOKIE, TOKEN_QUERY_PARAMETER};
-pub use codec::{Codec, CodecError, Json, Raw};
+pub use auth::{
+    request_token, AuthError, Authenticator, Identity, Refusal, TokenAuth, TokenAuthLayer, TokenAuthenticator,
+    TokenError, TOKEN_COOKIE, TOKEN_QUERY_PARAMETER,
+};
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
+pub use codec::{Codec, CodecError, Json, Raw};
 pub use durable::{Builder, Config, Durable};
 pub use durable_ws_core::server::{EndReason, SessionId};
 pub use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, Token, WelcomeStatus};

@@ -63,19 +63,23 @@ impl PlainSocket {
                     Counters::add(&self.durable.inner.counters.messages_in, 1);
                     return Some(Payload::Binary(bytes.to_vec()));
                 }
-                Input::Message(Message::Text(_) | Message::Binary(_)) => Ending::close(close_code::MESSAGE_TOO_BIG, "message too big"),
+                Input::Message(Message::Text(_) | Message::Binary(_)) => {
+                    Ending::close(close_code::MESSAGE_TOO_BIG, "message too big")
+                }
                 Input::Message(_) | Input::Woken => continue,
-                Input::Deadline => match self.keepalive.as_mut().map(|k| k.on_deadline(Instant::now(), socket.last_heard())) {
-                    Some(Tick::Ping) => {
-                        socket.send(Message::Ping(Default::default()));
-                        continue;
+                Input::Deadline => {
+                    match self.keepalive.as_mut().map(|k| k.on_deadline(Instant::now(), socket.last_heard())) {
+                        Some(Tick::Ping) => {
+                            socket.send(Message::Ping(Default::default()));
+                            continue;
+                        }
+                        Some(Tick::Dead) => {
+                            Counters::add(&self.durable.inner.counters.heartbeat_timeouts, 1);
+                            Ending::close(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                        }
+                        Some(Tick::Wait) | None => continue,
                     }
-                    Some(Tick::Dead) => {
-                        Counters::add(&self.durable.inner.counters.heartbeat_timeouts, 1);
-                        Ending::close(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                    }
-                    Some(Tick::Wait) | None => continue,
-                },
+                }
                 other => Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
             };
             self.end(ending).await;

@@ -25,6 +25,12 @@ impl Bucket {
         (self.tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
     }
 
+    /// Takes a token for `value` just read, and hands it on.
+    pub fn took<T>(&mut self, value: T) -> T {
+        self.take(Instant::now());
+        value
+    }
+
     /// When reading may go on (`None`: now).
     pub fn ready_at(&mut self, now: Instant) -> Option<Instant> {
         self.refill(now);

@@ -95,7 +95,8 @@ impl<C> Room<C> {
         // One copy, shared by every member's replay buffer.
         let payload = Arc::new(payload);
         let mut state = lock(&self.durable.inner.state);
-        let members: Vec<SessionId> = state.rooms.get(&self.name).map(|m| m.iter().copied().collect()).unwrap_or_default();
+        let members: Vec<SessionId> =
+            state.rooms.get(&self.name).map(|m| m.iter().copied().collect()).unwrap_or_default();
         // The server's budget is all or nothing: members are dropped only for their own buffers.
         let needed = payload.len().saturating_mul(members.len());
         if state.endpoint.buffered_bytes().saturating_add(needed) > self.durable.inner.config.max_buffered_bytes {

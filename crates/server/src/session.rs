@@ -175,13 +175,15 @@ impl<C> SessionHandle<C> {
     }
 }
 
+type AckWait = Pin<Box<dyn Future<Output = Result<(), Unconfirmed>> + Send>>;
+
 /// Resolves when the client acknowledged the message, or fails with [`Unconfirmed`] if the
 /// session ended first (the message is then among the session's unconfirmed ones).
 #[must_use = "a Delivery does nothing unless awaited (the message is queued either way)"]
 pub struct Delivery {
     seq: u64,
     progress: watch::Receiver<Progress>,
-    wait: Option<Pin<Box<dyn Future<Output = Result<(), Unconfirmed>> + Send>>>,
+    wait: Option<AckWait>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -208,7 +210,9 @@ impl Future for Delivery {
                 let outcome = progress.wait_for(|p| p.acked >= seq || p.ended.is_some()).await;
                 match outcome {
                     Ok(p) if p.acked >= seq => Ok(()),
-                    Ok(p) => Err(Unconfirmed { seq, reason: p.ended.as_ref().map_or(EndReason::Expired, |e| e.reason) }),
+                    Ok(p) => {
+                        Err(Unconfirmed { seq, reason: p.ended.as_ref().map_or(EndReason::Expired, |e| e.reason) })
+                    }
                     // The session's state is gone without an end: treat as expired.
                     Err(_) => Err(Unconfirmed { seq, reason: EndReason::Expired }),
                 }
@@ -236,7 +240,11 @@ pub struct Session<In, Out = In, C = Json> {
 
 impl<In, Out, C> std::fmt::Debug for Session<In, Out, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("id", &self.handle.id).field("identity", &self.identity).field("status", &self.status).finish()
+        f.debug_struct("Session")
+            .field("id", &self.handle.id)
+            .field("identity", &self.identity)
+            .field("status", &self.status)
+            .finish()
     }
 }
 

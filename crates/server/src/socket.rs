@@ -17,11 +17,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::upgrade::Ws;
 
+use crate::rate::Bucket;
 use crate::registry::{ConnGuard, ConnId, Control};
 use crate::stats::Counters;
-use crate::rate::Bucket;
 use crate::writer::{write_loop, Backlog};
-
 
 /// How long a closing handshake may take before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -138,7 +137,8 @@ impl Socket {
         let (sink, stream) = ws.split();
         let (writer, queue) = mpsc::unbounded_channel();
         let backlog = std::sync::Arc::new(Backlog::default());
-        let writer_task = tokio::spawn(write_loop(sink, queue, backlog.clone(), message_len, |m| matches!(m, Message::Close(_))));
+        let writer_task =
+            tokio::spawn(write_loop(sink, queue, backlog.clone(), message_len, |m| matches!(m, Message::Close(_))));
         Socket {
             stream,
             writer,
@@ -231,7 +231,7 @@ impl Socket {
                         }
                         return Input::Woken;
                     }
-                    message = stream.next(), if reading => return match { bucket.take(Instant::now()); message } {
+                    message = stream.next(), if reading => return match bucket.took(message) {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             *last_heard = Instant::now();
                             continue;
@@ -274,7 +274,10 @@ impl Socket {
     pub async fn end(self, ending: Ending, counters: &Counters) {
         match ending {
             Ending::Close(code, reason) => {
-                if matches!(code, close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG | close_code::INVALID_PAYLOAD) {
+                if matches!(
+                    code,
+                    close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG | close_code::INVALID_PAYLOAD
+                ) {
                     Counters::add(&counters.protocol_errors, 1);
                     tracing::warn!(code, reason = reason.as_str(), "connection closed: protocol error");
                 } else {
@@ -353,7 +356,9 @@ fn ws_protocol_reason(error: &WsProtocolError) -> &'static str {
     match error {
         WsProtocolError::UnmaskedFrameFromClient => "websocket: unmasked frame from a client",
         WsProtocolError::NonZeroReservedBits => "websocket: reserved bits set",
-        WsProtocolError::UnknownControlFrameType(_) | WsProtocolError::UnknownDataFrameType(_) => "websocket: unknown opcode",
+        WsProtocolError::UnknownControlFrameType(_) | WsProtocolError::UnknownDataFrameType(_) => {
+            "websocket: unknown opcode"
+        }
         WsProtocolError::FragmentedControlFrame | WsProtocolError::ControlFrameTooBig => "websocket: bad control frame",
         _ => "websocket protocol error",
     }

@@ -2,7 +2,9 @@
 //! WebSocket configuration and error types (one tungstenite, no downcasting through axum).
 
 use axum::body::Body;
-use axum::http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE};
+use axum::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +47,10 @@ impl Upgrade {
         if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
             return Err(NotWebSocket(StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13"));
         }
-        let key = headers.get(SEC_WEBSOCKET_KEY).cloned().ok_or(NotWebSocket(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"))?;
+        let key = headers
+            .get(SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or(NotWebSocket(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"))?;
         let durable = has_token(headers, SEC_WEBSOCKET_PROTOCOL, durable_ws_core::SUBPROTOCOL);
         let on_upgrade = parts
             .extensions
@@ -74,7 +79,9 @@ impl Upgrade {
             .body(Body::empty())
             .expect("static headers are valid");
         if durable {
-            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(durable_ws_core::SUBPROTOCOL));
+            response
+                .headers_mut()
+                .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(durable_ws_core::SUBPROTOCOL));
         }
         response
     }

@@ -29,7 +29,10 @@ async fn serve(app: Router) -> SocketAddr {
 }
 
 fn fast() -> ClientConfig {
-    ClientConfig { backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..Default::default() }, ..Default::default() }
+    ClientConfig {
+        backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 50, ..Default::default() },
+        ..Default::default()
+    }
 }
 
 async fn next_event(events: &mut UnboundedReceiver<Event>) -> Event {
@@ -225,7 +228,10 @@ async fn identities_come_from_the_apps_middleware_and_refusals_reach_the_client(
             break;
         }
     }
-    assert!(seen.contains(&Event::Error(ConnectionError::Refused { code: 4403, reason: "who are you?".into() })), "{seen:?}");
+    assert!(
+        seen.contains(&Event::Error(ConnectionError::Refused { code: 4403, reason: "who are you?".into() })),
+        "{seen:?}"
+    );
     assert!(matches!(seen.last(), Some(Event::Closed { code: 4403, .. })), "{seen:?}");
     let after = timeout(Duration::from_millis(300), events.recv()).await;
     assert!(!matches!(after, Ok(Some(_))), "no reconnect after a refusal: {after:?}");
@@ -257,7 +263,9 @@ async fn a_full_buffer_is_an_explicit_error_and_an_expired_session_reports_what_
                 }
                 while session.recv().await.is_some() {}
                 let ended = session.ended().expect("ended");
-                results.send(Ok(Err(Unconfirmed { seq: ended.unconfirmed.len() as u64, reason: ended.reason }))).unwrap();
+                results
+                    .send(Ok(Err(Unconfirmed { seq: ended.unconfirmed.len() as u64, reason: ended.reason })))
+                    .unwrap();
             }
         }),
     );
@@ -289,11 +297,14 @@ async fn a_full_buffer_is_an_explicit_error_and_an_expired_session_reports_what_
 #[tokio::test]
 async fn shutdown_closes_every_connection_with_1012() {
     let durable = Durable::builder().build();
-    let app = Router::new().route("/echo", durable.endpoint(|mut session: Session<Note>| async move {
-        while let Some(note) = session.recv().await {
-            let _ = session.send(&note);
-        }
-    }));
+    let app = Router::new().route(
+        "/echo",
+        durable.endpoint(|mut session: Session<Note>| async move {
+            while let Some(note) = session.recv().await {
+                let _ = session.send(&note);
+            }
+        }),
+    );
     let addr = serve(app).await;
     let (_client, mut events) = client(addr, "/echo").await;
     timeout(Duration::from_secs(5), durable.shutdown()).await.expect("shutdown in time");

@@ -108,14 +108,21 @@ pub struct NativeClient {
 impl NativeClient {
     /// Starts a client for `url` (must run inside a tokio runtime). Events arrive on the
     /// returned receiver; it ends once the client is closed for good.
-    pub fn connect(url: &str, config: ClientConfig) -> Result<(NativeClient, mpsc::UnboundedReceiver<Event>), NativeClientError> {
+    pub fn connect(
+        url: &str,
+        config: ClientConfig,
+    ) -> Result<(NativeClient, mpsc::UnboundedReceiver<Event>), NativeClientError> {
         url.into_client_request().map_err(NativeClientError::Url)?;
         let seed = getrandom::u64().map_err(NativeClientError::Random)?;
         let clock = Clock::new();
         let max_message = config.session.max_message_bytes + FRAME_OVERHEAD;
         let client = Client::new(config, seed, clock.now(), true);
-        let shared =
-            Arc::new(Shared { client: Mutex::new(client), wake: Notify::new(), clock, dropped: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            client: Mutex::new(client),
+            wake: Notify::new(),
+            clock,
+            dropped: AtomicBool::new(false),
+        });
         let (events, receiver) = mpsc::unbounded_channel();
         let driver = Driver { shared: shared.clone(), url: url.to_owned(), max_message, events };
         let task = tokio::spawn(driver.run());
@@ -365,9 +372,9 @@ impl Driver {
 /// connects again without offering it: that server speaks plain WebSocket.
 async fn open(url: String, max_message: usize) -> Result<(Ws, bool), tungstenite::Error> {
     match open_once(&url, true, max_message).await {
-        Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol))) => {
-            open_once(&url, false, max_message).await
-        }
+        Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            SubProtocolError::NoSubProtocol,
+        ))) => open_once(&url, false, max_message).await,
         other => other,
     }
 }
@@ -382,7 +389,8 @@ async fn open_once(url: &str, offer_durable: bool, max_message: usize) -> Result
         .max_frame_size(Some(max_message))
         .read_buffer_size(8 * 1024);
     let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
-    let durable = response.headers().get(SEC_WEBSOCKET_PROTOCOL).is_some_and(|p| p.as_bytes() == SUBPROTOCOL.as_bytes());
+    let durable =
+        response.headers().get(SEC_WEBSOCKET_PROTOCOL).is_some_and(|p| p.as_bytes() == SUBPROTOCOL.as_bytes());
     Ok((ws, durable))
 }
 

@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use durable_ws_server::{Durable, Identity, OriginLayer, OriginPolicy, Refusal, Session};
+use durable_ws_server::{serve, Durable, Identity, OriginLayer, OriginPolicy, Refusal, ServeLimits, Session};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -21,7 +21,8 @@ struct Note {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr: SocketAddr = std::env::var("LISTEN").unwrap_or("127.0.0.1:3000".into()).parse().expect("LISTEN=host:port");
+    let addr: SocketAddr =
+        std::env::var("LISTEN").unwrap_or("127.0.0.1:3000".into()).parse().expect("LISTEN=host:port");
     let durable = Durable::builder().session_ttl(Duration::from_secs(60)).build();
 
     // A background task that publishes into the room.
@@ -43,12 +44,13 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("axum-app listening on {}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            durable.shutdown().await; // every client gets 1012 and resumes elsewhere
-        })
-        .await
+    // axum's own server would do too; this one adds connection caps (total, per IP) and a
+    // deadline for request heads (slowloris), with defaults for a small box.
+    let shutdown = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        durable.shutdown().await; // every client gets 1012 and resumes elsewhere
+    };
+    serve(listener, app, ServeLimits::default(), shutdown).await
 }
 
 /// One browser session (it lives across reconnects): what it sends goes to the whole room.

@@ -234,7 +234,14 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     /// same owner from a valid point resumes it (`superseded` names the connection it takes
     /// over); otherwise a new session is created under `fresh_token`, whose status says why the
     /// named one could not be resumed. Another owner's session is never touched.
-    pub fn hello(&mut self, now: Millis, conn: ConnId, owner: O, resume: Option<(Token, u64)>, fresh_token: Token) -> Result<Accepted, Refused> {
+    pub fn hello(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        owner: O,
+        resume: Option<(Token, u64)>,
+        fresh_token: Token,
+    ) -> Result<Accepted, Refused> {
         let mut foreign = false;
         let status = match resume {
             None => WelcomeStatus::New,
@@ -253,7 +260,13 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
                         let superseded = record.attached.replace(conn);
                         record.detached_at = None;
                         self.store.set_expiry(id, None);
-                        return Ok(Accepted { id, status: WelcomeStatus::Resumed, created: false, superseded, foreign });
+                        return Ok(Accepted {
+                            id,
+                            status: WelcomeStatus::Resumed,
+                            created: false,
+                            superseded,
+                            foreign,
+                        });
                     } else {
                         WelcomeStatus::LostRefused
                     }
@@ -287,7 +300,13 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     }
 
     /// A message arrived on connection `conn`, which drives session `id`.
-    pub fn handle_message(&mut self, now: Millis, id: SessionId, conn: ConnId, message: PayloadRef<'_>) -> Result<(), InputError> {
+    pub fn handle_message(
+        &mut self,
+        now: Millis,
+        id: SessionId,
+        conn: ConnId,
+        message: PayloadRef<'_>,
+    ) -> Result<(), InputError> {
         let max_errors = self.config.max_protocol_errors;
         let record = self.attached_mut(id, conn).ok_or(InputError::NotAttached)?;
         let received = record.session.stats().received;
@@ -318,7 +337,13 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     }
 
     /// The next frame to write on connection `conn` of session `id` (into `buf`, cleared first).
-    pub fn poll_transmit(&mut self, now: Millis, id: SessionId, conn: ConnId, buf: &mut Vec<u8>) -> Option<MessageKind> {
+    pub fn poll_transmit(
+        &mut self,
+        now: Millis,
+        id: SessionId,
+        conn: ConnId,
+        buf: &mut Vec<u8>,
+    ) -> Option<MessageKind> {
         let record = self.attached_mut(id, conn)?;
         let kind = record.session.poll_transmit(now, buf);
         if kind.is_none() && record.session.is_ended() {
@@ -366,13 +391,21 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     /// Like [`send`](Self::send), for a payload shared with other sessions (a broadcast: one
     /// copy in memory). Also `BufferFull` when the server's budget
     /// ([`EndpointConfig::max_buffered_bytes`]) would be exceeded.
-    pub fn send_shared(&mut self, now: Millis, id: SessionId, payload: std::sync::Arc<Payload>) -> Result<u64, SendError> {
+    pub fn send_shared(
+        &mut self,
+        now: Millis,
+        id: SessionId,
+        payload: std::sync::Arc<Payload>,
+    ) -> Result<u64, SendError> {
         let len = payload.len();
         let over_budget = self.buffered.saturating_add(len) > self.config.max_buffered_bytes;
         let record = self.store.get_mut(id).ok_or(SendError::Closed)?;
         if over_budget && !record.session.is_ended() && len <= self.config.session.max_message_bytes {
             let stats = record.session.stats();
-            return Err(SendError::BufferFull { messages: stats.pending as usize, bytes: record.session.buffered_bytes() });
+            return Err(SendError::BufferFull {
+                messages: stats.pending as usize,
+                bytes: record.session.buffered_bytes(),
+            });
         }
         let seq = record.session.send_shared(now, payload)?;
         self.buffered += len;
@@ -434,7 +467,14 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         }
         self.buffered -= record.session.buffered_bytes();
         let unconfirmed = record.session.take_unconfirmed();
-        self.ended.push_back(Ended { id, owner: record.owner, reason, attached: record.attached, delivered, unconfirmed });
+        self.ended.push_back(Ended {
+            id,
+            owner: record.owner,
+            reason,
+            attached: record.attached,
+            delivered,
+            unconfirmed,
+        });
         true
     }
 
@@ -501,9 +541,10 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     }
 
     fn is_expired(&self, id: SessionId, now: Millis) -> bool {
-        self.store
-            .get(id)
-            .is_some_and(|record| record.attached.is_none() && record.detached_at.is_some_and(|at| now.saturating_sub(at) >= self.config.ttl_ms))
+        self.store.get(id).is_some_and(|record| {
+            record.attached.is_none()
+                && record.detached_at.is_some_and(|at| now.saturating_sub(at) >= self.config.ttl_ms)
+        })
     }
 }
 

@@ -24,7 +24,10 @@ fn drain(endpoint: &mut Endpoint<&'static str>, id: SessionId, conn: ConnId, now
 fn with_sent(n: u64) -> (Endpoint<&'static str>, SessionId) {
     let mut endpoint = Endpoint::new(config());
     let accepted = endpoint.hello(0, 1, "ann", None, token(1)).unwrap();
-    assert_eq!(accepted, Accepted { id: accepted.id, status: WelcomeStatus::New, created: true, superseded: None, foreign: false });
+    assert_eq!(
+        accepted,
+        Accepted { id: accepted.id, status: WelcomeStatus::New, created: true, superseded: None, foreign: false }
+    );
     for i in 0..n {
         endpoint.send(0, accepted.id, Payload::from(i.to_string())).unwrap();
     }
@@ -36,12 +39,24 @@ fn with_sent(n: u64) -> (Endpoint<&'static str>, SessionId) {
 fn a_resume_takes_over_the_session_and_replays_what_the_client_lacks() {
     let (mut endpoint, id) = with_sent(5);
     let accepted = endpoint.hello(10, 2, "ann", Some((token(1), 3)), token(9)).unwrap();
-    assert_eq!(accepted, Accepted { id, status: WelcomeStatus::Resumed, created: false, superseded: Some(1), foreign: false });
+    assert_eq!(
+        accepted,
+        Accepted { id, status: WelcomeStatus::Resumed, created: false, superseded: Some(1), foreign: false }
+    );
     assert_eq!(drain(&mut endpoint, id, 1, 10), Vec::<Vec<u8>>::new(), "the superseded connection drives nothing");
     let sent = drain(&mut endpoint, id, 2, 10);
     assert_eq!(sent[0], frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: token(1), last_received: 0 }));
-    assert_eq!(sent[1..], [frame(Frame::Data { seq: 4, payload: PayloadRef::Text("3") }), frame(Frame::Data { seq: 5, payload: PayloadRef::Text("4") })]);
-    assert_eq!(endpoint.handle_message(10, id, 1, PayloadRef::Binary(&frame(Frame::Ack { seq: 5 }))), Err(InputError::NotAttached));
+    assert_eq!(
+        sent[1..],
+        [
+            frame(Frame::Data { seq: 4, payload: PayloadRef::Text("3") }),
+            frame(Frame::Data { seq: 5, payload: PayloadRef::Text("4") })
+        ]
+    );
+    assert_eq!(
+        endpoint.handle_message(10, id, 1, PayloadRef::Binary(&frame(Frame::Ack { seq: 5 }))),
+        Err(InputError::NotAttached)
+    );
 }
 
 #[test]
@@ -102,7 +117,10 @@ fn repeated_protocol_errors_drop_the_session_but_a_delivery_resets_the_count() {
         assert!(matches!(error, InputError::Protocol { session_dropped: false, .. }), "round {round}: {error:?}");
         endpoint.detach(0, id, conn);
         conn += 1;
-        assert_eq!(endpoint.hello(0, conn, "ann", Some((token(1), 0)), token(9)).unwrap().status, WelcomeStatus::Resumed);
+        assert_eq!(
+            endpoint.hello(0, conn, "ann", Some((token(1), 0)), token(9)).unwrap().status,
+            WelcomeStatus::Resumed
+        );
     }
     let data = frame(Frame::Data { seq: 1, payload: PayloadRef::Text("ok") });
     endpoint.handle_message(0, id, conn, PayloadRef::Binary(&data)).unwrap();
@@ -114,7 +132,10 @@ fn repeated_protocol_errors_drop_the_session_but_a_delivery_resets_the_count() {
         if !session_dropped {
             endpoint.detach(0, id, conn);
             conn += 1;
-            assert_eq!(endpoint.hello(0, conn, "ann", Some((token(1), 0)), token(9)).unwrap().status, WelcomeStatus::Resumed);
+            assert_eq!(
+                endpoint.hello(0, conn, "ann", Some((token(1), 0)), token(9)).unwrap().status,
+                WelcomeStatus::Resumed
+            );
         }
     }
     let ended = endpoint.poll_ended().unwrap();
@@ -133,7 +154,11 @@ fn a_full_endpoint_refuses_without_deciding_anything_and_owner_quotas_hold() {
     endpoint.detach(0, ann.id, 1);
     assert_eq!(endpoint.hello(0, 6, "cid", None, token(3)), Err(Refused::Full), "ann's session is kept for its TTL");
     assert_eq!(endpoint.hello(1_000, 6, "cid", None, token(3)), Err(Refused::TokenInUse));
-    assert_eq!(endpoint.hello(1_000, 6, "cid", None, token(5)).unwrap().status, WelcomeStatus::New, "the expired one made room");
+    assert_eq!(
+        endpoint.hello(1_000, 6, "cid", None, token(5)).unwrap().status,
+        WelcomeStatus::New,
+        "the expired one made room"
+    );
 }
 
 #[test]

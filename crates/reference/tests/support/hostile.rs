@@ -41,7 +41,10 @@ pub enum OpenError {
 /// One frame from the server.
 #[derive(Debug)]
 pub enum Read {
-    Frame { opcode: u8, payload: Vec<u8> },
+    Frame {
+        opcode: u8,
+        payload: Vec<u8>,
+    },
     /// The server closed TCP (EOF).
     Eof,
     /// The connection failed (reset).
@@ -96,7 +99,13 @@ pub fn upgrade_request(addr: SocketAddr, path: &str, durable: bool, headers: &[(
 
 impl RawWs {
     /// Opens `ws://addr{path}`; `recv_buffer` caps the client's TCP window.
-    pub async fn open(addr: SocketAddr, path: &str, durable: bool, headers: &[(&str, &str)], recv_buffer: Option<u32>) -> Result<RawWs, OpenError> {
+    pub async fn open(
+        addr: SocketAddr,
+        path: &str,
+        durable: bool,
+        headers: &[(&str, &str)],
+        recv_buffer: Option<u32>,
+    ) -> Result<RawWs, OpenError> {
         let mut tcp = tcp(addr, recv_buffer).await.map_err(OpenError::Io)?;
         tcp.write_all(upgrade_request(addr, path, durable, headers).as_bytes()).await.map_err(OpenError::Io)?;
         let mut buf = Vec::new();
@@ -124,7 +133,13 @@ impl RawWs {
     }
 
     /// [`open`](Self::open) that must succeed.
-    pub async fn connect(addr: SocketAddr, path: &str, durable: bool, headers: &[(&str, &str)], recv_buffer: Option<u32>) -> RawWs {
+    pub async fn connect(
+        addr: SocketAddr,
+        path: &str,
+        durable: bool,
+        headers: &[(&str, &str)],
+        recv_buffer: Option<u32>,
+    ) -> RawWs {
         match RawWs::open(addr, path, durable, headers, recv_buffer).await {
             Ok(ws) => ws,
             Err(error) => panic!("upgrade of {path} failed: {error:?}"),
@@ -346,7 +361,12 @@ impl Bystander {
     }
 
     /// Round trips one after another, `pause` apart, until `stop` fires; returns the bystander.
-    pub async fn keep_echoing(mut self, pause: Duration, within: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) -> (Bystander, usize) {
+    pub async fn keep_echoing(
+        mut self,
+        pause: Duration,
+        within: Duration,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> (Bystander, usize) {
         let mut failures = 0;
         loop {
             if self.round_trip(within).await.is_none() {
@@ -391,7 +411,9 @@ pub fn fd_count(pid: u32) -> usize {
 /// Reads `GET /stats` and returns the value of a numeric field.
 pub async fn stat(addr: SocketAddr, field: &str) -> u64 {
     let mut tcp = tcp(addr, None).await.expect("stats connect");
-    tcp.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    tcp.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut body = String::new();
     timeout(Duration::from_secs(5), tcp.read_to_string(&mut body)).await.expect("stats in time").unwrap();
     let key = format!("\"{field}\":");

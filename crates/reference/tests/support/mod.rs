@@ -33,7 +33,9 @@ pub async fn connect(addr: SocketAddr, path: &str, durable: bool, headers: &[(&s
         request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("durable.v1"));
     }
     for (name, value) in headers {
-        request.headers_mut().append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        request
+            .headers_mut()
+            .append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
     }
     match timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request)).await.expect("handshake in time") {
         Ok((ws, _)) => Ok(ws),
@@ -127,9 +129,7 @@ pub async fn echo(ws: &mut Raw, seq: u64, text: &str) {
 
 /// Starts the real server binary on 127.0.0.1:0 serving the temp dir, with `configure` adding
 /// arguments, environment and stderr handling; returns it and the address from its stdout line.
-pub async fn spawn_binary(
-    configure: impl FnOnce(&mut tokio::process::Command),
-) -> (tokio::process::Child, SocketAddr) {
+pub async fn spawn_binary(configure: impl FnOnce(&mut tokio::process::Command)) -> (tokio::process::Child, SocketAddr) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_durable-ws-server"));
     command

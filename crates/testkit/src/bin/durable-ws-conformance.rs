@@ -80,7 +80,8 @@ async fn main() -> ExitCode {
     config.max_message_bytes = args.max_message_bytes;
     config.max_buffer_messages = (args.max_buffer_messages > 0).then_some(args.max_buffer_messages);
     config.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
-    config.heartbeat_interval = (args.heartbeat_interval_ms > 0).then(|| Duration::from_millis(args.heartbeat_interval_ms));
+    config.heartbeat_interval =
+        (args.heartbeat_interval_ms > 0).then(|| Duration::from_millis(args.heartbeat_interval_ms));
     config.heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
     config.step = Duration::from_millis(args.step_ms.max(1));
     config.no_credentials_url = args.no_credentials_url;

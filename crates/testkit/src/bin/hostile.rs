@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use durable_ws_core::frame::Frame;
 use durable_ws_core::PayloadRef;
-use raw::{client_frame, data_frame, durable_frame, fd_count, raw_frame, stat, status_kib, Bystander, Ended, RawWs, Read, BINARY, MIB, PING, TEXT, TINY_WINDOW};
+use raw::{
+    client_frame, data_frame, durable_frame, fd_count, raw_frame, stat, status_kib, Bystander, Ended, RawWs, Read,
+    BINARY, MIB, PING, TEXT, TINY_WINDOW,
+};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -120,7 +123,8 @@ struct Row {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let attacks: Vec<String> = if args.attacks.is_empty() { ATTACKS.iter().map(|s| s.to_string()).collect() } else { args.attacks.clone() };
+    let attacks: Vec<String> =
+        if args.attacks.is_empty() { ATTACKS.iter().map(|s| s.to_string()).collect() } else { args.attacks.clone() };
     println!("| attack | {} peak RSS | bystander echo p50 / p99 | late echoes | what happened |", args.label);
     println!("|---|---|---|---|---|");
     for attack in &attacks {
@@ -189,7 +193,15 @@ async fn run(args: &Args, attack: &str) -> Row {
         _ => {
             let _ = server.child.kill();
             let _ = server.child.wait();
-            return Row { peak_kib, aborted: over.load(Ordering::Relaxed), p50: Duration::ZERO, p99: Duration::ZERO, late: 0, echoes: 0, outcome: format!("{outcome}; bystander stuck") };
+            return Row {
+                peak_kib,
+                aborted: over.load(Ordering::Relaxed),
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                late: 0,
+                echoes: 0,
+                outcome: format!("{outcome}; bystander stuck"),
+            };
         }
     };
     monitor.abort();
@@ -198,7 +210,15 @@ async fn run(args: &Args, attack: &str) -> Row {
     let _ = server.child.kill();
     let _ = server.child.wait();
     let outcome = if alive || over.load(Ordering::Relaxed) { outcome } else { format!("{outcome}; server exited") };
-    Row { peak_kib, aborted: over.load(Ordering::Relaxed), p50, p99, late, echoes: bystander.round_trips.len() + late, outcome }
+    Row {
+        peak_kib,
+        aborted: over.load(Ordering::Relaxed),
+        p50,
+        p99,
+        late,
+        echoes: bystander.round_trips.len() + late,
+        outcome,
+    }
 }
 
 fn left(deadline: Instant) -> Duration {
@@ -234,7 +254,10 @@ async fn attack_on(attack: &str, addr: SocketAddr, pid: u32, deadline: Instant) 
             let mut ws = RawWs::connect(addr, "/echo", false, &[], Some(TINY_WINDOW)).await;
             let frame = client_frame(BINARY, &vec![7u8; MIB as usize]);
             let (n, open) = flood(&mut ws, deadline, u64::MAX, |_| frame.clone()).await;
-            format!("{n} × 1 MiB written; {}", if open { "connection open at the end" } else { "connection closed by the server" })
+            format!(
+                "{n} × 1 MiB written; {}",
+                if open { "connection open at the end" } else { "connection closed by the server" }
+            )
         }
         "blind-acks" => {
             let mut ws = RawWs::connect(addr, "/echo", true, &[], Some(TINY_WINDOW)).await;
@@ -347,10 +370,19 @@ async fn attack_on(attack: &str, addr: SocketAddr, pid: u32, deadline: Instant) 
             }
             let mut got = Vec::new();
             for reader in readers {
-                got.push(tokio::time::timeout(left(deadline) + Duration::from_secs(4), reader).await.map(|r| r.unwrap()).unwrap_or_else(|_| "timeout".into()));
+                got.push(
+                    tokio::time::timeout(left(deadline) + Duration::from_secs(4), reader)
+                        .await
+                        .map(|r| r.unwrap())
+                        .unwrap_or_else(|_| "timeout".into()),
+                );
             }
             let flooder_end = flooder.until_closed(Duration::from_secs(2)).await;
-            format!("{sent} sent; the 3 reading members got {} (then silence); the flooder: {}", got.join(", "), describe(&flooder_end))
+            format!(
+                "{sent} sent; the 3 reading members got {} (then silence); the flooder: {}",
+                got.join(", "),
+                describe(&flooder_end)
+            )
         }
         "quota" => {
             let mut sessions = Vec::new();

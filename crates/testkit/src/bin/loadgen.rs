@@ -107,7 +107,8 @@ async fn run(args: Args) -> Result<Report, String> {
     let epoch = Instant::now();
     let tally = Arc::new(Tally::default());
     let rss = |pid: Option<u32>| pid.and_then(resident_kib);
-    let mut report = Report { sessions_requested: args.sessions, server_rss_before_kib: rss(args.server_pid), ..Report::default() };
+    let mut report =
+        Report { sessions_requested: args.sessions, server_rss_before_kib: rss(args.server_pid), ..Report::default() };
 
     let opening = Instant::now();
     let clients = open_sessions(&args, epoch, &tally).await?;
@@ -136,7 +137,11 @@ async fn run(args: Args) -> Result<Report, String> {
     report.echo_rate_per_second = report.echoes_received as f64 / args.duration_secs as f64;
     let mut samples = std::mem::take(&mut *tally.rtt_micros.lock().unwrap_or_else(|p| p.into_inner()));
     samples.sort_unstable();
-    let pick = |q: f64| samples.get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1))).map(|&us| us as f64 / 1000.0);
+    let pick = |q: f64| {
+        samples
+            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+            .map(|&us| us as f64 / 1000.0)
+    };
     report.rtt_ms_p50 = pick(0.50);
     report.rtt_ms_p99 = pick(0.99);
     report.rtt_ms_max = samples.last().map(|&us| us as f64 / 1000.0);
@@ -156,7 +161,8 @@ async fn open_sessions(args: &Args, epoch: Instant, tally: &Arc<Tally>) -> Resul
         let count = args.batch.min(args.sessions - clients.len());
         let mut opening = JoinSet::new();
         for _ in 0..count {
-            let (client, mut events) = NativeClient::connect(&args.url, ClientConfig::default()).map_err(|e| e.to_string())?;
+            let (client, mut events) =
+                NativeClient::connect(&args.url, ClientConfig::default()).map_err(|e| e.to_string())?;
             let tally = tally.clone();
             let wait = Duration::from_secs(args.timeout_secs);
             opening.spawn(async move {

@@ -74,7 +74,9 @@ pub(super) fn all() -> Vec<Case> {
         case("handshake/fresh-tokens", "§9", quick, fresh_tokens),
     ];
     for &(name, bytes) in FIRST_FRAMES {
-        cases.push(case(name, "§5.1", quick, move |ctx| first_frame(ctx, FirstFrame::Binary(bytes), close_code::PROTOCOL_ERROR)));
+        cases.push(case(name, "§5.1", quick, move |ctx| {
+            first_frame(ctx, FirstFrame::Binary(bytes), close_code::PROTOCOL_ERROR)
+        }));
     }
     cases.push(case("handshake/first-frame/text-message", "§3 §5.1", quick, |ctx| {
         first_frame(ctx, FirstFrame::Text(b"hello"), close_code::PROTOCOL_ERROR)
@@ -84,8 +86,12 @@ pub(super) fn all() -> Vec<Case> {
     }));
     cases.extend([
         case("data/echo-text", "§4.3", quick, |ctx| echo_kinds(ctx, &[PayloadRef::Text("hi")])),
-        case("data/echo-binary", "§4.3", quick, |ctx| echo_kinds(ctx, &[PayloadRef::Binary(&[0xde, 0xad, 0xbe, 0xef, 0x00])])),
-        case("data/echo-empty", "§4.3", quick, |ctx| echo_kinds(ctx, &[PayloadRef::Text(""), PayloadRef::Binary(&[])])),
+        case("data/echo-binary", "§4.3", quick, |ctx| {
+            echo_kinds(ctx, &[PayloadRef::Binary(&[0xde, 0xad, 0xbe, 0xef, 0x00])])
+        }),
+        case("data/echo-empty", "§4.3", quick, |ctx| {
+            echo_kinds(ctx, &[PayloadRef::Text(""), PayloadRef::Binary(&[])])
+        }),
         case("data/echo-utf8", "§4.3", quick, |ctx| echo_kinds(ctx, &[PayloadRef::Text("héllo, ünïcödé ✓ 🦀")])),
         case("data/echo-at-size-limit", "§6.2", longer, echo_at_limit),
         case("data/numbering-order-and-acks", "§5.2 §5.3 §5.4", longer, numbering_order_and_acks),
@@ -123,7 +129,12 @@ pub(super) fn all() -> Vec<Case> {
             |c| c.heartbeat_interval.unwrap_or_default() + c.heartbeat_timeout + c.step * 3,
             silent_client,
         ),
-        slow("goodbye/server-closes-1000-after-waiting", "§5.7", |c| c.goodbye_wait + c.step * 2, goodbye_server_closes),
+        slow(
+            "goodbye/server-closes-1000-after-waiting",
+            "§5.7",
+            |c| c.goodbye_wait + c.step * 2,
+            goodbye_server_closes,
+        ),
         case("session/bystander-unaffected", "§5.9", quick, bystander),
     ]);
     cases
@@ -144,7 +155,10 @@ async fn selects_among_others(ctx: Arc<Ctx>) -> CaseResultOf {
         .map_err(|error| Verdict::Fail(error.to_string()))?;
     let selected = conn.selected.clone();
     conn.close(1000).await;
-    ensure!(selected.as_deref() == Some(SUBPROTOCOL), "offered \"x-conformance.v0, durable.v1\": the server selected {selected:?}");
+    ensure!(
+        selected.as_deref() == Some(SUBPROTOCOL),
+        "offered \"x-conformance.v0, durable.v1\": the server selected {selected:?}"
+    );
     PASS
 }
 
@@ -202,7 +216,10 @@ const FIRST_FRAMES: &[(&str, &[u8])] = &[
     ("handshake/first-frame/goodbye", &[0x08]),
     (
         "handshake/first-frame/welcome",
-        &[0x02, 0x00, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00],
+        &[
+            0x02, 0x00, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+            0x00,
+        ],
     ),
     ("handshake/first-frame/unknown-type-ff", &[0xff, 0x00]),
     ("handshake/first-frame/type-00", &[0x00]),
@@ -293,7 +310,10 @@ async fn numbering_order_and_acks(ctx: Arc<Ctx>) -> CaseResultOf {
         };
         match got {
             Got::Data { seq, text, payload: bytes } => {
-                ensure!(seq == next, "echo numbering: expected server seq {next}, got {seq} (each side numbers from 1, +1 per message)");
+                ensure!(
+                    seq == next,
+                    "echo numbering: expected server seq {next}, got {seq} (each side numbers from 1, +1 per message)"
+                );
                 ensure!(text == (seq % 2 == 0), "echo of seq {seq} changed its kind (text {text})");
                 ensure!(bytes == payload(seq), "echo of seq {seq} changed its payload");
                 next += 1;
@@ -434,7 +454,10 @@ async fn unknown_token(ctx: Arc<Ctx>) -> CaseResultOf {
     let mut conn = ctx.durable().await?;
     let unknown = Token([0x5a; 16]);
     let (status, token, last) = conn.hello(Some((unknown, 5))).await?;
-    ensure!(status == WelcomeStatus::LostUnknown, "resume of a token the server never issued: expected LostUnknown, got {status:?}");
+    ensure!(
+        status == WelcomeStatus::LostUnknown,
+        "resume of a token the server never issued: expected LostUnknown, got {status:?}"
+    );
     ensure!(token != unknown, "LostUnknown must come with a fresh token");
     ensure!(last == 0, "a new session's last_received is 0, got {last}");
     context(conn.echo_text(1, "new session").await, "the new session numbers from 1")?;
@@ -448,7 +471,10 @@ async fn resume_from_future(ctx: Arc<Ctx>) -> CaseResultOf {
     drop(first);
     let mut second = ctx.durable().await?;
     let (status, fresh, last) = second.hello(Some((token, 3))).await?;
-    ensure!(status == WelcomeStatus::LostRefused, "resume from 3 when the server sent 2: expected LostRefused, got {status:?}");
+    ensure!(
+        status == WelcomeStatus::LostRefused,
+        "resume from 3 when the server sent 2: expected LostRefused, got {status:?}"
+    );
     ensure!(fresh != token && last == 0, "LostRefused must come with a new session (fresh token, last_received 0)");
     context(second.echo_text(1, "new session").await, "the new session numbers from 1")?;
     second.close(1000).await;
@@ -482,7 +508,10 @@ async fn supersede(ctx: Arc<Ctx>) -> CaseResultOf {
     old.echo_text(1, "m1").await?;
     let mut new = ctx.durable().await?;
     new.resume(token, 1, 1).await?;
-    let reason = context(old.expect_close_code(4409, "the connection whose session was resumed elsewhere").await, "old connection")?;
+    let reason = context(
+        old.expect_close_code(4409, "the connection whose session was resumed elsewhere").await,
+        "old connection",
+    )?;
     context(new.echo_text(2, "m2").await, "the new connection")?;
     new.close(1000).await;
     note(format!("reason {reason:?}"))
@@ -574,7 +603,10 @@ async fn goodbye_server_closes(ctx: Arc<Ctx>) -> CaseResultOf {
     conn.send(Frame::Goodbye).await?;
     let started = Instant::now();
     let (code, reason) = conn.expect_close_within(ctx.config.goodbye_wait + ctx.config.step).await?;
-    ensure!(code == close_code::NORMAL, "after GOODBYE and no client close: expected close 1000, got {code} {reason:?}");
+    ensure!(
+        code == close_code::NORMAL,
+        "after GOODBYE and no client close: expected close 1000, got {code} {reason:?}"
+    );
     note(format!("closed after {} ms ({reason:?})", started.elapsed().as_millis()))
 }
 
@@ -615,9 +647,21 @@ const GARBAGE: &[Garbage] = &[
     Garbage { name: "malformed/type-09", section: "§4 §4.7", code: 1002, input: Input::Bytes(&[0x09]) },
     Garbage { name: "malformed/empty-message", section: "§4.7", code: 1002, input: Input::Bytes(&[]) },
     Garbage { name: "malformed/ack-truncated", section: "§4.7", code: 1002, input: Input::Bytes(&[0x05]) },
-    Garbage { name: "malformed/varint-truncated", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x03, 0x80]) },
-    Garbage { name: "malformed/varint-not-shortest-80-00", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x05, 0x80, 0x00]) },
-    Garbage { name: "malformed/varint-not-shortest-81-00", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x05, 0x81, 0x00]) },
+    Garbage {
+        name: "malformed/varint-truncated", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x03, 0x80])
+    },
+    Garbage {
+        name: "malformed/varint-not-shortest-80-00",
+        section: "§3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x05, 0x80, 0x00]),
+    },
+    Garbage {
+        name: "malformed/varint-not-shortest-81-00",
+        section: "§3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x05, 0x81, 0x00]),
+    },
     Garbage {
         name: "malformed/varint-tenth-byte-02",
         section: "§3 §4.7",
@@ -630,21 +674,66 @@ const GARBAGE: &[Garbage] = &[
         code: 1002,
         input: Input::Bytes(&[0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
     },
-    Garbage { name: "malformed/ack-trailing-bytes", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x05, 0x01, 0x00]) },
-    Garbage { name: "malformed/ping-trailing-bytes", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x06, 0x01, 0x00]) },
-    Garbage { name: "malformed/goodbye-trailing-bytes", section: "§3 §4.7", code: 1002, input: Input::Bytes(&[0x08, 0x00]) },
-    Garbage { name: "malformed/data-seq-0", section: "§4.3 §4.7", code: 1002, input: Input::Bytes(&[0x03, 0x00, b'x']) },
+    Garbage {
+        name: "malformed/ack-trailing-bytes",
+        section: "§3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x05, 0x01, 0x00]),
+    },
+    Garbage {
+        name: "malformed/ping-trailing-bytes",
+        section: "§3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x06, 0x01, 0x00]),
+    },
+    Garbage {
+        name: "malformed/goodbye-trailing-bytes",
+        section: "§3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x08, 0x00]),
+    },
+    Garbage {
+        name: "malformed/data-seq-0",
+        section: "§4.3 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x03, 0x00, b'x']),
+    },
     Garbage { name: "malformed/data-gap", section: "§5.3", code: 1002, input: Input::Gap },
     Garbage { name: "malformed/ack-from-the-future", section: "§5.4", code: 1002, input: Input::AckFromFuture },
     Garbage { name: "malformed/hello-after-handshake", section: "§5.1", code: 1002, input: Input::SecondHello },
-    Garbage { name: "malformed/hello-bad-flags-after-handshake", section: "§4.1 §5.1", code: 1002, input: Input::Bytes(&[0x01, 0x02]) },
+    Garbage {
+        name: "malformed/hello-bad-flags-after-handshake",
+        section: "§4.1 §5.1",
+        code: 1002,
+        input: Input::Bytes(&[0x01, 0x02]),
+    },
     Garbage { name: "malformed/welcome-from-the-client", section: "§5.1", code: 1002, input: Input::Welcome },
-    Garbage { name: "malformed/welcome-bad-status", section: "§4.2 §4.7", code: 1002, input: Input::Bytes(&[0x02, 0x05]) },
+    Garbage {
+        name: "malformed/welcome-bad-status",
+        section: "§4.2 §4.7",
+        code: 1002,
+        input: Input::Bytes(&[0x02, 0x05]),
+    },
     Garbage { name: "malformed/text-message", section: "§3", code: 1002, input: Input::Text(b"hello") },
-    Garbage { name: "malformed/text-message-bad-utf8", section: "§3 §7", code: 1007, input: Input::Text(&[0x68, 0xc3, 0x28]) },
+    Garbage {
+        name: "malformed/text-message-bad-utf8",
+        section: "§3 §7",
+        code: 1007,
+        input: Input::Text(&[0x68, 0xc3, 0x28]),
+    },
     Garbage { name: "malformed/data-text-bad-utf8-1007", section: "§4.3 §7", code: 1007, input: Input::BadUtf8Data },
-    Garbage { name: "malformed/data-binary-one-byte-over-limit-1009", section: "§6.2", code: 1009, input: Input::OneOver(false) },
-    Garbage { name: "malformed/data-text-one-byte-over-limit-1009", section: "§6.2", code: 1009, input: Input::OneOver(true) },
+    Garbage {
+        name: "malformed/data-binary-one-byte-over-limit-1009",
+        section: "§6.2",
+        code: 1009,
+        input: Input::OneOver(false),
+    },
+    Garbage {
+        name: "malformed/data-text-one-byte-over-limit-1009",
+        section: "§6.2",
+        code: 1009,
+        input: Input::OneOver(true),
+    },
     Garbage { name: "malformed/message-far-over-limit-1009", section: "§6.2", code: 1009, input: Input::Huge },
 ];
 
@@ -654,7 +743,9 @@ async fn send_garbage(conn: &mut Conn, input: &Input, next: u64, max: usize) -> 
         Input::Gap => conn.send_data(next + 5, PayloadRef::Text("skipped ahead")).await,
         Input::AckFromFuture => conn.send(Frame::Ack { seq: 1_000 }).await,
         Input::SecondHello => conn.send(Frame::Hello { resume: None }).await,
-        Input::Welcome => conn.send(Frame::Welcome { status: WelcomeStatus::New, token: Token([1; 16]), last_received: 0 }).await,
+        Input::Welcome => {
+            conn.send(Frame::Welcome { status: WelcomeStatus::New, token: Token([1; 16]), last_received: 0 }).await
+        }
         Input::BadUtf8Data => {
             let mut bytes = vec![0x03];
             durable_ws_core::frame::put_varint(&mut bytes, next);
@@ -732,7 +823,10 @@ async fn errors_with_data_between(ctx: Arc<Ctx>) -> CaseResultOf {
         break_with_ack(&mut conn, round as u32).await?;
     }
     let mut conn = ctx.durable().await?;
-    context(conn.resume(token, 4, 4).await, "4 protocol errors, each after a delivered DATA: the session stays resumable")?;
+    context(
+        conn.resume(token, 4, 4).await,
+        "4 protocol errors, each after a delivered DATA: the session stays resumable",
+    )?;
     conn.close(1000).await;
     PASS
 }
@@ -754,7 +848,11 @@ async fn overflow(ctx: Arc<Ctx>) -> CaseResultOf {
     let deadline = Instant::now() + ctx.config.step * 3;
     while closed.is_none() {
         match conn.next_within(deadline.saturating_duration_since(Instant::now())).await {
-            None => fail!("{} unacknowledged echoes (buffer {max}): the server did not close within {} ms", max + 1, (ctx.config.step * 3).as_millis()),
+            None => fail!(
+                "{} unacknowledged echoes (buffer {max}): the server did not close within {} ms",
+                max + 1,
+                (ctx.config.step * 3).as_millis()
+            ),
             Some(Got::Close(Some(code), reason)) => closed = Some((code, reason)),
             Some(end @ (Got::Close(None, _) | Got::Ended(_))) => fail!("expected close 1013, got {}", end.describe()),
             Some(_) => {}
@@ -764,7 +862,10 @@ async fn overflow(ctx: Arc<Ctx>) -> CaseResultOf {
     ensure!(code == close_code::TRY_AGAIN_LATER, "replay buffer overflow: expected close 1013, got {code} {reason:?}");
     let mut again = ctx.durable().await?;
     let (status, _, _) = again.hello(Some((token, 0))).await?;
-    ensure!(status == WelcomeStatus::LostOverflow, "resume of an overflowed session: expected LostOverflow, got {status:?}");
+    ensure!(
+        status == WelcomeStatus::LostOverflow,
+        "resume of an overflowed session: expected LostOverflow, got {status:?}"
+    );
     again.close(1000).await;
     note(format!("reason {reason:?}"))
 }
@@ -789,7 +890,11 @@ async fn auth_close(ctx: Arc<Ctx>, which: AuthCase) -> CaseResultOf {
         }
         Err(OpenError::Other(why)) => fail!("{why}"),
     };
-    ensure!(conn.selected.as_deref() == Some(SUBPROTOCOL), "the refused upgrade must still select durable.v1 (got {:?})", conn.selected);
+    ensure!(
+        conn.selected.as_deref() == Some(SUBPROTOCOL),
+        "the refused upgrade must still select durable.v1 (got {:?})",
+        conn.selected
+    );
     match conn.next("the close").await? {
         Got::Close(Some(got), reason) => {
             ensure!(got == code, "expected close {code}, got close {got} {reason:?}");
@@ -807,7 +912,10 @@ async fn other_identity(ctx: Arc<Ctx>) -> CaseResultOf {
     owner.echo_text(1, "private").await?;
     let mut other = Conn::durable(url, ctx.config.step).await?;
     let (status, fresh, last) = other.hello(Some((token, 0))).await?;
-    ensure!(status == WelcomeStatus::LostRefused, "another identity resuming the session: expected LostRefused, got {status:?}");
+    ensure!(
+        status == WelcomeStatus::LostRefused,
+        "another identity resuming the session: expected LostRefused, got {status:?}"
+    );
     ensure!(fresh != token && last == 0, "LostRefused comes with a new session");
     for got in other.collect(Duration::from_millis(200)).await? {
         ensure!(!matches!(got, Got::Data { .. }), "another identity received the owner's data: {}", got.describe());
@@ -824,13 +932,17 @@ async fn expired_while_attached(ctx: Arc<Ctx>) -> CaseResultOf {
     };
     let (mut conn, token) = ctx.session().await?;
     conn.echo_text(1, "m1").await?;
-    let (status, body) = http_post(admin, &format!("/admin/expire?session={}", hex(&token))).await.map_err(Verdict::Fail)?;
+    let (status, body) =
+        http_post(admin, &format!("/admin/expire?session={}", hex(&token))).await.map_err(Verdict::Fail)?;
     ensure!(status == 200, "POST /admin/expire: HTTP {status} {body}");
     let (code, reason) = conn.expect_close().await?;
     ensure!(code == 4004, "the session was expired while attached: expected close 4004, got {code} {reason:?}");
     let mut again = ctx.durable().await?;
     let (status, _, _) = again.hello(Some((token, 1))).await?;
-    ensure!(status == WelcomeStatus::LostUnknown, "resume of the expired session: expected LostUnknown, got {status:?}");
+    ensure!(
+        status == WelcomeStatus::LostUnknown,
+        "resume of the expired session: expected LostUnknown, got {status:?}"
+    );
     again.close(1000).await;
     PASS
 }
@@ -846,7 +958,9 @@ async fn server_pings(ctx: Arc<Ctx>) -> CaseResultOf {
     let started = Instant::now();
     let within = interval + ctx.config.step;
     match conn.next_within(within).await {
-        None => fail!("no PING within {} ms of the handshake (interval {} ms)", within.as_millis(), interval.as_millis()),
+        None => {
+            fail!("no PING within {} ms of the handshake (interval {} ms)", within.as_millis(), interval.as_millis())
+        }
         Some(Got::Ping(value)) => {
             conn.send(Frame::Pong { value }).await?;
             let elapsed = started.elapsed();
@@ -866,7 +980,10 @@ async fn silent_client(ctx: Arc<Ctx>) -> CaseResultOf {
     let within = interval + ctx.config.heartbeat_timeout + ctx.config.step;
     let (code, reason) = context(conn.expect_close_within(within).await, "a client that answers nothing")?;
     let elapsed = started.elapsed();
-    ensure!(code == close_code::HEARTBEAT_TIMEOUT, "a client that answers nothing: expected close 4000, got {code} {reason:?}");
+    ensure!(
+        code == close_code::HEARTBEAT_TIMEOUT,
+        "a client that answers nothing: expected close 4000, got {code} {reason:?}"
+    );
     let mut again = ctx.durable().await?;
     context(again.resume(token, 0, 0).await, "after the heartbeat timeout the session stays resumable")?;
     again.close(1000).await;

@@ -150,9 +150,11 @@ impl Conn {
     /// Opens `url` offering `protocols` (comma-joined in one `Sec-WebSocket-Protocol` header;
     /// none: no header).
     pub async fn open(url: &str, protocols: &[&str], step: Duration) -> Result<Conn, OpenError> {
-        let mut request = url.into_client_request().map_err(|error| OpenError::Other(format!("bad URL {url}: {error}")))?;
+        let mut request =
+            url.into_client_request().map_err(|error| OpenError::Other(format!("bad URL {url}: {error}")))?;
         if !protocols.is_empty() {
-            let value = HeaderValue::from_str(&protocols.join(", ")).map_err(|error| OpenError::Other(error.to_string()))?;
+            let value =
+                HeaderValue::from_str(&protocols.join(", ")).map_err(|error| OpenError::Other(error.to_string()))?;
             request.headers_mut().insert("sec-websocket-protocol", value);
         }
         // Room for the oversized-message cases' answers and the overflow case's echoes.
@@ -164,7 +166,8 @@ impl Conn {
             Ok(Err(error)) => return Err(OpenError::Other(format!("cannot open {url}: {error}"))),
             Ok(Ok(opened)) => opened,
         };
-        let selected = response.headers().get("sec-websocket-protocol").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let selected =
+            response.headers().get("sec-websocket-protocol").and_then(|value| value.to_str().ok()).map(str::to_owned);
         Ok(Conn { ws, selected, step, closed: false })
     }
 
@@ -233,7 +236,9 @@ impl Conn {
                 Some(Ok(Message::Close(frame))) => {
                     self.closed = true;
                     // Let tungstenite answer the close and see the end of the stream.
-                    let _ = timeout(Duration::from_millis(500), async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+                    let _ =
+                        timeout(Duration::from_millis(500), async { while let Some(Ok(_)) = self.ws.next().await {} })
+                            .await;
                     match frame {
                         Some(frame) => Got::Close(Some(frame.code.into()), frame.reason.to_string()),
                         None => Got::Close(None, String::new()),
@@ -255,7 +260,9 @@ impl Conn {
     /// The next message within the step bound; a timeout is a failure naming `waiting_for`.
     pub async fn next(&mut self, waiting_for: &str) -> Result<Got, Verdict> {
         let step = self.step;
-        self.next_within(step).await.ok_or_else(|| Verdict::Fail(format!("nothing arrived within {} ms while waiting for {waiting_for}", step.as_millis())))
+        self.next_within(step).await.ok_or_else(|| {
+            Verdict::Fail(format!("nothing arrived within {} ms while waiting for {waiting_for}", step.as_millis()))
+        })
     }
 
     /// Sends `Hello` and reads the `Welcome` (it must be the first frame).
@@ -271,7 +278,9 @@ impl Conn {
     pub async fn hello_new(&mut self) -> Result<Token, Verdict> {
         match self.hello(None).await? {
             (WelcomeStatus::New, token, 0) => Ok(token),
-            (status, _, last) => Err(Verdict::Fail(format!("HELLO without a token: expected WELCOME New with last_received 0, got {status:?} with {last}"))),
+            (status, _, last) => Err(Verdict::Fail(format!(
+                "HELLO without a token: expected WELCOME New with last_received 0, got {status:?} with {last}"
+            ))),
         }
     }
 
@@ -282,8 +291,12 @@ impl Conn {
             (WelcomeStatus::Resumed, got, last) if got == token => Err(Verdict::Fail(format!(
                 "resume: WELCOME Resumed says the server delivered {last}, expected {expect_last}"
             ))),
-            (WelcomeStatus::Resumed, _, _) => Err(Verdict::Fail("resume: WELCOME Resumed carries another token".into())),
-            (status, _, _) => Err(Verdict::Fail(format!("resume (last_received {last_received}) got WELCOME {status:?}, expected Resumed"))),
+            (WelcomeStatus::Resumed, _, _) => {
+                Err(Verdict::Fail("resume: WELCOME Resumed carries another token".into()))
+            }
+            (status, _, _) => Err(Verdict::Fail(format!(
+                "resume (last_received {last_received}) got WELCOME {status:?}, expected Resumed"
+            ))),
         }
     }
 
@@ -326,9 +339,16 @@ impl Conn {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.next_within(left).await {
-                None => return Err(Verdict::Fail(format!("the server did not close the connection within {} ms", within.as_millis()))),
+                None => {
+                    return Err(Verdict::Fail(format!(
+                        "the server did not close the connection within {} ms",
+                        within.as_millis()
+                    )))
+                }
                 Some(Got::Close(Some(code), reason)) => return Ok((code, reason)),
-                Some(Got::Close(None, _)) => return Err(Verdict::Fail("the server closed without a close code".into())),
+                Some(Got::Close(None, _)) => {
+                    return Err(Verdict::Fail("the server closed without a close code".into()))
+                }
                 Some(Got::Ended(why)) => {
                     return Err(Verdict::Fail(format!("the connection was dropped without a close frame ({why})")));
                 }
@@ -378,7 +398,8 @@ impl Conn {
         if self.closed {
             return;
         }
-        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame { code: code.into(), reason: "conformance".into() };
+        let frame =
+            tokio_tungstenite::tungstenite::protocol::CloseFrame { code: code.into(), reason: "conformance".into() };
         let _ = timeout(Duration::from_millis(500), async {
             if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
                 while let Some(Ok(_)) = self.ws.next().await {}

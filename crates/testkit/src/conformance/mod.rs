@@ -218,7 +218,10 @@ pub async fn run(config: &Config, mut report: impl FnMut(&CaseReport)) -> Vec<Ca
     let mut slow = Vec::new();
     for (index, case) in all.iter().enumerate() {
         if case.slow && config.selects(case.name) {
-            slow.push((index, tokio::spawn(run_case(case.name, case.section, case.bound(config), (case.body)(ctx.clone())))));
+            slow.push((
+                index,
+                tokio::spawn(run_case(case.name, case.section, case.bound(config), (case.body)(ctx.clone()))),
+            ));
         }
     }
     let mut results = Vec::new();
@@ -230,13 +233,23 @@ pub async fn run(config: &Config, mut report: impl FnMut(&CaseReport)) -> Vec<Ca
             let (_, handle) = slow.next().expect("peeked");
             match handle.await {
                 Ok(result) => result,
-                Err(error) => CaseReport { name: case.name, section: case.section, outcome: Outcome::Fail(format!("the case panicked: {error}")), elapsed: Duration::ZERO },
+                Err(error) => CaseReport {
+                    name: case.name,
+                    section: case.section,
+                    outcome: Outcome::Fail(format!("the case panicked: {error}")),
+                    elapsed: Duration::ZERO,
+                },
             }
         } else {
             let future = (case.body)(ctx.clone());
             match tokio::spawn(run_case(case.name, case.section, case.bound(config), future)).await {
                 Ok(result) => result,
-                Err(error) => CaseReport { name: case.name, section: case.section, outcome: Outcome::Fail(format!("the case panicked: {error}")), elapsed: Duration::ZERO },
+                Err(error) => CaseReport {
+                    name: case.name,
+                    section: case.section,
+                    outcome: Outcome::Fail(format!("the case panicked: {error}")),
+                    elapsed: Duration::ZERO,
+                },
             }
         };
         report(&result);
@@ -263,8 +276,12 @@ pub(crate) async fn http_post(base: &str, path_and_query: &str) -> Result<(u16, 
     if authority.contains("://") {
         return Err(format!("{base}: only http:// fault endpoints are supported"));
     }
-    let mut stream = tokio::net::TcpStream::connect(authority).await.map_err(|error| format!("cannot connect to {authority}: {error}"))?;
-    let request = format!("POST {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
+    let request = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.map_err(|error| error.to_string())?;
     let mut response = String::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
