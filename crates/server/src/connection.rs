@@ -189,6 +189,10 @@ async fn drive(
         let deadline = {
             let now = inner.clock.now();
             let mut state = lock(&inner.state);
+            if state.endpoint.record(id).is_some_and(|record| record.attached != Some(conn)) {
+                // Resumed elsewhere: its events and deadlines are the new connection's.
+                return Ending::close(close_code::SUPERSEDED, "superseded: session resumed on another connection");
+            }
             let mut dead = false;
             // A frame counts as sent once it is in the bounded outgoing queue: while that is
             // full, nothing more is produced (the replay buffer keeps it, within its bounds).
@@ -229,9 +233,22 @@ async fn drive(
         if !delivered.is_empty() {
             Counters::add(&inner.counters.messages_in, delivered.len() as u64);
             for payload in delivered.drain(..) {
-                // A full queue stops reading this client until its application catches up; a
-                // handler that returned (receiver gone) drops what its client sends.
-                let _ = inbound.send(Incoming::Message(payload)).await;
+                // A full inbox stops reading this client until its application catches up (control
+                // messages still end the connection meanwhile); a handler that returned (receiver
+                // gone) drops what its client sends.
+                let permit = loop {
+                    tokio::select! {
+                        permit = inbound.reserve() => break permit,
+                        input = socket.next(None, None, Gate::Paused) => {
+                            if let Some(ending) = Ending::of(input) {
+                                return ending;
+                            }
+                        }
+                    }
+                };
+                if let Ok(permit) = permit {
+                    permit.send(Incoming::Message(payload));
+                }
             }
             continue;
         }
@@ -245,7 +262,8 @@ async fn drive(
             if at >= give_up {
                 return Ending::close(close_code::TRY_AGAIN_LATER, "client too slow: outgoing queue full");
             }
-            (Gate::Writable, Some(deadline.map_or(give_up, |d| d.min(give_up))))
+            // Only the give-up deadline: the session's (a due ack) waits for room to transmit.
+            (Gate::Writable, Some(give_up))
         };
         let input = socket.next(deadline, Some(wake), gate).await;
         let now = inner.clock.now();

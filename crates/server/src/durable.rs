@@ -353,10 +353,10 @@ impl Durable {
         };
         if let Some(conn) = ended.attached {
             let control = match (ended.reason, code) {
-                (EndReason::Goodbye, _) => Some(Control::AwaitClose),
+                // After a goodbye either way the client closes; if it does not, 1000 after 5 s.
+                (EndReason::Goodbye | EndReason::Closed, _) => Some(Control::AwaitClose),
                 (_, Some(code)) => Some(Control::Close(code, reason)),
-                // Closed: the goodbye was written; the client closes. ProtocolErrors: the
-                // connection is already closing with the error.
+                // ProtocolErrors: the connection is already closing with the error.
                 _ => None,
             };
             if let Some(control) = control {

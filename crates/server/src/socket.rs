@@ -113,6 +113,8 @@ pub(crate) enum Gate {
     Until(Instant),
     /// Once the writer made progress (the outgoing queue is full).
     Writable,
+    /// Not at all: only control messages (the application's inbox is full).
+    Paused,
 }
 
 /// A registered server-side WebSocket.
@@ -223,7 +225,7 @@ impl Socket {
                         match gate {
                             Gate::Until(at) => sleep_until(at).await,
                             Gate::Writable => backlog.progress.notified().await,
-                            Gate::Open => pending().await,
+                            Gate::Open | Gate::Paused => pending().await,
                         }
                     } => {
                         if requested == Gate::Open {

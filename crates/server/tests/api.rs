@@ -317,3 +317,30 @@ async fn shutdown_closes_every_connection_with_1012() {
     assert_eq!(durable.stats().connections, 0);
     assert_eq!(durable.stats().sessions, 1, "the session stays resumable");
 }
+
+#[tokio::test]
+async fn a_connection_waiting_for_a_busy_handler_still_obeys_shutdown() {
+    let durable = Durable::builder().inbound_queue(2).build();
+    let app = Router::new().route(
+        "/busy",
+        durable.endpoint(|session: Session<Note>| async move {
+            // Holds the session and never reads: the inbox fills, the server stops reading.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(session);
+        }),
+    );
+    let addr = serve(app).await;
+    let (client, mut events) = client(addr, "/busy").await;
+    for n in 0..10 {
+        client.send(json(&Note { n, text: "x".into() })).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    timeout(Duration::from_secs(5), durable.shutdown()).await.expect("shutdown in time");
+    loop {
+        if let Event::Closed { code, .. } = next_event(&mut events).await {
+            assert_eq!(code, 1012, "the blocked connection got the shutdown");
+            break;
+        }
+    }
+    assert_eq!(durable.stats().connections, 0);
+}

@@ -439,10 +439,15 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     pub fn detach(&mut self, now: Millis, id: SessionId, conn: ConnId) {
         let ttl = self.config.ttl_ms;
         if let Some(record) = self.attached_mut(id, conn) {
+            // A goodbye went out on this connection: the session is over, not waiting.
+            let said_goodbye = record.session.is_ended();
             record.session.disconnect(now);
             record.attached = None;
             record.detached_at = Some(now);
             self.store.set_expiry(id, Some(now.saturating_add(ttl)));
+            if said_goodbye {
+                self.end(now, id, EndReason::Closed);
+            }
         }
     }
 
