@@ -287,7 +287,7 @@ needs_server() { [[ $1 == conformance || $1 == browser-tests || $1 == e2e-tests 
 stage_time_limit() {
     case $1 in
         setup) echo 2400 ;;
-        build) echo 1800 ;;
+        build | lint | features) echo 1800 ;;
         wasm-package | browser-tests | examples) echo 1500 ;;
         server) echo 1200 ;;
         types | readme-examples) echo 300 ;;
