@@ -27,8 +27,8 @@ export function binDir() {
  * Spawns `command`, resolves once `pattern` matches a line of its output (stdout or stderr), with the match.
  * Rejects if the process exits first or nothing matches within `timeoutMs`.
  */
-function spawnUntil(command, args, pattern, { timeoutMs = 30_000, env } = {}) {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+export function spawnUntil(command, args, pattern, { timeoutMs = 30_000, env, cwd } = {}) {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env }, cwd });
   const log = [];
   return new Promise((resolve, reject) => {
     let settled = false;

@@ -20,7 +20,7 @@ use crate::plain::PlainSocket;
 use crate::session::Session;
 use crate::socket::{Ending, Socket};
 use crate::stats::Counters;
-use crate::upgrade::{Upgrade, Ws};
+use crate::upgrade::Upgrade;
 
 /// Room for a data frame's header on top of the largest payload (type byte + 10-byte varint).
 const FRAME_OVERHEAD: usize = 11;
@@ -149,9 +149,4 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
         .instrument(span)
         .await
     })
-}
-
-#[allow(dead_code)]
-fn _assert_ws_send(ws: Ws) -> impl Send {
-    ws
 }
