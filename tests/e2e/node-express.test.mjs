@@ -34,6 +34,7 @@ before(async () => {
   pages = await startNodeServer({ www: site.dir });
   const port = await freePort();
   ({ child: example } = await spawnUntil(process.execPath, ["server.mjs"], /express-app listening on /, {
+    timeoutMs: 20_000,
     cwd: join(REPO_ROOT, "examples/express-app"),
     env: { LISTEN: `127.0.0.1:${port}` },
   }));
@@ -89,11 +90,14 @@ test("express example under cuts: every note POSTed over HTTP reaches every memb
   );
   await waitFor(MEMBERS, (all) => all.every((s) => s.events.open >= 1), 10_000, "every member connected");
   for (let n = 1; n <= NOTES; n++) {
+    // `reached` counts sessions in the room: a member whose first connection was cut before its
+    // WELCOME left a session it never learned (kept for the TTL), so it may exceed the members.
+    // What every member receives is checked exactly below.
     const { reached } = await post("/notes", { text: `p${n}` });
-    assert.equal(reached, MEMBERS.length, `note ${n} was taken by every member's session`);
+    assert.ok(reached >= MEMBERS.length, `note ${n} was taken by every member's session (reached ${reached})`);
     if (n % 3 === 0) await sleep(20);
   }
-  for (let n = 1; n <= 20; n++) assert.equal((await post("/users/alice/notify", { text: `u${n}` })).reached, 1);
+  for (let n = 1; n <= 20; n++) assert.ok((await post("/users/alice/notify", { text: `u${n}` })).reached >= 1);
   await waitFor(MEMBERS, (all) => all.every((s) => s.received >= NOTES), 30_000, "every member received every note");
   await sleep(500);
   const results = await Promise.all(MEMBERS.map(details));
