@@ -371,6 +371,14 @@ impl Session {
         Some(kind)
     }
 
+    /// Puts delivered messages back at the front of the event queue, in their order (a driver
+    /// that took them could not hand them over).
+    pub(crate) fn unpoll_messages(&mut self, messages: Vec<Payload>) {
+        for payload in messages.into_iter().rev() {
+            self.events.push_front(SessionEvent::Message(payload));
+        }
+    }
+
     /// The next event for the application or driver.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {

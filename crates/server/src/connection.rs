@@ -232,22 +232,24 @@ async fn drive(
         };
         if !delivered.is_empty() {
             Counters::add(&inner.counters.messages_in, delivered.len() as u64);
-            for payload in delivered.drain(..) {
+            let mut waiting: std::collections::VecDeque<_> = delivered.drain(..).collect();
+            while !waiting.is_empty() {
                 // A full inbox stops reading this client until its application catches up (control
                 // messages still end the connection meanwhile); a handler that returned (receiver
                 // gone) drops what its client sends.
-                let permit = loop {
-                    tokio::select! {
-                        permit = inbound.reserve() => break permit,
-                        input = socket.next(None, None, Gate::Paused) => {
-                            if let Some(ending) = Ending::of(input) {
-                                return ending;
-                            }
+                tokio::select! {
+                    permit = inbound.reserve() => {
+                        let payload = waiting.pop_front().expect("not empty");
+                        if let Ok(permit) = permit {
+                            permit.send(Incoming::Message(payload));
                         }
                     }
-                };
-                if let Ok(permit) = permit {
-                    permit.send(Incoming::Message(payload));
+                    input = socket.next(None, None, Gate::Paused) => {
+                        if let Some(ending) = Ending::of(input) {
+                            give_back(durable, id, waiting.into(), inbound);
+                            return ending;
+                        }
+                    }
                 }
             }
             continue;
@@ -295,6 +297,21 @@ async fn drive(
             Input::Woken => {}
             other => return Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
         }
+    }
+}
+
+/// Messages taken from the core that this connection could not hand over before it ended: back
+/// to the front of the session's queue, for the next connection (nothing lost, order kept); if
+/// the session ended meanwhile, straight to its application.
+fn give_back(durable: &Durable, id: SessionId, rest: Vec<durable_ws_core::Payload>, inbound: &mpsc::Sender<Incoming>) {
+    let refused = lock(&durable.inner.state).endpoint.unpoll_messages(id, rest);
+    if let Err(rest) = refused {
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            for payload in rest {
+                let _ = inbound.send(Incoming::Message(payload)).await;
+            }
+        });
     }
 }
 

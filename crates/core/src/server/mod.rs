@@ -366,6 +366,20 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         }
     }
 
+    /// Gives back messages taken with [`poll_event`](Self::poll_event) that the driver could not
+    /// hand to the application (its connection ended meanwhile): they come out of `poll_event`
+    /// first, in their order, for whichever connection drives the session next. `Err` returns them
+    /// if the session is gone.
+    pub fn unpoll_messages(&mut self, id: SessionId, messages: Vec<Payload>) -> Result<(), Vec<Payload>> {
+        match self.store.get_mut(id) {
+            Some(record) => {
+                record.session.unpoll_messages(messages);
+                Ok(())
+            }
+            None => Err(messages),
+        }
+    }
+
     /// When [`handle_session_timeout`](Self::handle_session_timeout) is next due for session
     /// `id` (ack delay, heartbeat), while a connection drives it.
     pub fn timeout(&self, id: SessionId) -> Option<Millis> {
