@@ -206,3 +206,23 @@ fn the_buffer_budget_counts_every_session_and_refuses_beyond_it() {
     endpoint.hello(0, 4, "ann", Some((token(1), 2)), token(9)).unwrap();
     assert_eq!(endpoint.buffered_bytes(), 0, "a resume point acknowledges");
 }
+
+#[test]
+fn messages_given_back_come_out_first_in_their_order() {
+    let (mut endpoint, id) = with_sent(0);
+    for (seq, text) in [(1, "a"), (2, "b"), (3, "c")] {
+        let data = frame(Frame::Data { seq, payload: PayloadRef::Text(text) });
+        endpoint.handle_message(0, id, 1, PayloadRef::Binary(&data)).unwrap();
+    }
+    let taken: Vec<Payload> = std::iter::from_fn(|| match endpoint.poll_event(id) {
+        Some(ServerEvent::Message(payload)) => Some(payload),
+        _ => None,
+    })
+    .take(2)
+    .collect();
+    endpoint.unpoll_messages(id, taken).unwrap();
+    let order: Vec<ServerEvent> = std::iter::from_fn(|| endpoint.poll_event(id)).collect();
+    assert_eq!(order, ["a", "b", "c"].map(|t| ServerEvent::Message(Payload::from(t))));
+    endpoint.end(0, id, EndReason::Expired);
+    assert_eq!(endpoint.unpoll_messages(id, vec![Payload::from("x")]), Err(vec![Payload::from("x")]));
+}
