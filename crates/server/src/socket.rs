@@ -320,7 +320,12 @@ impl Socket {
             if let Some(task) = task.as_mut() {
                 let _ = task.await;
             }
-            drain(stream).await;
+            if !drain(stream).await {
+                // The read side failed (e.g. an oversized message is still arriving): keep the
+                // connection until the close timeout, so the peer can read the close frame
+                // instead of a reset.
+                pending::<()>().await;
+            }
         })
         .await;
         if let Some(task) = task {
@@ -349,8 +354,15 @@ fn message_len(message: &Message) -> usize {
     }
 }
 
-async fn drain(stream: &mut SplitStream<Ws>) {
-    while let Some(Ok(_)) = stream.next().await {}
+/// Reads until the peer's close (true) or a read error (false).
+async fn drain(stream: &mut SplitStream<Ws>) -> bool {
+    loop {
+        match stream.next().await {
+            Some(Ok(_)) => {}
+            None => return true,
+            Some(Err(_)) => return false,
+        }
+    }
 }
 
 /// A short reason for a WebSocket-level protocol error (the peer sees it in the close frame).
