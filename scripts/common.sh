@@ -21,27 +21,48 @@ locked_wasm_bindgen_version() {
     ' Cargo.lock
 }
 
-# Extra cargo arguments for wasm builds of the root crate: its `js` feature (the JS/TS API) when it has one.
-wasm_feature_args() {
-    if awk '/^\[features\]/ { f = 1; next } /^\[/ { f = 0 } f && /^[[:space:]]*js[[:space:]]*=/ { found = 1 } END { exit !found }' Cargo.toml; then
-        printf '%s\n' -- --no-default-features --features js
-    fi
+# The toolchain of the npm build: nightly, for `-Cpanic=immediate-abort` with a std rebuilt for size (no panic
+# handler, no `core::fmt`, no panic-location strings: about 4 KB gzip of a 40 KB build). scripts/setup.sh installs it
+# with rust-src; the crates build on stable too (then without these flags).
+NPM_NIGHTLY_DATE=2026-05-19
+
+# The installed toolchain for the npm build: nightly-$NPM_NIGHTLY_DATE, or a plain `nightly` of that date.
+npm_toolchain() {
+    local name
+    for name in "nightly-$NPM_NIGHTLY_DATE" nightly; do
+        if rustc "+$name" -V 2>/dev/null | grep -q " $NPM_NIGHTLY_DATE)"; then
+            echo "$name"
+            return
+        fi
+    done
+    return 1
 }
 
-# Builds the npm package into pkg/ (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();`
-# works in Vite and webpack 5, which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`), completes its
-# package.json and README for npm (scripts/pkg-json.mjs, pkg-readme.md), and, when www/ exists, copies it to www/pkg/
-# for the demo (the same build: loadable with a plain <script type="module">).
+# Builds the npm package (crates/npm: the root crate's `js` feature as a cdylib with its allocator) into $1
+# (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();` works in Vite and webpack 5,
+# which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`): cargo (nightly, std rebuilt with
+# immediate-abort panics), wasm-bindgen, then scripts/minify-pkg.mjs (wasm-opt -Oz with minified import/export names,
+# the glue rewritten to match and minified).
+build_npm_package() {
+    local out=$1 wasm toolchain
+    toolchain=$(npm_toolchain) || die "no nightly-$NPM_NIGHTLY_DATE toolchain: run scripts/setup.sh"
+    say "cargo +$toolchain build -p durable-ws-npm --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort"
+    # A target directory of its own: the flags rebuild std, and no other wasm32 release build may replace the output.
+    CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+        cargo "+$toolchain" build -q -p durable-ws-npm --release --target wasm32-unknown-unknown \
+        -Zbuild-std=std,panic_abort
+    wasm="$REPO_ROOT/target/npm-package/wasm32-unknown-unknown/release/durable_ws_npm.wasm"
+    rm -rf "$out" # no files of earlier builds (another target's glue) stay behind
+    say "wasm-bindgen --target web --out-dir $out --out-name durable_ws"
+    wasm-bindgen --target web --out-dir "$out" --out-name durable_ws "$wasm"
+    node scripts/minify-pkg.mjs "$out"
+}
+
+# Builds the npm package into pkg/, completes its package.json and README for npm (scripts/pkg-json.mjs,
+# pkg-readme.md), and, when www/ exists, copies it to www/pkg/ for the demo (the same build: loadable with a plain
+# <script type="module">).
 build_wasm_packages() {
-    local -a extra
-    mapfile -t extra < <(wasm_feature_args)
-    say "wasm-pack build --target web --out-dir pkg ${extra[*]}"
-    rm -rf pkg # wasm-pack leaves files of earlier builds (another target's glue) in place
-    # A target directory of its own: a cdylib's file name has no feature hash, so any other release wasm32 build
-    # that compiles durable-ws (with other features, e.g. as a dependency of a benchmark) would replace
-    # target/wasm32-unknown-unknown/release/durable_ws.wasm, and cargo would take that for this build's output.
-    CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" \
-        wasm-pack build --mode no-install --release --target web --out-dir pkg "${extra[@]}"
+    build_npm_package pkg
     node scripts/pkg-json.mjs pkg
     if [[ -d www ]]; then
         say "copy pkg/ to www/pkg/"
@@ -50,13 +71,9 @@ build_wasm_packages() {
     fi
 }
 
-# Builds the demo's copy of the package (web target: loadable with a plain <script type="module">) into www/pkg/.
+# Builds the demo's copy of the package into www/pkg/.
 build_demo_package() {
-    local -a extra
-    mapfile -t extra < <(wasm_feature_args)
-    say "wasm-pack build --target web --out-dir www/pkg ${extra[*]}"
-    CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" \
-        wasm-pack build --mode no-install --release --target web --out-dir www/pkg "${extra[@]}"
+    build_npm_package www/pkg
 }
 
 # Prints a free TCP port on 127.0.0.1.

@@ -1,5 +1,5 @@
-// Completes the npm package that `wasm-pack build --target web` wrote into a directory (default pkg/):
-// rewrites its package.json for npm users (name, version/license/repository/description from Cargo.toml,
+// Completes the npm package that scripts/common.sh (build_npm_package: wasm-bindgen --target web) wrote into a
+// directory (default pkg/): writes its package.json for npm users (name, version/license/repository/description from Cargo.toml,
 // ES module with `exports`, `types`, `sideEffects: false`, `files`) and replaces the README with pkg-readme.md.
 //
 //   node scripts/pkg-json.mjs [pkg]
@@ -38,8 +38,6 @@ const cargoToml = readFileSync(join(REPO_ROOT, "Cargo.toml"), "utf8");
 const crateField = (key) => tomlString(cargoToml, "package", key) ?? tomlString(cargoToml, "workspace.package", key);
 
 const generated = join(PKG, "package.json");
-if (!existsSync(generated)) fail(`${generated} is missing: build the package first (wasm-pack build --target web)`);
-const wasmPack = JSON.parse(readFileSync(generated, "utf8"));
 
 const version = crateField("version");
 const license = crateField("license");
@@ -79,9 +77,6 @@ const packageJson = {
     existsSync(join(PKG, file)),
   ),
 };
-if (wasmPack.name !== packageJson.name) {
-  console.warn(`pkg-json: wasm-pack named the package ${wasmPack.name}; publishing it as ${packageJson.name}`);
-}
 
 // wasm-bindgen declares `[Symbol.dispose]()` (for `using`), which needs the esnext.disposable lib (TypeScript 5.2+):
 // without this reference, an app whose tsconfig has `"lib": ["es2022", "dom"]` and no skipLibCheck fails to compile.

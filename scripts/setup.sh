@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
-#   Rust target wasm32-unknown-unknown, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
+#   Rust target wasm32-unknown-unknown, the npm build's nightly with rust-src, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
 #   Chromium + chromedriver (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
 set -euo pipefail
@@ -38,6 +38,19 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "rustup target add wasm32-unknown-unknown"
     rustup target add wasm32-unknown-unknown
     installed+=("rust target wasm32-unknown-unknown")
+fi
+
+# The npm build's toolchain (scripts/common.sh): a dated nightly with the std sources (it rebuilds std).
+if ! toolchain=$(npm_toolchain); then
+    toolchain="nightly-$NPM_NIGHTLY_DATE"
+    say "rustup toolchain install $toolchain --profile minimal --component rust-src"
+    rustup toolchain install "$toolchain" --profile minimal --component rust-src
+    installed+=("rust $toolchain")
+fi
+if ! rustup +"$toolchain" component list --installed | grep -q '^rust-src'; then
+    say "rustup component add rust-src --toolchain $toolchain"
+    rustup component add rust-src --toolchain "$toolchain"
+    installed+=("rust-src for $toolchain")
 fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate exactly (wasm-pack would otherwise try to download one).

@@ -48,12 +48,6 @@ mod ui_bridge;
 #[cfg_attr(docsrs, doc(cfg(feature = "yew")))]
 pub mod yew;
 
-/// The npm build (`js` without a Rust API) is a whole program: Talc is a fraction of the size of
-/// the default dlmalloc. Rust applications keep their own allocator.
-#[cfg(all(feature = "js", not(feature = "typed"), target_family = "wasm", not(target_feature = "atomics")))]
-#[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
-
 pub use durable_ws_core::{close_code, ClientState, ConnectionError, LostReason, Payload, SendError};
 pub use error::{CodecError, Error};
 pub use stats::Stats;

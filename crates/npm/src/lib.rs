@@ -1,0 +1,11 @@
+//! The npm package `durable-ws`: the root crate's JS API (`DurableWebSocket`) as a whole wasm
+//! program. Only this crate is a cdylib and sets the global allocator, so a Rust application
+//! depending on `durable-ws` keeps its own allocator and builds no cdylib.
+#![deny(missing_docs)]
+
+pub use durable_ws::js::DurableWebSocket;
+
+/// Talc is a fraction of the size of the default dlmalloc.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -1,0 +1,76 @@
+// Shrinks a package that `wasm-bindgen --target web` wrote (scripts/common.sh, build_npm_package):
+//   1. wasm-opt -Oz, with one- or two-letter import, export and module names (wasm-bindgen's names carry 16-digit
+//      hashes, which gzip cannot compress: ≈ 3 KB of the gzipped package);
+//   2. the glue (durable_ws.js) and the declarations of the wasm's exports rewritten with binaryen's mapping;
+//   3. the glue and its snippets minified by esbuild.
+//
+//   node scripts/minify-pkg.mjs DIR
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { transformSync } from "esbuild";
+
+const dir = resolve(process.argv[2] ?? "pkg");
+const wasmFile = join(dir, "durable_ws_bg.wasm");
+const glueFile = join(dir, "durable_ws.js");
+
+// The features wasm-bindgen's output uses (binaryen's defaults would reject externref and multi-value).
+const FEATURES = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
+const mapping = JSON.parse(
+  execFileSync(
+    "wasm-opt",
+    [wasmFile, "-o", wasmFile, "-Oz", "--strip-producers", "--strip-target-features", "--minify-imports-and-exports-and-modules", ...FEATURES.map((f) => `--enable-${f}`)],
+    { encoding: "utf8", maxBuffer: 16 << 20 },
+  ),
+);
+const modules = new Map(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(wasmFile))).map((i) => [i.name, i.module]));
+
+const escape = (name) => name.replace(/[$]/g, "\\$&");
+let glue = readFileSync(glueFile, "utf8");
+// The import object: `return { __proto__: null, "module": importN, … }`, where importN is either an object literal
+// of the glue (`const importN = { name: function… }`: its keys are renamed in place) or a snippet's namespace
+// (`import * as importN from "…"`: its functions are picked by their own names).
+const returned = glue.match(/return \{\s*__proto__: null,\s*((?:"[^"]+": import\d+,\s*)+)\};/);
+if (!returned) throw new Error(`minify-pkg: no import object found in ${glueFile}`);
+const objectOf = new Map([...returned[1].matchAll(/"([^"]+)": (import\d+)/g)].map((m) => [m[1], m[2]]));
+const entries = new Map(); // short module -> entries of its import object
+for (const [module, name, short] of mapping.imports) {
+  const object = objectOf.get(module);
+  if (!object) throw new Error(`minify-pkg: import module ${module} not in the import object of ${glueFile}`);
+  const shortModule = modules.get(short);
+  if (!entries.has(shortModule)) entries.set(shortModule, []);
+  if (glue.includes(`const ${object} = {`)) {
+    const key = new RegExp(`(?<![\\w$])${escape(name)}(?=\\s*:)`, "g");
+    if (!key.test(glue)) throw new Error(`minify-pkg: import ${name} not found in ${glueFile}`);
+    glue = glue.replace(key, short);
+    if (!entries.get(shortModule).includes(`...${object}`)) entries.get(shortModule).push(`...${object}`);
+  } else {
+    entries.get(shortModule).push(`${short}: ${object}.${name}`);
+  }
+}
+const importObject = [...entries].map(([module, list]) => `${JSON.stringify(module)}: { ${list.join(", ")} }`);
+glue = glue.replace(returned[0], `return { __proto__: null, ${importObject.join(", ")} };`);
+const declarations = ["durable_ws.d.ts", "durable_ws_bg.wasm.d.ts"].map((f) => join(dir, f));
+const texts = declarations.map((f) => readFileSync(f, "utf8"));
+for (const [name, short] of mapping.exports) {
+  glue = glue.replace(new RegExp(`(?<=\\bwasm\\.)${escape(name)}(?![\\w$])`, "g"), short);
+  // `readonly name:` (InitOutput) and `export const name:` (durable_ws_bg.wasm.d.ts).
+  texts.forEach((text, i) => {
+    texts[i] = text.replace(new RegExp(`(?<=(readonly|export const) )${escape(name)}(?=:)`, "g"), short);
+  });
+}
+texts.forEach((text, i) => writeFileSync(declarations[i], text));
+
+/** Minifies an ES module in place, keeping a leading `@ts-self-types` comment. */
+function minify(file, code) {
+  const selfTypes = code.match(/^\/\* @ts-self-types="[^"]*" \*\/\n/)?.[0] ?? "";
+  const { code: minified } = transformSync(code, { minify: true, format: "esm", target: "es2020", legalComments: "none" });
+  writeFileSync(file, selfTypes + minified);
+}
+minify(glueFile, glue);
+const snippets = join(dir, "snippets");
+const walk = (path) => (statSync(path).isDirectory() ? readdirSync(path).flatMap((entry) => walk(join(path, entry))) : [path]);
+for (const file of readdirSync(dir).includes("snippets") ? walk(snippets) : []) {
+  if (file.endsWith(".js")) minify(file, readFileSync(file, "utf8"));
+}
+console.log(`minify-pkg: ${dir} (${mapping.imports.length} imports, ${mapping.exports.length} exports renamed)`);
