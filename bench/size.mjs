@@ -32,14 +32,12 @@ async function bundle(source, resolveDir, external = []) {
   return Buffer.from(result.outputFiles[0].contents);
 }
 
-/** Sizes of each library (bytes): `{ name, minified, gzip, note }`, durable-ws split into its JS glue and wasm. */
-export async function bundleSizes(repoRoot) {
-  const rows = [];
-  // The npm build (pkg/), else the demo's copy (www/pkg/): the same wasm-pack build.
-  const dir = ["pkg", "www/pkg"].map((d) => join(repoRoot, d)).find((d) => existsSync(join(d, "durable_ws_bg.wasm")));
-  if (!dir) throw new Error("no wasm package: build it (scripts/test.sh wasm-package)");
+/**
+ * The npm build's size (bytes) in `dir` (pkg/ or www/pkg/): `{ wasm, wasmGzip, glue, glueGzip, bundlerTarget }`, the
+ * glue bundled with its snippets and minified by esbuild, both `gzip -9`.
+ */
+export async function durableWsSize(dir, repoRoot) {
   const wasm = readFileSync(join(dir, "durable_ws_bg.wasm"));
-  const wasmGzip = gzipSize(wasm);
   const bundlerTarget = existsSync(join(dir, "durable_ws_bg.js"));
   // Bundler target: the wasm imports its `__wbg_*` functions from durable_ws_bg.js, so all of them must stay.
   // Web target: durable_ws.js holds the imports and the loader (fetch + instantiateStreaming).
@@ -47,11 +45,20 @@ export async function bundleSizes(repoRoot) {
     ? `export * from ${JSON.stringify(join(dir, "durable_ws_bg.js"))}; import ${JSON.stringify(join(dir, "durable_ws.js"))};`
     : `export * from ${JSON.stringify(join(dir, "durable_ws.js"))}; export { default } from ${JSON.stringify(join(dir, "durable_ws.js"))};`;
   const glue = await bundle(entry, repoRoot, ["*.wasm"]);
-  const glueGzip = gzipSize(glue);
-  const where = `${dir.slice(repoRoot.length + 1)}/, ${bundlerTarget ? "bundler" : "web"} target`;
-  rows.push({ name: "durable-ws: JS glue", minified: glue.length, gzip: glueGzip, note: `${where}, with its snippets; esbuild --minify` });
-  rows.push({ name: "durable-ws: wasm", minified: wasm.length, gzip: wasmGzip, note: "wasm-pack --release (wasm-opt)" });
-  rows.push({ name: "durable-ws: total (glue + wasm)", minified: glue.length + wasm.length, gzip: glueGzip + wasmGzip, note: "target ≤ 13 KB gzip", total: true });
+  return { wasm: wasm.length, wasmGzip: gzipSize(wasm), glue: glue.length, glueGzip: gzipSize(glue), bundlerTarget };
+}
+
+/** Sizes of each library (bytes): `{ name, minified, gzip, note }`, durable-ws split into its JS glue and wasm. */
+export async function bundleSizes(repoRoot) {
+  const rows = [];
+  // The npm build (pkg/), else the demo's copy (www/pkg/): the same build.
+  const dir = ["pkg", "www/pkg"].map((d) => join(repoRoot, d)).find((d) => existsSync(join(d, "durable_ws_bg.wasm")));
+  if (!dir) throw new Error("no wasm package: build it (scripts/test.sh wasm-package)");
+  const size = await durableWsSize(dir, repoRoot);
+  const where = `${dir.slice(repoRoot.length + 1)}/, ${size.bundlerTarget ? "bundler" : "web"} target`;
+  rows.push({ name: "durable-ws: JS glue", minified: size.glue, gzip: size.glueGzip, note: `${where}, with its snippets; esbuild --minify` });
+  rows.push({ name: "durable-ws: wasm", minified: size.wasm, gzip: size.wasmGzip, note: "scripts/common.sh build_npm_package (wasm-opt -Oz)" });
+  rows.push({ name: "durable-ws: total (glue + wasm)", minified: size.glue + size.wasm, gzip: size.glueGzip + size.wasmGzip, note: "target ≤ 13 KB gzip", total: true });
   const others = [
     ["reconnecting-websocket", `export { default } from "reconnecting-websocket";`],
     ["socket.io-client", `export { io } from "socket.io-client";`],

@@ -127,6 +127,12 @@ stage_wasm_package() {
     build_wasm_packages
 }
 
+# The npm package's size (wasm + minified glue, gzip -9) against the budget in scripts/size-budget.mjs.
+stage_size_budget() {
+    [[ -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
+    node scripts/size-budget.mjs
+}
+
 stage_types() {
     tsc --noEmit -p tests/types
 }
@@ -270,7 +276,7 @@ has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
 has_e2e_tests() { [[ -n $(e2e_test_files) ]]; }
 
 all_stages() {
-    printf '%s\n' setup lint features build native-tests doctests wasm-package
+    printf '%s\n' setup lint features build native-tests doctests wasm-package size-budget
     if [[ -d tests/types ]]; then echo types; fi
     if [[ -f scripts/check-readme-examples.mjs ]]; then echo readme-examples; fi
     printf '%s\n' server conformance
@@ -290,7 +296,7 @@ stage_time_limit() {
         build | lint | features) echo 1800 ;;
         wasm-package | browser-tests | examples) echo 1500 ;;
         server) echo 1200 ;;
-        types | readme-examples) echo 300 ;;
+        types | readme-examples | size-budget) echo 300 ;;
         *) echo 900 ;;
     esac
 }

@@ -1,0 +1,26 @@
+// Fails when the npm package (pkg/) is larger than its budget: wasm `gzip -9` + glue (with its snippets, minified
+// by esbuild) `gzip -9`, measured as bench/size.mjs does. A size, not a time: it cannot flake.
+//
+//   node scripts/size-budget.mjs
+//
+// Lower BUDGET_BYTES when the package shrinks; raise it only with a reason in BENCHMARKS.md.
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { durableWsSize } from "../bench/size.mjs";
+
+const BUDGET_BYTES = 28_000;
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const dir = join(repoRoot, "pkg");
+if (!existsSync(join(dir, "durable_ws_bg.wasm"))) {
+  console.error("size-budget: pkg/ is not built: run the wasm-package stage first");
+  process.exit(1);
+}
+const size = await durableWsSize(dir, repoRoot);
+const total = size.wasmGzip + size.glueGzip;
+console.log(`npm package: wasm ${size.wasmGzip} B + glue ${size.glueGzip} B gzip = ${total} B (budget ${BUDGET_BYTES} B)`);
+if (total > BUDGET_BYTES) {
+  console.error(`size-budget: the package is ${total - BUDGET_BYTES} B over its budget`);
+  process.exit(1);
+}
