@@ -2,9 +2,9 @@
 //
 //   node bench/wasm-profile.mjs [file.wasm]
 //
-// Without a file it builds the npm build's wasm (cargo --release --no-default-features --features js) and takes it
-// through wasm-bindgen and wasm-opt as wasm-pack does but keeping the function names (wasm-opt -g), so the sizes
-// are those of the shipped file, with names.
+// Without a file it builds the npm build's wasm (crates/npm, as scripts/common.sh's build_npm_wasm does) and takes it
+// through wasm-bindgen and wasm-opt -Oz as the package build does but keeping the function names (wasm-opt -g), so
+// the sizes are those of the shipped file, with names (and with the import and export names not yet minified).
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
@@ -209,12 +209,10 @@ export function crateOf(name) {
   return head || "(unnamed)";
 }
 
-/** The project's wasm-opt flags (Cargo.toml's wasm-pack release profile), `-O` as wasm-pack's default. */
-function wasmOptFlags(repoRoot) {
-  const toml = readFileSync(join(repoRoot, "Cargo.toml"), "utf8");
-  const match = toml.match(/\[package\.metadata\.wasm-pack\.profile\.release\][^[]*?wasm-opt\s*=\s*\[([^\]]*)\]/s);
-  if (!match) return ["-O"];
-  return [...match[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]);
+/** The package build's wasm-opt flags (scripts/minify-pkg.mjs), without its renaming of imports and exports. */
+function wasmOptFlags() {
+  const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
+  return ["-Oz", ...features.map((f) => `--enable-${f}`)];
 }
 
 /**
@@ -225,21 +223,20 @@ export function namedBuild(repoRoot) {
   const dir = mkdtempSync(join(tmpdir(), "durable-ws-wasm-profile-"));
   const input = join(dir, "durable_ws.wasm");
   try {
-    // The npm build's own target directory (scripts/common.sh): an up-to-date package means no rebuild here.
-    const targetDir = join(repoRoot, "target/npm-package");
-    const env = { ...process.env, PATH: `${join(homedir(), ".cargo/bin")}:${process.env.PATH}`, CARGO_TARGET_DIR: targetDir };
-    execFileSync("cargo", ["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features", "js"], {
+    // The npm build's own build (scripts/common.sh): an up-to-date package means no rebuild here.
+    const env = { ...process.env, PATH: `${join(homedir(), ".cargo/bin")}:${process.env.PATH}` };
+    execFileSync("bash", ["-c", 'source scripts/common.sh && build_npm_wasm >/dev/null && echo "$NPM_WASM"'], {
       cwd: repoRoot,
       env,
       stdio: ["ignore", "ignore", "pipe"],
     });
-    copyFileSync(join(targetDir, "wasm32-unknown-unknown/release/durable_ws.wasm"), input);
+    copyFileSync(join(repoRoot, "target/npm-package/wasm32-unknown-unknown/release/durable_ws_npm.wasm"), input);
     const bindgen = [join(homedir(), ".cargo/bin/wasm-bindgen"), "wasm-bindgen"].find((p) => p === "wasm-bindgen" || existsSync(p));
     execFileSync(bindgen, ["--target", "web", "--out-dir", dir, "--out-name", "profile", input], { stdio: "pipe" });
     const wasmOpt = join(repoRoot, "node_modules/.bin/wasm-opt");
     const optimised = join(dir, "profile.opt.wasm");
-    execFileSync(wasmOpt, [...wasmOptFlags(repoRoot), "-g", join(dir, "profile_bg.wasm"), "-o", optimised], { stdio: "pipe" });
-    return { bytes: readFileSync(optimised), flags: wasmOptFlags(repoRoot) };
+    execFileSync(wasmOpt, [...wasmOptFlags(), "-g", join(dir, "profile_bg.wasm"), "-o", optimised], { stdio: "pipe" });
+    return { bytes: readFileSync(optimised), flags: wasmOptFlags() };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

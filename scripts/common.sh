@@ -38,20 +38,27 @@ npm_toolchain() {
     return 1
 }
 
-# Builds the npm package (crates/npm: the root crate's `js` feature as a cdylib with its allocator) into $1
-# (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();` works in Vite and webpack 5,
-# which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`): cargo (nightly, std rebuilt with
-# immediate-abort panics), wasm-bindgen, then scripts/minify-pkg.mjs (wasm-opt -Oz with minified import/export names,
-# the glue rewritten to match and minified).
-build_npm_package() {
-    local out=$1 wasm toolchain
+# Compiles crates/npm to $NPM_WASM (before wasm-bindgen).
+NPM_WASM="$REPO_ROOT/target/npm-package/wasm32-unknown-unknown/release/durable_ws_npm.wasm"
+build_npm_wasm() {
+    local toolchain
     toolchain=$(npm_toolchain) || die "no nightly-$NPM_NIGHTLY_DATE toolchain: run scripts/setup.sh"
     say "cargo +$toolchain build -p durable-ws-npm --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort"
     # A target directory of its own: the flags rebuild std, and no other wasm32 release build may replace the output.
     CARGO_TARGET_DIR="$REPO_ROOT/target/npm-package" RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
         cargo "+$toolchain" build -q -p durable-ws-npm --release --target wasm32-unknown-unknown \
         -Zbuild-std=std,panic_abort
-    wasm="$REPO_ROOT/target/npm-package/wasm32-unknown-unknown/release/durable_ws_npm.wasm"
+}
+
+# Builds the npm package (crates/npm: the root crate's `js` feature as a cdylib with its allocator) into $1
+# (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();` works in Vite and webpack 5,
+# which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`): cargo (nightly, std rebuilt with
+# immediate-abort panics), wasm-bindgen, then scripts/minify-pkg.mjs (wasm-opt -Oz with minified import/export names,
+# the glue rewritten to match and minified).
+build_npm_package() {
+    local out=$1 wasm
+    build_npm_wasm
+    wasm=$NPM_WASM
     rm -rf "$out" # no files of earlier builds (another target's glue) stay behind
     say "wasm-bindgen --target web --out-dir $out --out-name durable_ws"
     wasm-bindgen --target web --out-dir "$out" --out-name durable_ws "$wasm"

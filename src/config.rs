@@ -1,20 +1,30 @@
 //! What the engine needs to start: the client configuration, where the URL comes from and the
 //! subprotocols to offer besides `durable.v1`.
 
+#[cfg(feature = "typed")]
 use std::future::Future;
+#[cfg(feature = "typed")]
 use std::pin::Pin;
 
 use durable_ws_core::ClientConfig;
 
+pub(crate) use crate::engine::UrlReply;
+
 /// A URL being resolved asynchronously; `Err` holds the provider's message.
+#[cfg(feature = "typed")]
 pub(crate) type UrlFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
 
 /// What a URL provider returned.
 pub(crate) enum Resolution {
     /// The URL is known now.
     Ready(Result<String, String>),
-    /// The URL will be known later.
+    /// The URL will be known when the future completes.
+    #[cfg(feature = "typed")]
     Pending(UrlFuture),
+    /// The provider answers through the [`UrlReply`] it was given (the JS API resolves its
+    /// promises in JavaScript: no Rust futures in the npm build).
+    #[cfg(feature = "js")]
+    Later,
 }
 
 /// Where each connection attempt gets its URL.
@@ -22,7 +32,7 @@ pub(crate) enum UrlSource {
     /// Always the same URL.
     Fixed(String),
     /// Asked again before every attempt (fresh tokens, failover).
-    Provider(Box<dyn FnMut() -> Resolution>),
+    Provider(Box<dyn FnMut(UrlReply) -> Resolution>),
 }
 
 /// Everything the engine starts from.

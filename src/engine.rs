@@ -100,8 +100,13 @@ struct Shared {
     deliveries: RefCell<VecDeque<Delivery>>,
     delivering: Cell<bool>,
     shut_down: Cell<bool>,
-    provider: RefCell<Option<Box<dyn FnMut() -> Resolution>>>,
-    sink: Box<dyn Fn(Output)>,
+    provider: RefCell<Option<Box<dyn FnMut(UrlReply) -> Resolution>>>,
+    /// Receives each output and whether a call of the application's into this engine is on the stack.
+    sink: Box<dyn Fn(Output, bool)>,
+    /// Calls of the application's into this engine on the stack (the constructor, `send`, `close`, …).
+    calls: Cell<u32>,
+    /// The latest time given to the core.
+    last_now: Cell<Millis>,
     me: Weak<Shared>,
 }
 
@@ -124,8 +129,9 @@ struct State {
 }
 
 impl Engine {
-    /// Starts connecting at once (or when the browser is online); `sink` receives the outputs.
-    pub(crate) fn start(config: EngineConfig, sink: impl Fn(Output) + 'static) -> Engine {
+    /// Starts connecting at once (or when the browser is online); `sink` receives the outputs, with
+    /// `true` while a call of the application's into the engine (this one included) is on the stack.
+    pub(crate) fn start(config: EngineConfig, sink: impl Fn(Output, bool) + 'static) -> Engine {
         let now = clock::now();
         let (fixed_url, provider) = match config.url {
             UrlSource::Fixed(url) => (Some(url), None),
@@ -162,10 +168,13 @@ impl Engine {
                 shut_down: Cell::new(false),
                 provider: RefCell::new(provider),
                 sink: Box::new(sink),
+                calls: Cell::new(1),
+                last_now: Cell::new(now),
                 me: me.clone(),
             }
         });
-        shared.run();
+        shared.run(Some(now));
+        shared.calls.set(0);
         Engine { shared }
     }
 
@@ -243,36 +252,52 @@ impl Drop for Engine {
             state.shut_down(clock::now(), &mut shared.deliveries.borrow_mut());
         }
         // Settle the waiters and wake the wakers; outputs are discarded.
-        shared.run();
+        shared.run(None);
     }
 }
 
 /// Feeds `input` to the engine behind `target`, if it still runs.
 fn input(target: &Weak<Shared>, input: Input) {
+    input_at(target, input, None);
+}
+
+/// Feeds `input`, which happened at `at`, to the engine behind `target`, if it still runs.
+fn input_at(target: &Weak<Shared>, input: Input, at: Option<Millis>) {
     if let Some(shared) = target.upgrade() {
-        shared.input(input);
+        shared.input(input, at);
     }
 }
 
 impl Shared {
-    fn input(&self, input: Input) {
+    fn input(&self, input: Input, at: Option<Millis>) {
         if self.shut_down.get() {
             return;
         }
         self.inputs.borrow_mut().push_back(input);
-        self.run();
+        self.run(at);
+    }
+
+    /// `at` (or the clock), never earlier than a time already used: the core's time only advances.
+    fn now(&self, at: Option<Millis>) -> Millis {
+        let now = at.unwrap_or_else(clock::now).max(self.last_now.get());
+        self.last_now.set(now);
+        now
     }
 
     /// Applies a user call, then pumps and delivers.
     fn update<R>(&self, apply: impl FnOnce(&mut State, Millis) -> R) -> Result<R, Error> {
+        self.calls.set(self.calls.get() + 1);
         let result = {
-            let mut state = self.state.try_borrow_mut().map_err(|_| Error::Busy)?;
-            let now = clock::now();
-            let result = apply(&mut state, now);
-            state.pump(now, &mut self.deliveries.borrow_mut());
-            result
+            let Ok(mut state) = self.state.try_borrow_mut() else {
+                self.calls.set(self.calls.get() - 1);
+                return Err(Error::Busy);
+            };
+            let now = self.now(None);
+            (apply(&mut state, now), now)
         };
-        self.run();
+        let (result, now) = result;
+        self.run(Some(now));
+        self.calls.set(self.calls.get() - 1);
         Ok(result)
     }
 
@@ -283,13 +308,19 @@ impl Shared {
     /// Processes queued inputs, then hands out deliveries one at a time. A delivery may call back
     /// into the engine; that nested call processes its input and leaves delivering to this frame,
     /// so outputs keep their order.
-    fn run(&self) {
+    ///
+    /// `now`: the time of the input (e.g. a socket event's `timeStamp`, saving a clock call per
+    /// message), else the clock's. After a delivery the state is processed again only for inputs
+    /// it queued: a nested call has pumped the state itself.
+    fn run(&self, mut now: Option<Millis>) {
+        let mut first = true;
         loop {
-            {
+            if first || !self.inputs.borrow().is_empty() {
+                first = false;
                 let Ok(mut state) = self.state.try_borrow_mut() else {
                     return; // the frame holding the state drains the inputs before it lets go
                 };
-                let now = clock::now();
+                let now = self.now(now.take());
                 let mut deliveries = self.deliveries.borrow_mut();
                 loop {
                     let next = self.inputs.borrow_mut().pop_front();
@@ -317,7 +348,7 @@ impl Shared {
         match delivery {
             Delivery::Output(output) => {
                 if !self.shut_down.get() {
-                    (self.sink)(output)
+                    (self.sink)(output, self.calls.get() > 0)
                 }
             }
             Delivery::Settle(waiter, result) => waiter(result),
@@ -334,13 +365,16 @@ impl Shared {
     fn resolve_url(&self, attempt: u64) {
         let resolution = match self.provider.try_borrow_mut() {
             Ok(mut provider) => match provider.as_mut() {
-                Some(provider) => provider(),
+                Some(provider) => provider(UrlReply { target: self.me.clone(), attempt }),
                 None => return,
             },
             Err(_) => Resolution::Ready(Err("the URL provider was called while it was running".into())),
         };
         match resolution {
-            Resolution::Ready(url) => self.input(Input::Url { attempt, url }),
+            Resolution::Ready(url) => self.input(Input::Url { attempt, url }, None),
+            #[cfg(feature = "js")]
+            Resolution::Later => {}
+            #[cfg(feature = "typed")]
             Resolution::Pending(future) => {
                 let target = self.me.clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -349,6 +383,25 @@ impl Shared {
                 });
             }
         }
+    }
+}
+
+/// Where a URL provider that answers later sends the URL for one connection attempt.
+pub(crate) struct UrlReply {
+    target: Weak<Shared>,
+    attempt: u64,
+}
+
+#[cfg_attr(not(feature = "js"), allow(dead_code))]
+impl UrlReply {
+    /// The attempt the URL is for; a newer attempt ignores answers for older ones.
+    pub(crate) fn attempt(&self) -> u64 {
+        self.attempt
+    }
+
+    /// Hands the URL (or the provider's error message) to the engine, if it still runs.
+    pub(crate) fn answer(self, url: Result<String, String>) {
+        input(&self.target, Input::Url { attempt: self.attempt, url });
     }
 }
 
@@ -436,7 +489,9 @@ impl State {
     fn open(&mut self, url: &str, now: Millis, out: &mut VecDeque<Delivery>) {
         let target = self.me.clone();
         let attempt = self.attempt;
-        let opened = Socket::open(url, &self.protocols, move |event| input(&target, Input::Socket { attempt, event }));
+        let opened = Socket::open(url, &self.protocols, move |event, at| {
+            input_at(&target, Input::Socket { attempt, event }, Some(at))
+        });
         match opened {
             Ok(socket) => self.socket = Some(socket),
             Err(exception) => {

@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use durable_ws_core::Payload;
+use durable_ws_core::{Millis, Payload};
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
@@ -41,32 +41,33 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Opens a socket to `url` offering `protocols` (in order); `on_event` receives what it does.
+    /// Opens a socket to `url` offering `protocols` (in order); `on_event` receives what it does
+    /// and when (the event's `timeStamp`, on the `clock` scale).
     /// Fails with the browser's exception (a `SyntaxError` for a bad URL or protocol).
     pub(crate) fn open(
         url: &str,
         protocols: &[String],
-        on_event: impl Fn(SocketEvent) + 'static,
+        on_event: impl Fn(SocketEvent, Millis) + 'static,
     ) -> Result<Socket, JsValue> {
         let offered: Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
         let ws = WebSocket::new_with_str_sequence(url, &offered)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
 
-        let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
+        let on_event: Rc<dyn Fn(SocketEvent, Millis)> = Rc::new(on_event);
         let handler = on_event.clone();
         let socket = ws.clone();
-        let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            handler(SocketEvent::Open { protocol: socket.protocol() })
+        let on_open = Closure::<dyn FnMut(Event)>::new(move |e: Event| {
+            handler(SocketEvent::Open { protocol: socket.protocol() }, at(&e))
         });
         let handler = on_event.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Some(payload) = payload_of(&e.data()) {
-                handler(SocketEvent::Message(payload))
+                handler(SocketEvent::Message(payload), at(&e))
             }
         });
         let handler = on_event;
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-            handler(SocketEvent::Close { code: e.code(), reason: e.reason(), was_clean: e.was_clean() })
+            handler(SocketEvent::Close { code: e.code(), reason: e.reason(), was_clean: e.was_clean() }, at(&e))
         });
         // `error` carries no information and is always followed by `close`.
         let on_error = Closure::<dyn FnMut(Event)>::new(|_: Event| {});
@@ -106,6 +107,11 @@ impl Drop for Socket {
         self.ws.set_onclose(None);
         self.ws.set_onerror(None);
     }
+}
+
+/// When `event` happened: its `timeStamp` (the `performance.now()` scale, as `clock::now`).
+fn at(event: &Event) -> Millis {
+    event.time_stamp() as Millis
 }
 
 /// A message's data as a payload: text stays text, an `ArrayBuffer` becomes bytes.

@@ -1,9 +1,11 @@
 //! Events for JavaScript listeners, dispatched through a real `EventTarget`, so listener
 //! options (`once`, `signal`), `handleEvent` objects and exception reporting behave as in the DOM.
 //!
-//! Like a `WebSocket`'s, events are dispatched in a later (micro)task, never from inside a call
-//! such as `close()` or the constructor: a listener added right after the call still gets the
-//! event, and no listener ever runs while the socket's own method is on the stack.
+//! Like a `WebSocket`'s, events are never dispatched from inside a call such as `close()` or the
+//! constructor: those of a call are queued for a microtask, so a listener added right after the
+//! call still gets the event, and no listener ever runs while the socket's own method is on the
+//! stack. Events of the browser's own tasks (a message, a timer) are dispatched at once, without
+//! a microtask per message, unless earlier events still wait in the queue (order is kept).
 
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
@@ -19,12 +21,22 @@ const FIELDS = {
   error: ["message", "error", "data"],
 };
 const SILENCED = new WeakSet();
+const QUEUED = new WeakMap();
 export function newTarget() { return new EventTarget(); }
 export function silence(target) { SILENCED.add(target); }
-export function emit(target, type, ...values) {
+export function emit(target, later, type, ...values) {
   const event = new Event(type);
   FIELDS[type].forEach((key, i) => { if (values[i] !== undefined) event[key] = values[i]; });
-  queueMicrotask(() => SILENCED.has(target) || target.dispatchEvent(event));
+  let queue = QUEUED.get(target);
+  if (!later && !queue) return SILENCED.has(target) || target.dispatchEvent(event);
+  if (!queue) {
+    QUEUED.set(target, (queue = []));
+    queueMicrotask(() => {
+      for (let i = 0; i < queue.length; i++) SILENCED.has(target) || target.dispatchEvent(queue[i]);
+      QUEUED.delete(target);
+    });
+  }
+  queue.push(event);
 }
 "#)]
 extern "C" {
@@ -35,9 +47,9 @@ extern "C" {
     fn new_target() -> Target;
     /// Events of `target` not dispatched yet never will be.
     pub(crate) fn silence(target: &Target);
-    /// Queues an event of type `kind` with the fields of that type (`FIELDS`) set to the
-    /// values (`undefined`: left out).
-    fn emit(target: &Target, kind: &str, a: &JsValue, b: &JsValue, c: &JsValue, d: &JsValue);
+    /// Dispatches (`later`: queues) an event of type `kind` with the fields of that type
+    /// (`FIELDS`) set to the values (`undefined`: left out).
+    fn emit(target: &Target, later: bool, kind: &str, a: &JsValue, b: &JsValue, c: &JsValue, d: &JsValue);
     #[wasm_bindgen(method, catch, js_name = addEventListener)]
     pub(crate) fn add_event_listener(
         this: &Target,
@@ -75,8 +87,8 @@ impl Emitter {
         &self.target
     }
 
-    /// Queues the event for `output`.
-    pub(crate) fn emit(&self, output: Output) {
+    /// Dispatches the event for `output`, or queues it when `in_call` (see the module docs).
+    pub(crate) fn emit(&self, output: Output, in_call: bool) {
         let none = JsValue::UNDEFINED;
         let (kind, a, b, c, d): (&str, JsValue, JsValue, JsValue, JsValue) = match output {
             Output::Open { durable } => ("open", durable.into(), none.clone(), none.clone(), none),
@@ -100,6 +112,6 @@ impl Emitter {
                 ("error", message, error, none.clone(), none)
             }
         };
-        emit(&self.target, kind, &a, &b, &c, &d);
+        emit(&self.target, in_call, kind, &a, &b, &c, &d);
     }
 }

@@ -1,13 +1,13 @@
 //! The exported `DurableWebSocket` class.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use durable_ws_core::{close_code, ClientState};
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
-use crate::config::{url_scheme_ok, EngineConfig, Resolution, UrlSource};
+use crate::config::{url_scheme_ok, EngineConfig, Resolution, UrlReply, UrlSource};
 use crate::engine::{error_message, Engine};
 use crate::js::emitter::{silence, Emitter, Target, EVENT_TYPES};
 use crate::js::errors::{js_error, type_error};
@@ -37,7 +37,7 @@ impl DurableWebSocket {
         let emitter = Emitter::new(parsed.json);
         let target = emitter.target().clone();
         let config = EngineConfig { client: parsed.client, url, protocols: parsed.protocols };
-        let engine = Engine::start(config, move |output| emitter.emit(output));
+        let engine = Engine::start(config, move |output, in_call| emitter.emit(output, in_call));
         Ok(DurableWebSocket { engine, target, json: parsed.json, handlers: RefCell::new(Default::default()) })
     }
 
@@ -238,19 +238,64 @@ fn url_source(url: JsValue) -> Result<UrlSource, JsValue> {
             "DurableWebSocket: url must be a string or a function returning one (or a promise of one)",
         ]));
     };
-    Ok(UrlSource::Provider(Box::new(move || match provider.call0(&JsValue::UNDEFINED) {
-        Err(exception) => Resolution::Ready(Err(error_message(&exception))),
-        Ok(value) => match value.as_string() {
-            Some(url) => Resolution::Ready(Ok(url)),
-            None => {
-                let resolved = JsFuture::from(Promise::resolve(&value));
-                Resolution::Pending(Box::pin(async move {
-                    match resolved.await {
-                        Ok(value) => value.as_string().ok_or_else(|| "the url function did not give a string".into()),
-                        Err(exception) => Err(error_message(&exception)),
-                    }
-                }))
+    let pending: Rc<RefCell<Option<UrlReply>>> = Rc::default();
+    let waiting = pending.clone();
+    let answer = UrlAnswer(Closure::new(move |attempt: f64, url: JsValue, failed: bool| {
+        let mut waiting = waiting.borrow_mut();
+        if waiting.as_ref().is_some_and(|reply| reply.attempt() as f64 == attempt) {
+            if let Some(reply) = waiting.take() {
+                drop(waiting);
+                reply.answer(url_of(url, failed));
             }
-        },
+        }
+    }));
+    Ok(UrlSource::Provider(Box::new(move |reply: UrlReply| {
+        let attempt = reply.attempt() as f64;
+        match ask_url(&provider, attempt, answer.0.as_ref()) {
+            Ok(url) if url.is_undefined() => {
+                *pending.borrow_mut() = Some(reply);
+                Resolution::Later
+            }
+            Ok(url) => Resolution::Ready(url_of(url, false)),
+            Err(exception) => Resolution::Ready(url_of(exception, true)),
+        }
     })))
+}
+
+/// What a URL provider gave: a string, or an exception (`failed`) or something else.
+fn url_of(value: JsValue, failed: bool) -> Result<String, String> {
+    match value.as_string() {
+        Some(url) if !failed => Ok(url),
+        _ if failed => Err(error_message(&value)),
+        _ => Err("the url function did not give a string".into()),
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+const DROPPED = new WeakSet();
+export function askUrl(provider, attempt, answer) {
+  const url = provider();
+  if (typeof url == "string") return url;
+  const reply = (value, failed) => DROPPED.has(answer) || answer(attempt, value, failed);
+  Promise.resolve(url).then((value) => reply(typeof value == "string" ? value : null, false), (e) => reply(e, true));
+}
+export function dropAnswer(answer) { DROPPED.add(answer); }
+"#)]
+extern "C" {
+    /// Calls `provider`: its URL, or `undefined` when it gave a promise, whose outcome goes to
+    /// `answer(attempt, value, failed)` (a non-string value as `null`).
+    #[wasm_bindgen(catch, js_name = askUrl)]
+    fn ask_url(provider: &Function, attempt: f64, answer: &JsValue) -> Result<JsValue, JsValue>;
+    /// `answer` is about to be freed: promises settling later no longer call it.
+    #[wasm_bindgen(js_name = dropAnswer)]
+    fn drop_answer(answer: &JsValue);
+}
+
+/// The callback a URL provider's promise answers through; the provider owns it.
+struct UrlAnswer(Closure<dyn FnMut(f64, JsValue, bool)>);
+
+impl Drop for UrlAnswer {
+    fn drop(&mut self) {
+        drop_answer(self.0.as_ref());
+    }
 }

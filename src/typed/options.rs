@@ -67,7 +67,7 @@ impl Options {
         Fut: Future<Output = Result<String, E>> + 'static,
         E: Display,
     {
-        Self::from_source(UrlSource::Provider(Box::new(move || {
+        Self::from_source(UrlSource::Provider(Box::new(move |_| {
             let url = provider();
             Resolution::Pending(Box::pin(async move { url.await.map_err(|e| e.to_string()) }))
         })))

@@ -38,7 +38,7 @@ impl<Out: Serialize, In: DeserializeOwned, C: Codec> DurableSocket<Out, In, C> {
         let config = options.into_config()?;
         let queue = Rc::new(EventQueue::default());
         let outputs = queue.clone();
-        let engine = Rc::new(Engine::start(config, move |output| outputs.push(output)));
+        let engine = Rc::new(Engine::start(config, move |output, _| outputs.push(output)));
         let sender = Sender::new(engine.clone(), queue.clone());
         Ok(DurableSocket { sender, receiver: Receiver::new(engine, queue) })
     }
