@@ -284,18 +284,15 @@ impl Shared {
         now
     }
 
-    /// Applies a user call, then pumps and delivers.
+    /// Applies a user call, then pumps (at the same time) and delivers.
     fn update<R>(&self, apply: impl FnOnce(&mut State, Millis) -> R) -> Result<R, Error> {
-        self.calls.set(self.calls.get() + 1);
-        let result = {
-            let Ok(mut state) = self.state.try_borrow_mut() else {
-                self.calls.set(self.calls.get() - 1);
-                return Err(Error::Busy);
-            };
-            let now = self.now(None);
+        let (result, now) = {
+            let mut state = self.state.try_borrow_mut().map_err(|_| Error::Busy)?;
+            // A call from a listener happens at the time of the input being delivered.
+            let now = if self.delivering.get() { self.last_now.get() } else { self.now(None) };
             (apply(&mut state, now), now)
         };
-        let (result, now) = result;
+        self.calls.set(self.calls.get() + 1);
         self.run(Some(now));
         self.calls.set(self.calls.get() - 1);
         Ok(result)
