@@ -23,6 +23,13 @@ const mapping = JSON.parse(
     { encoding: "utf8", maxBuffer: 16 << 20 },
   ),
 );
+// `memory` keeps its name: `init()` resolves to the exports, and `(await init()).memory` is how a page reads the
+// wasm memory (bench/page.js does).
+const memory = mapping.exports.find(([name]) => name === "memory");
+if (memory) {
+  writeFileSync(wasmFile, renameExport(readFileSync(wasmFile), memory[1], "memory"));
+  mapping.exports = mapping.exports.filter((entry) => entry !== memory);
+}
 const modules = new Map(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(wasmFile))).map((i) => [i.name, i.module]));
 
 const escape = (name) => name.replace(/[$]/g, "\\$&");
@@ -60,6 +67,52 @@ for (const [name, short] of mapping.exports) {
   });
 }
 texts.forEach((text, i) => writeFileSync(declarations[i], text));
+
+/** `bytes` (a wasm module) with export `from` renamed to `to` (the export section rebuilt). */
+function renameExport(bytes, from, to) {
+  let at = 8;
+  const u32 = () => {
+    let result = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[at++];
+      result |= (b & 0x7f) << shift;
+      if (b < 0x80) return result >>> 0;
+    }
+  };
+  const leb = (n) => {
+    const out = [];
+    do {
+      let b = n & 0x7f;
+      n >>>= 7;
+      if (n) b |= 0x80;
+      out.push(b);
+    } while (n);
+    return out;
+  };
+  while (at < bytes.length) {
+    const start = at;
+    const id = bytes[at++];
+    const size = u32();
+    const end = at + size;
+    if (id === 7) {
+      const count = u32();
+      const entries = [];
+      for (let i = 0; i < count; i++) {
+        const length = u32();
+        const name = new TextDecoder().decode(bytes.subarray(at, at + length));
+        at += length;
+        const kind = bytes[at++];
+        const index = leb(u32());
+        const newName = new TextEncoder().encode(name === from ? to : name);
+        entries.push(...leb(newName.length), ...newName, kind, ...index);
+      }
+      const body = [...leb(count), ...entries];
+      return Buffer.concat([bytes.subarray(0, start), Buffer.from([7, ...leb(body.length), ...body]), bytes.subarray(end)]);
+    }
+    at = end;
+  }
+  throw new Error(`minify-pkg: no export section in ${wasmFile}`);
+}
 
 /** Minifies an ES module in place, keeping a leading `@ts-self-types` comment. */
 function minify(file, code) {
