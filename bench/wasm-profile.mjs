@@ -236,7 +236,7 @@ export function namedBuild(repoRoot) {
     const wasmOpt = join(repoRoot, "node_modules/.bin/wasm-opt");
     const optimised = join(dir, "profile.opt.wasm");
     execFileSync(wasmOpt, [...wasmOptFlags(), "-g", join(dir, "profile_bg.wasm"), "-o", optimised], { stdio: "pipe" });
-    return { bytes: readFileSync(optimised), flags: wasmOptFlags() };
+    return { bytes: readFileSync(optimised), flags: ["-Oz"] }; // the features enabled are left out
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
