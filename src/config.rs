@@ -27,12 +27,15 @@ pub(crate) enum Resolution {
     Later,
 }
 
+/// A function asked for the URL before every connection attempt.
+pub(crate) type UrlProvider = Box<dyn FnMut(UrlReply) -> Resolution>;
+
 /// Where each connection attempt gets its URL.
 pub(crate) enum UrlSource {
     /// Always the same URL.
     Fixed(String),
     /// Asked again before every attempt (fresh tokens, failover).
-    Provider(Box<dyn FnMut(UrlReply) -> Resolution>),
+    Provider(UrlProvider),
 }
 
 /// Everything the engine starts from.

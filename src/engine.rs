@@ -19,7 +19,7 @@ use durable_ws_core::{
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock;
-use crate::config::{EngineConfig, Resolution, UrlSource};
+use crate::config::{EngineConfig, Resolution, UrlProvider, UrlSource};
 use crate::environment::{Environment, EnvironmentEvent};
 use crate::error::Error;
 use crate::socket::{Socket, SocketEvent};
@@ -100,7 +100,7 @@ struct Shared {
     deliveries: RefCell<VecDeque<Delivery>>,
     delivering: Cell<bool>,
     shut_down: Cell<bool>,
-    provider: RefCell<Option<Box<dyn FnMut(UrlReply) -> Resolution>>>,
+    provider: RefCell<Option<UrlProvider>>,
     /// Receives each output and whether a call of the application's into this engine is on the stack.
     sink: Box<dyn Fn(Output, bool)>,
     /// Calls of the application's into this engine on the stack (the constructor, `send`, `close`, …).
