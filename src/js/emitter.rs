@@ -14,31 +14,7 @@ use crate::engine::Output;
 use crate::js::errors::{js_error, lost_reason};
 use crate::js::payload::{decode, decode_lenient};
 
-#[wasm_bindgen(inline_js = r#"
-const FIELDS = {
-  open: ["durable"], message: ["data"], reconnecting: ["attempt", "delayMs"], resumed: ["replayed"],
-  sessionlost: ["reason", "unconfirmed"], close: ["code", "reason", "wasClean", "willReconnect"],
-  error: ["message", "error", "data"],
-};
-const SILENCED = new WeakSet();
-const QUEUED = new WeakMap();
-export function newTarget() { return new EventTarget(); }
-export function silence(target) { SILENCED.add(target); }
-export function emit(target, later, type, ...values) {
-  const event = new Event(type);
-  FIELDS[type].forEach((key, i) => { if (values[i] !== undefined) event[key] = values[i]; });
-  let queue = QUEUED.get(target);
-  if (!later && !queue) return SILENCED.has(target) || target.dispatchEvent(event);
-  if (!queue) {
-    QUEUED.set(target, (queue = []));
-    queueMicrotask(() => {
-      for (let i = 0; i < queue.length; i++) SILENCED.has(target) || target.dispatchEvent(queue[i]);
-      QUEUED.delete(target);
-    });
-  }
-  queue.push(event);
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/face.js")]
 extern "C" {
     /// A plain `EventTarget`.
     #[derive(Clone)]

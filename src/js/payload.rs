@@ -6,14 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::js::errors::type_error;
 
-#[wasm_bindgen(inline_js = r#"
-export function bytesOf(v) {
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  if (typeof Blob == "function" && v instanceof Blob)
-    throw new TypeError("DurableWebSocket.send: a Blob cannot be sent; send await blob.arrayBuffer()");
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/face.js")]
 extern "C" {
     #[wasm_bindgen(catch, js_name = bytesOf)]
     fn bytes_of(value: &JsValue) -> Result<Option<Uint8Array>, JsValue>;

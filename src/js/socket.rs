@@ -163,12 +163,7 @@ impl DurableWebSocket {
     }
 }
 
-#[wasm_bindgen(inline_js = r#"
-export function makeStats(sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs) {
-  lastRttMs = isNaN(lastRttMs) ? null : lastRttMs;
-  return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs };
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/face.js")]
 extern "C" {
     #[wasm_bindgen(js_name = makeStats)]
     #[allow(clippy::too_many_arguments)]
@@ -271,16 +266,7 @@ fn url_of(value: JsValue, failed: bool) -> Result<String, String> {
     }
 }
 
-#[wasm_bindgen(inline_js = r#"
-const DROPPED = new WeakSet();
-export function askUrl(provider, attempt, answer) {
-  const url = provider();
-  if (typeof url == "string") return url;
-  const reply = (value, failed) => DROPPED.has(answer) || answer(attempt, value, failed);
-  Promise.resolve(url).then((value) => reply(typeof value == "string" ? value : null, false), (e) => reply(e, true));
-}
-export function dropAnswer(answer) { DROPPED.add(answer); }
-"#)]
+#[wasm_bindgen(module = "/src/js/face.js")]
 extern "C" {
     /// Calls `provider`: its URL, or `undefined` when it gave a promise, whose outcome goes to
     /// `answer(attempt, value, failed)` (a non-string value as `null`).
