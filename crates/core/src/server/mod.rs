@@ -552,6 +552,12 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         Some(id)
     }
 
+    /// With shared storage: a resume of `token` is answered with `status` for the TTL (shared
+    /// storage holds a tombstone, or another owner's session), unless the session is held here.
+    pub fn remember_dropped(&mut self, now: Millis, token: Token, status: WelcomeStatus) {
+        self.store.add_tombstone(token, status, now.saturating_add(self.config.ttl_ms));
+    }
+
     /// With shared storage: session `id` acknowledges no client message beyond `limit` until it
     /// is raised (see [`Session::set_ack_limit`]).
     pub fn set_ack_limit(&mut self, now: Millis, id: SessionId, limit: u64) {
