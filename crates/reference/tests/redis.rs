@@ -13,7 +13,9 @@ use durable_ws_core::frame::Frame;
 use durable_ws_core::{close_code, PayloadRef, WelcomeStatus};
 use durable_ws_reference::ServerConfig;
 use futures_util::SinkExt;
-use support::{close_code as read_close, connect, echo, encode, hello, next_data, next_frame, server, spawn_binary, Raw};
+use support::{
+    close_code as read_close, connect, echo, encode, hello, next_data, next_frame, server, spawn_binary, Raw,
+};
 
 /// A `redis-server` of this test alone, without persistence; killed when dropped.
 struct Redis {
@@ -135,8 +137,8 @@ async fn a_room_spans_the_nodes_with_one_order() {
         let text = format!("{who}{n}");
         ws.send(encode(Frame::Data { seq: n.div_ceil(2), payload: PayloadRef::Text(&text) })).await.unwrap();
     }
-    let mut seen = [Vec::new(), Vec::new()];
-    for (ws, seen) in [(&mut ann, &mut seen[0]), (&mut bob, &mut seen[1])] {
+    let [mut at_ann, mut at_bob] = [Vec::new(), Vec::new()];
+    for (ws, seen) in [(&mut ann, &mut at_ann), (&mut bob, &mut at_bob)] {
         for expected in 1..=20u64 {
             let (seq, bytes) = next_data(ws).await;
             assert_eq!(seq, expected, "each member's own numbering, without gaps");
@@ -144,11 +146,11 @@ async fn a_room_spans_the_nodes_with_one_order() {
             ws.send(encode(Frame::Ack { seq })).await.unwrap();
         }
     }
-    assert_eq!(seen[0], seen[1], "one order on both nodes");
-    let mut sorted = seen[0].clone();
+    assert_eq!(at_ann, at_bob, "one order on both nodes");
+    let mut sorted = at_ann.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), 20, "each message once: {:?}", seen[0]);
+    assert_eq!(sorted.len(), 20, "each message once: {at_ann:?}");
 }
 
 #[tokio::test]
@@ -161,7 +163,11 @@ async fn a_tombstone_is_shared_by_the_nodes() {
     let (_, token, _) = hello(&mut ws, None).await;
     ws.send(encode(Frame::Ack { seq: 99 })).await.unwrap();
     assert_eq!(read_close(&mut ws).await, close_code::PROTOCOL_ERROR);
-    support::wait_until(|| redis.cli(&["EXISTS", &format!("dws:{{{}}}:t", durable_ws_server::token_to_hex(&token))]).as_deref() == Some("1")).await;
+    support::wait_until(|| {
+        redis.cli(&["EXISTS", &format!("dws:{{{}}}:t", durable_ws_server::token_to_hex(&token))]).as_deref()
+            == Some("1")
+    })
+    .await;
     let mut ws = echo_ws(b.local_addr()).await;
     let (status, fresh, _) = hello(&mut ws, Some((token, 0))).await;
     assert_eq!(status, WelcomeStatus::LostRefused, "node B learns why from Redis");

@@ -93,12 +93,7 @@ fn unavailable(error: impl std::fmt::Display, durable: &Durable) -> Ending {
 
 /// Before the endpoint answers a resume: claims the session in Redis and makes this node's copy
 /// of it current (restored from Redis, or told why it cannot be resumed).
-pub(crate) async fn claim(
-    durable: &Durable,
-    identity: &Identity,
-    token: Token,
-    spawn: &Spawn,
-) -> Result<(), Ending> {
+pub(crate) async fn claim(durable: &Durable, identity: &Identity, token: Token, spawn: &Spawn) -> Result<(), Ending> {
     let key = Key::of(&token);
     let ttl = durable.inner.config.session_ttl;
     let claim = shared(durable).store.claim(&key, identity, ttl).await.map_err(|e| unavailable(e, durable))?;
@@ -144,8 +139,7 @@ fn restore(
     let Some(id) = state.endpoint.restore(now, token, identity.clone(), restored) else { return };
     state.endpoint.set_ack_limit(now, id, snapshot.stored_in);
     state.endpoint.set_send_limit(id, stored_out);
-    let (inbound, inbound_rx) =
-        mpsc::channel(durable.inner.config.inbound_queue.max(snapshot.undelivered.len() + 1));
+    let (inbound, inbound_rx) = mpsc::channel(durable.inner.config.inbound_queue.max(snapshot.undelivered.len() + 1));
     Counters::add(&durable.inner.counters.redelivered, snapshot.undelivered.len() as u64);
     for (seq, payload) in snapshot.undelivered {
         let _ = inbound.try_send(Incoming::Redelivered(seq, payload));
@@ -686,12 +680,13 @@ pub(crate) fn start(durable: &Durable) {
 async fn handle_notice(durable: &Durable, notice: Notice) {
     match notice {
         Notice::Kick { key, gen } => {
-            let stale = {
-                let state = lock(&durable.inner.state);
-                state.keys.get(&key).copied().filter(|id| {
-                    state.slots.get(id).and_then(|slot| slot.stored.as_ref()).is_some_and(|s| s.gen < gen)
-                })
-            };
+            let stale =
+                {
+                    let state = lock(&durable.inner.state);
+                    state.keys.get(&key).copied().filter(|id| {
+                        state.slots.get(id).and_then(|slot| slot.stored.as_ref()).is_some_and(|s| s.gen < gen)
+                    })
+                };
             if let Some(id) = stale {
                 moved(durable, id);
             }

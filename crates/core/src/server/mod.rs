@@ -524,13 +524,7 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
 
     /// Adds a session restored from shared storage (see [`Session::restored`]'s arguments),
     /// detached and waiting for the resume of its client; `None` if `token` is held already.
-    pub fn restore(
-        &mut self,
-        now: Millis,
-        token: Token,
-        owner: O,
-        restored: Restored,
-    ) -> Option<SessionId> {
+    pub fn restore(&mut self, now: Millis, token: Token, owner: O, restored: Restored) -> Option<SessionId> {
         if self.store.find(&token).is_some() {
             return None;
         }
@@ -544,10 +538,8 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         self.buffered += session.buffered_bytes();
         let id = SessionId(self.next_id);
         self.next_id += 1;
-        self.store.insert(
-            id,
-            Record { session, token, owner, attached: None, detached_at: Some(now), protocol_errors: 0 },
-        );
+        self.store
+            .insert(id, Record { session, token, owner, attached: None, detached_at: Some(now), protocol_errors: 0 });
         self.store.set_expiry(id, Some(now.saturating_add(self.config.ttl_ms)));
         Some(id)
     }

@@ -157,11 +157,9 @@ impl RedisStore {
         };
         let commands = ConnectionManager::new_with_config(client.clone(), settings()).await?;
         let (push, pushes) = mpsc::unbounded_channel();
-        let mut subscriber = ConnectionManager::new_with_config(
-            client,
-            settings().set_push_sender(push).set_automatic_resubscription(),
-        )
-        .await?;
+        let mut subscriber =
+            ConnectionManager::new_with_config(client, settings().set_push_sender(push).set_automatic_resubscription())
+                .await?;
         let node: Arc<str> = token_to_hex(&random_token().map_err(|e| StoreError::Unexpected(e.to_string()))?).into();
         subscriber.subscribe(format!("dws:n:{node}")).await?;
         let store = RedisStore {
@@ -199,8 +197,15 @@ impl RedisStore {
     pub(crate) async fn check_epoch(&self) -> Result<bool, StoreError> {
         let fresh = token_to_hex(&random_token().map_err(|e| StoreError::Unexpected(e.to_string()))?);
         let mut con = self.con();
-        let (_, epoch): (Value, String) =
-            redis::pipe().cmd("SET").arg("dws:epoch").arg(&fresh).arg("NX").cmd("GET").arg("dws:epoch").query_async(&mut con).await?;
+        let (_, epoch): (Value, String) = redis::pipe()
+            .cmd("SET")
+            .arg("dws:epoch")
+            .arg(&fresh)
+            .arg("NX")
+            .cmd("GET")
+            .arg("dws:epoch")
+            .query_async(&mut con)
+            .await?;
         let mut known = lock(&self.inner.epoch);
         let same = known.is_empty() || *known == epoch;
         *known = epoch;
@@ -251,7 +256,8 @@ impl RedisStore {
             .invoke_async(&mut self.con())
             .await?;
         if let Some(name) = owner.name() {
-            let _: Result<(), _> = redis::cmd("SADD").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
+            let _: Result<(), _> =
+                redis::cmd("SADD").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
         }
         Ok(reply == "ok")
     }
@@ -323,12 +329,18 @@ impl RedisStore {
             .invoke_async(&mut self.con())
             .await?;
         if let Some(name) = owner.name() {
-            let _: Result<(), _> = redis::cmd("SREM").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
+            let _: Result<(), _> =
+                redis::cmd("SREM").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
         }
         outcome(reply)
     }
 
-    pub(crate) async fn deliver(&self, key: &Key, payload: &Payload, limits: durable_ws_core::BufferLimits) -> Result<Delivered, StoreError> {
+    pub(crate) async fn deliver(
+        &self,
+        key: &Key,
+        payload: &Payload,
+        limits: durable_ws_core::BufferLimits,
+    ) -> Result<Delivered, StoreError> {
         let reply: String = self
             .inner
             .deliver
@@ -353,7 +365,8 @@ impl RedisStore {
     }
 
     pub(crate) async fn forget_session_of(&self, name: &str, key: &Key) {
-        let _: Result<(), _> = redis::cmd("SREM").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
+        let _: Result<(), _> =
+            redis::cmd("SREM").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
     }
 
     /// Numbers and stores a room message, and announces it to every node.
