@@ -234,44 +234,54 @@ pub(crate) async fn store_input(
     first: u64,
     messages: &[Payload],
 ) -> Result<(), Ending> {
-    let (key, gen, stored_in) = {
-        let state = lock(&durable.inner.state);
-        let Some(stored) = state.slots.get(&id).and_then(|slot| slot.stored.as_ref()) else { return Ok(()) };
-        (stored.key.clone(), stored.gen, stored.stored_in)
-    };
     let last = first + messages.len() as u64 - 1;
-    if last <= stored_in {
-        return Ok(());
-    }
-    let skip = stored_in.saturating_sub(first - 1) as usize;
     let ttl = durable.inner.config.session_ttl;
-    let result = shared(durable).store.append_in(&key, gen, ttl, 0, first + skip as u64, &messages[skip..]).await;
-    let now = durable.inner.clock.now();
-    let mut state = lock(&durable.inner.state);
-    match result {
-        Ok(Outcome::Done) => {
-            if let Some(stored) = state.slots.get_mut(&id).and_then(|slot| slot.stored.as_mut()) {
-                stored.stored_in = stored.stored_in.max(last);
+    for _ in 0..50 {
+        let (key, gen, stored_in) = {
+            let state = lock(&durable.inner.state);
+            let Some(stored) = state.slots.get(&id).and_then(|slot| slot.stored.as_ref()) else { return Ok(()) };
+            (stored.key.clone(), stored.gen, stored.stored_in)
+        };
+        if last <= stored_in {
+            return Ok(());
+        }
+        let skip = stored_in.saturating_sub(first - 1) as usize;
+        let result = shared(durable).store.append_in(&key, gen, ttl, 0, first + skip as u64, &messages[skip..]).await;
+        let now = durable.inner.clock.now();
+        let mut state = lock(&durable.inner.state);
+        match result {
+            Ok(Outcome::Done) => {
+                if let Some(stored) = state.slots.get_mut(&id).and_then(|slot| slot.stored.as_mut()) {
+                    stored.stored_in = stored.stored_in.max(last);
+                }
+                state.endpoint.set_ack_limit(now, id, last);
+                return Ok(());
             }
-            state.endpoint.set_ack_limit(now, id, last);
-            Ok(())
-        }
-        Ok(Outcome::Fenced) => {
-            drop(state);
-            moved(durable, id);
-            Err(Ending::close(close_code::SUPERSEDED, "session moved to another node"))
-        }
-        Ok(Outcome::Missing) => {
-            state.endpoint.end(now, id, EndReason::Expired);
-            durable.settle(&mut state);
-            Err(Ending::close(close_code::SESSION_EXPIRED, "session lost by the storage"))
-        }
-        Err(error) => {
-            // Not stored, so not acknowledged: forget them; the client sends them again.
-            state.endpoint.rewind_inbound(id, stored_in);
-            Err(unavailable(error, durable))
+            Ok(Outcome::Regen) => {
+                drop(state);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(Outcome::Fenced) => {
+                drop(state);
+                moved(durable, id);
+                return Err(Ending::close(close_code::SUPERSEDED, "session moved to another node"));
+            }
+            Ok(Outcome::Missing) => {
+                state.endpoint.end(now, id, EndReason::Expired);
+                durable.settle(&mut state);
+                return Err(Ending::close(close_code::SESSION_EXPIRED, "session lost by the storage"));
+            }
+            Err(error) => {
+                // Not stored, so not acknowledged: forget them; the client sends them again.
+                state.endpoint.rewind_inbound(id, stored_in);
+                return Err(unavailable(error, durable));
+            }
         }
     }
+    let mut state = lock(&durable.inner.state);
+    let stored_in = state.slots.get(&id).and_then(|slot| slot.stored.as_ref()).map_or(first - 1, |s| s.stored_in);
+    state.endpoint.rewind_inbound(id, stored_in);
+    Err(Ending::close(close_code::TRY_AGAIN_LATER, "session being taken over"))
 }
 
 /// Another node drives session `id` now: forget it here, and hand what it queued but did not
@@ -418,6 +428,11 @@ async fn sync_once(durable: &Durable, id: SessionId, refresh: bool) -> Step {
         Ok(Outcome::Fenced) => {
             moved(durable, id);
             Step::Gone
+        }
+        Ok(Outcome::Regen) => {
+            // This node's own claim is under way: it updates the generation, or replaces this copy.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Step::Stored
         }
         Ok(Outcome::Missing) => {
             let mut state = lock(&durable.inner.state);

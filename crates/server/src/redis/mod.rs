@@ -116,6 +116,8 @@ pub(crate) enum Outcome {
     Done,
     /// Another node took the session over.
     Fenced,
+    /// This node claimed the session again since the step was built: retry with its generation.
+    Regen,
     /// Not in Redis any more.
     Missing,
 }
@@ -503,6 +505,7 @@ fn outcome(reply: String) -> Result<Outcome, StoreError> {
     match reply.as_str() {
         "ok" => Ok(Outcome::Done),
         "fenced" => Ok(Outcome::Fenced),
+        "regen" => Ok(Outcome::Regen),
         "missing" => Ok(Outcome::Missing),
         other => Err(StoreError::Unexpected(other.into())),
     }

@@ -37,13 +37,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 'ok'
 "#;
 
-/// The common head of the scripts of an owner: fencing, then the application's progress.
+/// The common head of the scripts of an owner: fencing ("fenced": another node drives the session;
+/// "regen": this node claimed it again meanwhile, so the step must be retried with the new
+/// generation), then the application's progress.
 /// ARGV: node, gen, ttl ms, dlv, ...
 const FENCE: &str = r#"
 local s = KEYS[1]
 local gen = redis.call('HGET', s, 'gen')
 if not gen then return 'missing' end
-if gen ~= ARGV[2] or redis.call('HGET', s, 'node') ~= ARGV[1] then return 'fenced' end
+if redis.call('HGET', s, 'node') ~= ARGV[1] then return 'fenced' end
+if gen ~= ARGV[2] then return 'regen' end
 local last_in = tonumber(redis.call('HGET', s, 'in'))
 local function delivered(upto)
   local old = tonumber(redis.call('HGET', s, 'dlv'))
@@ -53,7 +56,7 @@ local function delivered(upto)
 end
 "#;
 
-/// KEYS: session. ARGV: node, gen, ttl ms, dlv, first seq, payloads... → "ok" | "fenced" | "missing"
+/// KEYS: session. ARGV: node, gen, ttl ms, dlv, first seq, payloads... → "ok" | "fenced" | "regen" | "missing"
 /// Client messages: stored before they are acknowledged; a retry stores nothing twice.
 pub(super) fn append_in() -> String {
     format!(
