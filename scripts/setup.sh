@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
 #   Rust target wasm32-unknown-unknown, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
-#   Chromium + chromedriver (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
+#   Chromium + chromedriver and redis-server (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -59,6 +59,12 @@ fi
 # Headless browser for the wasm-bindgen browser tests and the Playwright tests.
 if [[ ! -x /usr/bin/chromium ]] || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver
+fi
+
+# Redis for the scale-out tests and benchmarks (they start their own redis-server on a free loopback port;
+# no system service is used).
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server
 fi
 
 # Node.js runs Playwright, tsc and esbuild.

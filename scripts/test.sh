@@ -40,6 +40,11 @@ stage_features() {
             cargo check -q -p durable-ws --lib "${target_args[@]}" --no-default-features --features "$features"
         done
     done
+    # The server library alone, in its feature combinations (the workspace build enables them all at once).
+    for features in "" redis postcard faults "redis,postcard,faults"; do
+        say "cargo clippy -p durable-ws-server --lib --features '$features'"
+        cargo clippy -q -p durable-ws-server --lib --no-default-features --features "$features" -- -D warnings
+    done
 }
 
 # Lints: build output ignored by git, rustfmt (rustfmt.toml) over everything, clippy with warnings as errors over the
