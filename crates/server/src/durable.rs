@@ -161,7 +161,9 @@ impl Builder {
 
     /// Starts from `config`.
     pub fn from_config(config: Config) -> Self {
-        Builder { config, ..Builder::default() }
+        let mut builder = Builder::default();
+        builder.config = config;
+        builder
     }
 
     /// Keeps the sessions in Redis instead of this process's memory: every node built on the
