@@ -161,9 +161,11 @@ impl Builder {
 
     /// Starts from `config`.
     pub fn from_config(config: Config) -> Self {
-        let mut builder = Builder::default();
-        builder.config = config;
-        builder
+        Builder {
+            config,
+            #[cfg(feature = "redis")]
+            redis: None,
+        }
     }
 
     /// Keeps the sessions in Redis instead of this process's memory: every node built on the
