@@ -337,7 +337,13 @@ impl Durable {
     /// Counters and sizes right now.
     pub fn stats(&self) -> Stats {
         let sessions = lock(&self.inner.state).endpoint.len();
-        Stats::snapshot(&self.inner.counters, sessions, self.inner.connections.len())
+        #[allow(unused_mut)]
+        let mut stats = Stats::snapshot(&self.inner.counters, sessions, self.inner.connections.len());
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.inner.shared {
+            stats.store_commands = shared.store.inner.sent.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        stats
     }
 
     /// Graceful shutdown: refuses new connections, closes every open one with 1012 (clients

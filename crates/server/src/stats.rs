@@ -66,6 +66,9 @@ pub struct Stats {
     pub heartbeat_timeouts: u64,
     /// Connections closed for breaking the protocol (1002, or 1009 for oversized messages).
     pub protocol_errors: u64,
+    /// Commands sent to the shared storage (Redis), each one round trip (pipelined); 0 in memory.
+    #[serde(default)]
+    pub store_commands: u64,
     /// Steps that failed because the shared storage was unavailable.
     #[serde(default)]
     pub store_errors: u64,
@@ -96,6 +99,7 @@ impl Stats {
             auth_failures: get(&counters.auth_failures),
             heartbeat_timeouts: get(&counters.heartbeat_timeouts),
             protocol_errors: get(&counters.protocol_errors),
+            store_commands: 0,
             store_errors: get(&counters.store_errors),
             sessions_moved: get(&counters.sessions_moved),
             redelivered: get(&counters.redelivered),

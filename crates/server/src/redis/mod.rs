@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     /// This process's name among the nodes (random, new at every start).
     pub node: Arc<str>,
     epoch: Mutex<String>,
+    /// Commands (each one round trip, pipelined with others) sent so far.
+    pub sent: std::sync::atomic::AtomicU64,
     claim: Script,
     create: Script,
     append_in: Script,
@@ -171,6 +173,7 @@ impl RedisStore {
                 pushes: Mutex::new(Some(pushes)),
                 node,
                 epoch: Mutex::new(String::new()),
+                sent: std::sync::atomic::AtomicU64::new(0),
                 claim: Script::new(scripts::CLAIM),
                 create: Script::new(scripts::CREATE),
                 append_in: Script::new(&scripts::append_in()),
@@ -190,6 +193,7 @@ impl RedisStore {
     }
 
     fn con(&self) -> ConnectionManager {
+        self.inner.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.commands.clone()
     }
 
