@@ -39,7 +39,7 @@ const usedMemory = (redis) => Number(redis.cli("INFO", "memory").match(/used_mem
 /** One load scenario against `store` ("memory": one node; "redis": two nodes on one Redis). */
 async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
   const redis = store === "redis" ? await startRedis() : null;
-  const args = ["--max-sessions", "20000", ...(redis ? ["--redis", redis.url] : [])];
+  const args = ["--max-sessions", "20000", "--max-connections-per-ip", "30000", ...(redis ? ["--redis", redis.url] : [])];
   const nodes = [];
   for (let i = 0; i < (redis ? 2 : 1); i++) nodes.push(await startServer({ www, bin, args }));
   // The proxy forwards untouched: each new connection to the next node.
@@ -75,7 +75,7 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
 export async function loadBench({ bin, www, quick }) {
   const results = [];
   const scenarios = [
-    { name: "saturation: 100 sessions × 400 msg/s offered", sessions: 100, rate: 400, seconds: quick ? 4 : 8 },
+    { name: "saturation: 100 sessions × 1,000 msg/s offered", sessions: 100, rate: 1000, seconds: quick ? 4 : 8 },
     { name: `${quick ? "2,000" : "10,000"} sessions × 1 msg/s`, sessions: quick ? 2000 : 10_000, rate: 1, seconds: quick ? 5 : 10 },
   ];
   for (const scenario of scenarios) {

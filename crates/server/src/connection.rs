@@ -208,6 +208,10 @@ async fn drive(
     // Sequence number of the first message in `delivered`.
     let mut first = 0;
     let processed = lock(&inner.state).slots.get(&id).map(|slot| slot.processed.clone());
+    // An input read ahead while batching, handled next.
+    let mut stashed: Option<Input> = None;
+    #[allow(unused_mut)]
+    let mut batch: Vec<Message> = Vec::new();
     // Since when the outgoing queue has been full (the client is not reading).
     let mut full_since = None;
     loop {
@@ -307,26 +311,48 @@ async fn drive(
             // Only the give-up deadline: the session's (a due ack) waits for room to transmit.
             (Gate::Writable, Some(give_up))
         };
-        let input = socket.next(deadline, Some(wake), gate).await;
+        let input = match stashed.take() {
+            Some(input) => input,
+            None => socket.next(deadline, Some(wake), gate).await,
+        };
         let now = inner.clock.now();
         match input {
             Input::Message(message) => {
-                let payload = match &message {
-                    Message::Binary(bytes) => PayloadRef::Binary(bytes),
-                    Message::Text(text) => PayloadRef::Text(text.as_str()),
-                    _ => continue,
-                };
-                let mut state = lock(&inner.state);
-                let result = state.endpoint.handle_message(now, id, conn, payload);
-                durable.settle(&mut state);
-                match result {
-                    Ok(()) => {}
-                    Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
-                    Err(InputError::Protocol { error, session_dropped }) => {
-                        // The reason tells the client what it did wrong.
-                        let suffix =
-                            if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
-                        return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
+                #[cfg(feature = "redis")]
+                if inner.shared.is_some() && gate == Gate::Open {
+                    // Messages that already arrived go into one storage step with this one. (Only
+                    // with storage: a close frame read this way would lose its reply.)
+                    use futures_util::FutureExt;
+                    let mut bytes = message.len();
+                    while stashed.is_none() && bytes < BATCH_BYTES && state_has_room(durable, id) {
+                        match socket.next(None, None, Gate::Open).now_or_never() {
+                            Some(Input::Message(more)) => {
+                                bytes += more.len();
+                                batch.push(more);
+                            }
+                            Some(other) => stashed = Some(other),
+                            None => break,
+                        }
+                    }
+                }
+                for message in std::iter::once(message).chain(batch.drain(..)) {
+                    let payload = match &message {
+                        Message::Binary(bytes) => PayloadRef::Binary(bytes),
+                        Message::Text(text) => PayloadRef::Text(text.as_str()),
+                        _ => continue,
+                    };
+                    let mut state = lock(&inner.state);
+                    let result = state.endpoint.handle_message(now, id, conn, payload);
+                    durable.settle(&mut state);
+                    match result {
+                        Ok(()) => {}
+                        Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
+                        Err(InputError::Protocol { error, session_dropped }) => {
+                            // The reason tells the client what it did wrong.
+                            let suffix =
+                                if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
+                            return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
+                        }
                     }
                 }
             }
@@ -338,6 +364,16 @@ async fn drive(
             other => return Ending::of(other).unwrap_or(Ending::Drop(Dropped::Lost)),
         }
     }
+}
+
+/// Most bytes of client messages read ahead into one storage step.
+#[cfg(feature = "redis")]
+const BATCH_BYTES: usize = 256 << 10;
+
+/// Whether the session's application inbox has room for more messages (batching stops there).
+#[cfg(feature = "redis")]
+fn state_has_room(durable: &Durable, id: SessionId) -> bool {
+    lock(&durable.inner.state).slots.get(&id).is_some_and(|slot| slot.inbound.capacity() > 0)
 }
 
 /// Messages taken from the core that this connection could not hand over before it ended: back
