@@ -44,6 +44,14 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
   for (let i = 0; i < (redis ? 2 : 1); i++) nodes.push(await startServer({ www, bin, args }));
   // The proxy forwards untouched: each new connection to the next node.
   const proxy = await startProxy({ targets: nodes.map((n) => `127.0.0.1:${n.port}`), lifetimeMs: null, bin });
+  // The proxy holds two sockets per session: raise its descriptor limit when allowed (root), else it stops at ~10,000.
+  for (const pid of [proxy.child.pid, ...nodes.map((n) => n.child.pid)]) {
+    try {
+      execFileSync("prlimit", [`--pid=${pid}`, "--nofile=65536:65536"], { stdio: "ignore" });
+    } catch {
+      log(`cannot raise the descriptor limit of ${pid}`);
+    }
+  }
   try {
     await sleep(300);
     const before = await Promise.all(nodes.map((n) => serverStats(n.http)));
