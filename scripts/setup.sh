@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
 #   Rust target wasm32-unknown-unknown, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
-#   Chromium + chromedriver (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
+#   Chromium + chromedriver (apt), Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and
+#   MiniBrowser (apt; the engine of Safari) + xvfb, and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -61,6 +62,19 @@ if [[ ! -x /usr/bin/chromium ]] || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver
 fi
 
+# Firefox and WebKit (the engine of Safari) for the same browser and chaos suites, over W3C WebDriver: Firefox ESR
+# through geckodriver, WebKitGTK's MiniBrowser through WebKitWebDriver under a virtual X display (xvfb-run).
+# (Playwright cannot drive these two here.)
+if ! command -v firefox-esr >/dev/null || [[ ! -x $MINIBROWSER ]] || ! command -v WebKitWebDriver >/dev/null ||
+    ! command -v xvfb-run >/dev/null; then
+    apt_install firefox-esr webkit2gtk-driver xvfb
+fi
+if ! command -v geckodriver >/dev/null; then
+    say "cargo install geckodriver --locked"
+    cargo install geckodriver --locked
+    installed+=("geckodriver")
+fi
+
 # Node.js runs Playwright, tsc and esbuild.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt_install nodejs npm
@@ -83,7 +97,8 @@ if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_inputs" ]]; then
 fi
 
 # Everything must now be on PATH.
-for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver node tsc esbuild; do
+for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver geckodriver WebKitWebDriver xvfb-run \
+    firefox-esr node tsc esbuild; do
     command -v "$tool" >/dev/null || die "$tool is still missing after setup"
 done
 if command -v cargo-nextest >/dev/null; then
@@ -97,4 +112,4 @@ if ((${#installed[@]})); then
 else
     say "setup: everything already present"
 fi
-say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), node $(node --version)"
+say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), $(firefox-esr --version 2>/dev/null | head -1), $(geckodriver --version 2>/dev/null | head -1), WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?'), node $(node --version)"
