@@ -145,12 +145,14 @@ gating_features() {
 # The engines of the browser suites (this stage and the chaos suite, tests/support/browser.mjs): Chromium, Firefox ESR
 # and WebKitGTK (the engine of Safari; MiniBrowser, on a virtual X display). DURABLE_WS_ENGINES=firefox,webkit (say)
 # picks some of them.
+# Sets the array `engines` (not a subshell's output, so that a wrong name stops the stage).
 browser_engines() {
-    local engines=${DURABLE_WS_ENGINES:-chromium,firefox,webkit} engine
-    for engine in ${engines//,/ }; do
-        [[ $engine == chromium || $engine == firefox || $engine == webkit ]] || die "DURABLE_WS_ENGINES: unknown engine $engine"
-        echo "$engine"
+    local engine
+    IFS=, read -ra engines <<<"${DURABLE_WS_ENGINES:-chromium,firefox,webkit}"
+    for engine in "${engines[@]}"; do
+        [[ $engine == chromium || $engine == firefox || $engine == webkit ]] || die "DURABLE_WS_ENGINES: unknown engine '$engine'"
     done
+    ((${#engines[@]})) || die "DURABLE_WS_ENGINES names no engine"
 }
 
 # Runs a command whose wasm-bindgen-test-runner is to drive engine $1 (over WebDriver: the runner takes the first of
@@ -175,7 +177,7 @@ stage_browser_tests() {
     local -A groups=() seconds=() failures=()
     local file features output engine started failed=0
     local -a engines
-    mapfile -t engines < <(browser_engines)
+    browser_engines
     for file in tests/browser_*.rs; do
         features=$(gating_features "$file")
         groups[${features:-default}]+=" --test $(basename "$file" .rs)"

@@ -44,12 +44,15 @@ export async function launchWebDriverBrowser(engine) {
   child.stderr.on("data", keep);
   const base = `http://127.0.0.1:${port}`;
   const stop = () => {
+    process.off("exit", stop);
     if (child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(-child.pid, "SIGTERM");
       } catch {}
     }
   };
+  // Not left behind if the test process ends without closing the browser (a detached group outlives its parent).
+  process.once("exit", stop);
   try {
     const deadline = Date.now() + 30_000;
     for (;;) {
