@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
 #   Rust target wasm32-unknown-unknown, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
-#   Chromium + chromedriver (apt), Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and
-#   MiniBrowser (apt; the engine of Safari) + xvfb, and the root package.json's dev tools (npm: playwright-core, binaryen's
+#   Chromium + chromedriver (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
+# The other browser engines: Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and MiniBrowser
+# (apt webkit2gtk-driver; the engine of Safari) + xvfb (apt).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
