@@ -63,6 +63,11 @@ if [[ ! -x /usr/bin/chromium ]] || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver
 fi
 
+# Node.js runs Playwright, tsc and esbuild.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+fi
+
 # Firefox and WebKit (the engine of Safari) for the same browser and chaos suites, over W3C WebDriver: Firefox ESR
 # through geckodriver, WebKitGTK's MiniBrowser through WebKitWebDriver under a virtual X display (xvfb-run).
 # (Playwright cannot drive these two here.)
@@ -74,11 +79,6 @@ if ! command -v geckodriver >/dev/null; then
     say "cargo install geckodriver --locked"
     cargo install geckodriver --locked
     installed+=("geckodriver")
-fi
-
-# Node.js runs Playwright, tsc and esbuild.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    apt_install nodejs npm
 fi
 
 # npm dev tools: reinstalled only when package.json or package-lock.json changed since the last install.
