@@ -3,6 +3,8 @@
 #   Rust target wasm32-unknown-unknown, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
 #   Chromium + chromedriver and redis-server (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
+# The other browser engines: Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and MiniBrowser
+# (apt webkit2gtk-driver; the engine of Safari) + xvfb (apt).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -72,6 +74,20 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt_install nodejs npm
 fi
 
+# Firefox and WebKit (the engine of Safari) for the same browser and chaos suites, over W3C WebDriver: Firefox ESR
+# through geckodriver, WebKitGTK's MiniBrowser through WebKitWebDriver under a virtual X display (xvfb-run).
+# (Playwright cannot drive these two here.)
+if ! command -v firefox-esr >/dev/null || [[ ! -x $MINIBROWSER ]] || ! command -v WebKitWebDriver >/dev/null ||
+    ! command -v xvfb-run >/dev/null; then
+    apt_install firefox-esr webkit2gtk-driver xvfb
+fi
+# An unoptimised build: it only relays WebDriver commands, and it compiles in about 60 % of the optimised one's time.
+if ! command -v geckodriver >/dev/null; then
+    say "cargo install geckodriver --locked --debug"
+    cargo install geckodriver --locked --debug
+    installed+=("geckodriver")
+fi
+
 # npm dev tools: reinstalled only when package.json or package-lock.json changed since the last install.
 npm_stamp=node_modules/.durable-ws-setup-stamp
 npm_inputs=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -89,7 +105,8 @@ if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_inputs" ]]; then
 fi
 
 # Everything must now be on PATH.
-for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver node tsc esbuild; do
+for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver geckodriver WebKitWebDriver xvfb-run \
+    firefox-esr node tsc esbuild; do
     command -v "$tool" >/dev/null || die "$tool is still missing after setup"
 done
 if command -v cargo-nextest >/dev/null; then
@@ -103,4 +120,4 @@ if ((${#installed[@]})); then
 else
     say "setup: everything already present"
 fi
-say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), node $(node --version)"
+say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), $(firefox-esr --version 2>/dev/null | head -1), $(geckodriver --version 2>/dev/null | head -1), WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?'), node $(node --version)"
