@@ -1,8 +1,7 @@
 // Part "scale" of bench/run.mjs (issue 11): the Redis store next to the memory store, in the same run.
 //
-// 1. load: `loadgen` against one node with sessions in memory, then against two nodes sharing one Redis behind a
-//    round-robin proxy (no cuts, no latency; the memory node goes through the same proxy with one target, so both
-//    pay for it): echo messages/s at saturation (100 sessions sending as fast as their echoes allow), sessions held
+// 1. load: `loadgen` against one node with sessions in memory, then against two nodes sharing one Redis (the
+//    sessions spread over them in turn): echo messages/s at saturation (100 sessions sending as fast as their echoes allow), sessions held
 //    (10,000 across the two nodes), echo p50/p99, Redis commands per echo (counted by the nodes, each command one
 //    round trip on a pipelined connection), Redis memory per session (INFO memory), node RSS per session.
 // 2. faults, side by side with the anchor: the npm build in Chromium sends 2,000 numbered messages to /echo
@@ -42,22 +41,14 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
   const args = ["--max-sessions", "20000", "--max-connections-per-ip", "30000", ...(redis ? ["--redis", redis.url] : [])];
   const nodes = [];
   for (let i = 0; i < (redis ? 2 : 1); i++) nodes.push(await startServer({ www, bin, args }));
-  // The proxy forwards untouched: each new connection to the next node.
-  const proxy = await startProxy({ targets: nodes.map((n) => `127.0.0.1:${n.port}`), lifetimeMs: null, bin });
-  // The proxy holds two sockets per session: raise its descriptor limit when allowed (root), else it stops at ~10,000.
-  for (const pid of [proxy.child.pid, ...nodes.map((n) => n.child.pid)]) {
-    try {
-      execFileSync("prlimit", [`--pid=${pid}`, "--nofile=65536:65536"], { stdio: "ignore" });
-    } catch {
-      log(`cannot raise the descriptor limit of ${pid}`);
-    }
-  }
   try {
     await sleep(300);
     const before = await Promise.all(nodes.map((n) => serverStats(n.http)));
     const rssBefore = nodes.reduce((sum, n) => sum + rssKib(n.child.pid), 0);
     const redisBefore = redis ? usedMemory(redis) : 0;
-    const report = await loadgen(bin, ["--url", `${proxy.ws}/echo`, "--sessions", String(sessions), "--rate", String(rate), "--duration-secs", String(seconds)]);
+    // Sessions spread over the nodes in turn (no balancer process: it would need two descriptors per session).
+    const urls = nodes.flatMap((n) => ["--url", `${n.ws}/echo`]);
+    const report = await loadgen(bin, [...urls, "--sessions", String(sessions), "--rate", String(rate), "--duration-secs", String(seconds)]);
     const after = await Promise.all(nodes.map((n) => serverStats(n.http)));
     const rssAfter = nodes.reduce((sum, n) => sum + rssKib(n.child.pid), 0);
     const commands = after.reduce((sum, s, i) => sum + s.store_commands - before[i].store_commands, 0);
@@ -74,7 +65,6 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
       rssBytesPerSession: ((rssAfter - rssBefore) * 1024) / Math.max(1, report.sessions_open),
     };
   } finally {
-    await proxy.stop();
     for (const n of nodes) await n.stop();
     await redis?.stop();
   }

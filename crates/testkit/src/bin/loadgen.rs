@@ -25,9 +25,10 @@ use tokio::time::{sleep, timeout};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// WebSocket URL of the durable echo endpoint.
+    /// WebSocket URL of the durable echo endpoint; repeated, the sessions are spread over them in
+    /// turn (several nodes without a balancer in between).
     #[arg(long, default_value = "ws://127.0.0.1:8080/echo")]
-    url: String,
+    url: Vec<String>,
     /// Sessions to open.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
@@ -163,8 +164,9 @@ async fn open_sessions(args: &Args, epoch: Instant, tally: &Arc<Tally>) -> Resul
         let count = args.batch.min(args.sessions - clients.len());
         let mut opening = JoinSet::new();
         for _ in 0..count {
+            let url = &args.url[clients.len() % args.url.len()];
             let (client, mut events) =
-                NativeClient::connect(&args.url, ClientConfig::default()).map_err(|e| e.to_string())?;
+                NativeClient::connect(url, ClientConfig::default()).map_err(|e| e.to_string())?;
             let tally = tally.clone();
             let wait = Duration::from_secs(args.timeout_secs);
             opening.spawn(async move {
