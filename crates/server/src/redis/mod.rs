@@ -183,6 +183,13 @@ impl RedisStore {
                 publish: Script::new(scripts::PUBLISH),
             }),
         };
+        // Loaded once here: a first use by many sessions at once would otherwise fail with NOSCRIPT for each.
+        let inner = &store.inner;
+        for script in
+            [&inner.claim, &inner.create, &inner.append_in, &inner.sync, &inner.end, &inner.deliver, &inner.publish]
+        {
+            script.prepare_invoke().load_async(&mut store.con()).await?;
+        }
         store.check_epoch().await?;
         Ok(store)
     }

@@ -43,13 +43,14 @@ return 'ok'
 /// ARGV: node, gen, ttl ms, dlv, ...
 const FENCE: &str = r#"
 local s = KEYS[1]
-local gen = redis.call('HGET', s, 'gen')
+local head = redis.call('HMGET', s, 'gen', 'node', 'in', 'dlv', 'out', 'bytes', 'ack')
+local gen = head[1]
 if not gen then return 'missing' end
-if redis.call('HGET', s, 'node') ~= ARGV[1] then return 'fenced' end
+if head[2] ~= ARGV[1] then return 'fenced' end
 if gen ~= ARGV[2] then return 'regen' end
-local last_in = tonumber(redis.call('HGET', s, 'in'))
+local last_in = tonumber(head[3])
 local function delivered(upto)
-  local old = tonumber(redis.call('HGET', s, 'dlv'))
+  local old = tonumber(head[4])
   upto = math.min(upto, last_in)
   for seq = old + 1, upto do redis.call('HDEL', s, 'i:' .. seq) end
   if upto > old then redis.call('HSET', s, 'dlv', upto) end
@@ -87,8 +88,8 @@ pub(super) fn sync() -> String {
         "{FENCE}{}",
         r#"
 delivered(tonumber(ARGV[4]))
-local out = tonumber(redis.call('HGET', s, 'out'))
-local bytes = tonumber(redis.call('HGET', s, 'bytes'))
+local out = tonumber(head[5])
+local bytes = tonumber(head[6])
 local rooms = tonumber(ARGV[7])
 local base = 7 + 2 * rooms
 local first = tonumber(ARGV[6])
@@ -100,7 +101,7 @@ for k = base + 1, #ARGV do
     out = seq
   end
 end
-local ack = tonumber(redis.call('HGET', s, 'ack'))
+local ack = tonumber(head[7])
 local upto = math.min(tonumber(ARGV[5]), out)
 for seq = ack + 1, upto do
   bytes = bytes - redis.call('HSTRLEN', s, 'o:' .. seq)
