@@ -139,7 +139,8 @@ pub struct Options {
     pub max_header_bytes: usize,
     /// Keep the sessions in this Redis (e.g. redis://127.0.0.1:6379/) instead of in memory:
     /// several processes with the same --redis are one service (any node resumes any session, no
-    /// sticky sessions, rooms span the nodes, a crash loses nothing acknowledged).
+    /// sticky sessions, rooms span the nodes, a crash loses nothing acknowledged). [default:
+    /// none: sessions in this process's memory]
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
 }

@@ -311,3 +311,26 @@ async fn a_node_killed_mid_stream_loses_nothing_it_acknowledged() {
     assert!(repeats <= b.stats().redelivered, "{repeats} repeats, {} marked redeliveries", b.stats().redelivered);
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_keep_up_is_bounded_in_redis_and_learns_it_on_any_node() {
+    let redis = Redis::start();
+    let mut config = config(&redis);
+    config.session.limits = durable_ws_core::BufferLimits { max_messages: 3, max_bytes: 1 << 20 };
+    let (a, b) = (server(config.clone()).await, server(config).await);
+    let mut ws = echo_ws(a.local_addr()).await;
+    let (_, token, _) = hello(&mut ws, None).await;
+    let key = format!("dws:{{{}}}:s", durable_ws_server::token_to_hex(&token));
+    // Five messages, no acknowledgement of their echoes: the fourth echo does not fit.
+    for seq in 1..=5 {
+        ws.send(encode(Frame::Data { seq, payload: PayloadRef::Text(&seq.to_string()) })).await.unwrap();
+    }
+    assert_eq!(read_close(&mut ws).await, close_code::TRY_AGAIN_LATER, "the session is dropped for overflow");
+    support::wait_until(|| redis.cli(&["EXISTS", &key]).as_deref() == Some("0")).await;
+    let mut ws = echo_ws(b.local_addr()).await;
+    assert_eq!(
+        hello(&mut ws, Some((token, 0))).await.0,
+        WelcomeStatus::LostOverflow,
+        "node B learns why from the tombstone"
+    );
+}
