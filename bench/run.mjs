@@ -483,12 +483,12 @@ function scaleMarkdown(scale) {
   out.push(`Run of \`node bench/run.mjs${argv.length ? ` ${argv.join(" ")}` : ""}\` on ${new Date().toISOString().slice(0, 10)} (release build, 127.0.0.1, one redis-server 7 without persistence; load generator, proxy, nodes and Redis share the 2 cores).`);
   out.push("");
   if (scale.load) {
-    out.push("#### Load: memory store (one node) next to the Redis store (two nodes), same proxy, same run");
+    out.push("#### Load: memory store (one node) next to the Redis store (two nodes, sessions spread over them), same run");
     out.push("");
     const memory = Object.fromEntries(scale.load.filter((r) => r.store === "memory").map((r) => [r.scenario, r]));
     out.push(
       table(
-        ["scenario", "store", "nodes", "sessions", "echoes/s", "ratio to memory", "RTT p50", "RTT p99", "Redis commands / echo", "Redis memory / session", "node RSS / session", "lost sessions"],
+        ["scenario", "store", "nodes", "sessions", "echoes/s", "ratio to memory", "RTT p50", "RTT p99", "Redis commands / echo", "Redis memory / session (peak)", "node RSS / session (peak)", "lost sessions"],
         scale.load.map((r) => ({
           scenario: r.scenario,
           store: r.store,
@@ -499,8 +499,8 @@ function scaleMarkdown(scale) {
           "RTT p50": `${fixed(r.p50, 2)} ms`,
           "RTT p99": `${fixed(r.p99, 2)} ms`,
           "Redis commands / echo": r.store === "redis" ? fixed(r.commandsPerEcho, 2) : "–",
-          "Redis memory / session": r.store === "redis" ? kib(r.redisBytesPerSession) : "–",
-          "node RSS / session": kib(r.rssBytesPerSession),
+          "Redis memory / session (peak)": r.store === "redis" ? kib(r.redisBytesPerSession) : "–",
+          "node RSS / session (peak)": kib(r.rssBytesPerSession),
           "lost sessions": r.sessionsLost,
         })),
       ),

@@ -48,9 +48,17 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
     const redisBefore = redis ? usedMemory(redis) : 0;
     // Sessions spread over the nodes in turn (no balancer process: it would need two descriptors per session).
     const urls = nodes.flatMap((n) => ["--url", `${n.ws}/echo`]);
-    const report = await loadgen(bin, [...urls, "--sessions", String(sessions), "--rate", String(rate), "--duration-secs", String(seconds)]);
+    // Peaks while the sessions are held (loadgen closes them before it exits).
+    let redisPeak = redisBefore;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      try {
+        if (redis) redisPeak = Math.max(redisPeak, usedMemory(redis));
+        rssPeak = Math.max(rssPeak, nodes.reduce((sum, n) => sum + rssKib(n.child.pid), 0));
+      } catch {}
+    }, 250);
+    const report = await loadgen(bin, [...urls, "--sessions", String(sessions), "--rate", String(rate), "--duration-secs", String(seconds)]).finally(() => clearInterval(sampler));
     const after = await Promise.all(nodes.map((n) => serverStats(n.http)));
-    const rssAfter = nodes.reduce((sum, n) => sum + rssKib(n.child.pid), 0);
     const commands = after.reduce((sum, s, i) => sum + s.store_commands - before[i].store_commands, 0);
     return {
       store,
@@ -61,8 +69,8 @@ async function loadScenario({ bin, www, store, sessions, rate, seconds }) {
       p99: report.rtt_ms_p99,
       sessionsLost: report.sessions_lost,
       commandsPerEcho: redis ? commands / Math.max(1, report.echoes_received) : 0,
-      redisBytesPerSession: redis ? (usedMemory(redis) - redisBefore) / Math.max(1, report.sessions_open) : 0,
-      rssBytesPerSession: ((rssAfter - rssBefore) * 1024) / Math.max(1, report.sessions_open),
+      redisBytesPerSession: redis ? (redisPeak - redisBefore) / Math.max(1, report.sessions_open) : 0,
+      rssBytesPerSession: ((rssPeak - rssBefore) * 1024) / Math.max(1, report.sessions_open),
     };
   } finally {
     for (const n of nodes) await n.stop();

@@ -351,12 +351,18 @@ pub(crate) fn ended(durable: &Durable, state: &mut State, stored: Stored, owner:
 async fn run_journal(durable: Durable, id: SessionId, journal: Arc<Notify>) {
     let refresh = (durable.inner.config.session_ttl / 3).max(Duration::from_secs(1));
     let mut next_refresh = tokio::time::Instant::now() + refresh;
+    let mut failures = 0u32;
     loop {
         match sync_once(&durable, id, false).await {
             Step::Gone => return,
-            Step::Stored => next_refresh = tokio::time::Instant::now() + refresh,
+            Step::Stored => {
+                failures = 0;
+                next_refresh = tokio::time::Instant::now() + refresh;
+            }
             Step::Failed => {
-                tokio::time::sleep(RETRY).await;
+                // Redis is away: every session waits longer each time (at most 5 s), not in step.
+                failures = failures.saturating_add(1);
+                tokio::time::sleep((RETRY * 2u32.saturating_pow(failures.min(5))).min(Duration::from_secs(5))).await;
                 continue;
             }
             Step::Idle => {
@@ -443,7 +449,7 @@ async fn sync_once(durable: &Durable, id: SessionId, refresh: bool) -> Step {
         }
         Err(error) => {
             Counters::add(&durable.inner.counters.store_errors, 1);
-            tracing::warn!(session = %id, %error, "cannot store the session's progress yet");
+            tracing::debug!(session = %id, %error, "cannot store the session's progress yet");
             let mut state = lock(&durable.inner.state);
             if let Some(stored) = state.slots.get_mut(&id).and_then(|slot| slot.stored.as_mut()) {
                 // Room changes go again with the next step (marks were only read).
@@ -755,7 +761,8 @@ async fn check_epoch(durable: &Durable) {
         }
         Err(error) => {
             Counters::add(&durable.inner.counters.store_errors, 1);
-            tracing::debug!(%error, "cannot check redis's epoch");
+            // Once a second while Redis is away: the node's one line about it (sessions log at debug).
+            tracing::warn!(%error, "redis unavailable");
         }
     }
 }
