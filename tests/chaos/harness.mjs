@@ -151,5 +151,19 @@ export async function openPage(context, url, readyCheck) {
   return { page, problems };
 }
 
+/**
+ * Polls `summary(name)` of each of `names` every 100 ms until `done(...summaries)` holds; returns them. Fails with
+ * their last state after `timeoutMs`.
+ */
+export async function waitForSummaries(summary, names, done, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = await Promise.all(names.map(summary));
+    if (done(...last)) return last;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms; state:\n${last.map((s) => JSON.stringify(s)).join("\n")}`);
+    await sleep(100);
+  }
+}
+
 /** Sleeps. */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

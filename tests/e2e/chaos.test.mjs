@@ -30,6 +30,7 @@ import {
   startProxy,
   startServer,
   stopProcess,
+  waitForSummaries,
 } from "../chaos/harness.mjs";
 import { launchEngine, selectedEngines } from "../support/browser.mjs";
 
@@ -93,19 +94,7 @@ function chaosSuite(engine) {
   const summary = (name) => page.evaluate((n) => window.chaos.summary(n), name);
   const details = (name) => page.evaluate((n) => window.chaos.details(n), name);
 
-  /** Polls the clients' summaries until `done(summaries)` holds; fails with their state after `timeoutMs`. */
-  async function waitFor(names, done, timeoutMs, what) {
-    const deadline = Date.now() + timeoutMs;
-    let last;
-    for (;;) {
-      last = await Promise.all(names.map(summary));
-      if (done(...last)) return last;
-      if (Date.now() > deadline) {
-        throw new Error(`${what}: not reached within ${timeoutMs} ms; state:\n${last.map((s) => JSON.stringify(s)).join("\n")}`);
-      }
-      await sleep(100);
-    }
-  }
+  const waitFor = (names, done, timeoutMs, what) => waitForSummaries(summary, names, done, timeoutMs, what);
 
   /** Sent everything, got `expected` messages, nothing waits for an acknowledgement. */
   const settled = (expected) => (s) => !s.sending && s.received >= expected && s.pending === 0;

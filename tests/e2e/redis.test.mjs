@@ -15,7 +15,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { analyze } from "../chaos/analysis.mjs";
-import { freePort, launchBrowser, openPage, serverStats, siteDir, sleep, startProxy, startServer } from "../chaos/harness.mjs";
+import { freePort, launchBrowser, openPage, serverStats, siteDir, sleep, startProxy, startServer, waitForSummaries } from "../chaos/harness.mjs";
 import { startRedis } from "../support/redis.mjs";
 
 const MESSAGES = 2000;
@@ -56,15 +56,7 @@ after(async () => {
 const summary = (name) => page.evaluate((n) => window.chaos.summary(n), name);
 const details = (name) => page.evaluate((n) => window.chaos.details(n), name);
 
-async function waitFor(names, done, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await Promise.all(names.map(summary));
-    if (done(...last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms; state:\n${last.map((s) => JSON.stringify(s)).join("\n")}`);
-    await sleep(100);
-  }
-}
+const waitFor = (names, done, timeoutMs, what) => waitForSummaries(summary, names, done, timeoutMs, what);
 
 const settled = (expected) => (s) => !s.sending && s.received >= expected && s.pending === 0;
 
