@@ -324,7 +324,7 @@ async fn drive(
                     // with storage: a close frame read this way would lose its reply.)
                     use futures_util::FutureExt;
                     let mut bytes = message.len();
-                    while stashed.is_none() && bytes < BATCH_BYTES && state_has_room(durable, id) {
+                    while stashed.is_none() && bytes < BATCH_BYTES && inbound.capacity() > 0 {
                         match socket.next(None, None, Gate::Open).now_or_never() {
                             Some(Input::Message(more)) => {
                                 bytes += more.len();
@@ -335,13 +335,13 @@ async fn drive(
                         }
                     }
                 }
+                let mut state = lock(&inner.state);
                 for message in std::iter::once(message).chain(batch.drain(..)) {
                     let payload = match &message {
                         Message::Binary(bytes) => PayloadRef::Binary(bytes),
                         Message::Text(text) => PayloadRef::Text(text.as_str()),
                         _ => continue,
                     };
-                    let mut state = lock(&inner.state);
                     let result = state.endpoint.handle_message(now, id, conn, payload);
                     durable.settle(&mut state);
                     match result {
@@ -369,12 +369,6 @@ async fn drive(
 /// Most bytes of client messages read ahead into one storage step.
 #[cfg(feature = "redis")]
 const BATCH_BYTES: usize = 256 << 10;
-
-/// Whether the session's application inbox has room for more messages (batching stops there).
-#[cfg(feature = "redis")]
-fn state_has_room(durable: &Durable, id: SessionId) -> bool {
-    lock(&durable.inner.state).slots.get(&id).is_some_and(|slot| slot.inbound.capacity() > 0)
-}
 
 /// Messages taken from the core that this connection could not hand over before it ended: back
 /// to the front of the session's queue, for the next connection (nothing lost, order kept); if

@@ -246,7 +246,7 @@ pub(crate) async fn store_input(
             return Ok(());
         }
         let skip = stored_in.saturating_sub(first - 1) as usize;
-        let result = shared(durable).store.append_in(&key, gen, ttl, 0, first + skip as u64, &messages[skip..]).await;
+        let result = shared(durable).store.append_in(&key, gen, ttl, first + skip as u64, &messages[skip..]).await;
         let now = durable.inner.clock.now();
         let mut state = lock(&durable.inner.state);
         match result {
@@ -452,7 +452,7 @@ async fn sync_once(durable: &Durable, id: SessionId, refresh: bool) -> Step {
             tracing::debug!(session = %id, %error, "cannot store the session's progress yet");
             let mut state = lock(&durable.inner.state);
             if let Some(stored) = state.slots.get_mut(&id).and_then(|slot| slot.stored.as_mut()) {
-                // Room changes go again with the next step (marks were only read).
+                // The room changes and the marks taken for this step go again with the next one.
                 let mut changes: Vec<_> = step.rooms.into_iter().collect();
                 changes.append(&mut stored.room_changes);
                 stored.room_changes = changes;

@@ -280,12 +280,11 @@ impl RedisStore {
         key: &Key,
         gen: u64,
         ttl: Duration,
-        delivered: u64,
         first: u64,
         messages: &[Payload],
     ) -> Result<Outcome, StoreError> {
         let mut invocation = self.inner.append_in.key(&*key.0);
-        invocation.arg(&*self.inner.node).arg(gen).arg(millis(ttl)).arg(delivered).arg(first);
+        invocation.arg(&*self.inner.node).arg(gen).arg(millis(ttl)).arg(first);
         for message in messages {
             invocation.arg(encode(message));
         }
@@ -342,8 +341,7 @@ impl RedisStore {
             .invoke_async(&mut self.con())
             .await?;
         if let Some(name) = owner.name() {
-            let _: Result<(), _> =
-                redis::cmd("SREM").arg(identity_key(name)).arg(&*key.0).query_async(&mut self.con()).await;
+            self.forget_session_of(name, key).await;
         }
         outcome(reply)
     }

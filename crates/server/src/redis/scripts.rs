@@ -57,22 +57,21 @@ local function delivered(upto)
 end
 "#;
 
-/// KEYS: session. ARGV: node, gen, ttl ms, dlv, first seq, payloads... → "ok" | "fenced" | "regen" | "missing"
+/// KEYS: session. ARGV: node, gen, ttl ms, first seq, payloads... → "ok" | "fenced" | "regen" | "missing"
 /// Client messages: stored before they are acknowledged; a retry stores nothing twice.
 pub(super) fn append_in() -> String {
     format!(
         "{FENCE}{}",
         r#"
-local first = tonumber(ARGV[5])
-for k = 6, #ARGV do
-  local seq = first + k - 6
+local first = tonumber(ARGV[4])
+for k = 5, #ARGV do
+  local seq = first + k - 5
   if seq == last_in + 1 then
     redis.call('HSET', s, 'i:' .. seq, ARGV[k])
     last_in = seq
   end
 end
 redis.call('HSET', s, 'in', last_in)
-delivered(tonumber(ARGV[4]))
 redis.call('PEXPIRE', s, ARGV[3])
 return 'ok'
 "#
