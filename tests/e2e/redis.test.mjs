@@ -152,7 +152,14 @@ test("chat with one member on each node, both sending: both see every message on
   }
 });
 
-/** Every message echoed or listed as unconfirmed by sessionlost; returns the details. */
+/** Echoes the nodes reported unconfirmed when their sessions ended. */
+async function unconfirmedAtEnd() {
+  let sum = 0;
+  for (const node of nodes) sum += (await serverStats(node.http)).unconfirmed_at_end;
+  return sum;
+}
+
+/** Every message echoed or listed as unconfirmed by sessionlost, or its echo reported lost by the server. */
 async function lossIsExplicit(name, disaster) {
   const total = 600;
   await page.evaluate(
@@ -163,6 +170,7 @@ async function lossIsExplicit(name, disaster) {
     { name, url: `${proxy.ws}/echo`, total },
   );
   await waitFor([name], (s) => s.received >= 150, 15_000, "150 echoes before");
+  const unconfirmedBefore = await unconfirmedAtEnd();
   await disaster();
   await waitFor([name], (s) => !s.sending && s.pending === 0 && s.sessionLost >= 1 && s.readyState === 1, 30_000, "settled after");
   await sleep(300);
@@ -170,10 +178,13 @@ async function lossIsExplicit(name, disaster) {
   await page.evaluate((n) => window.chaos.close(n), name);
   const echoed = new Set(result.receivedMessages);
   const unconfirmed = new Set(result.sessionLostEvents.flatMap((event) => event.unconfirmed));
+  // A message neither echoed nor unconfirmed at the client was delivered to the server, whose echo was then lost
+  // with the session: the server's application learns that echo as unconfirmed when the session ends.
   const missing = result.sentMessages.filter((m) => !echoed.has(m) && !unconfirmed.has(m));
-  console.log(`${name}: echoed ${echoed.size}, unconfirmed ${unconfirmed.size}, sessionlost ${result.sessionLostEvents.length}, missing ${missing.length}`);
+  const lostEchoes = (await unconfirmedAtEnd()) - unconfirmedBefore;
+  console.log(`${name}: echoed ${echoed.size}, unconfirmed ${unconfirmed.size}, sessionlost ${result.sessionLostEvents.length}, missing ${missing.length}, echoes the server reported unconfirmed ${lostEchoes}`);
   assert.equal(result.sent, total);
-  assert.deepEqual(missing, [], "every message echoed or listed as unconfirmed: none silently missing");
+  assert.ok(missing.length <= lostEchoes, `${missing.length} messages neither echoed nor listed by sessionlost (${missing.join(", ")}), but only ${lostEchoes} echoes reported lost by the server`);
   assert.ok(result.sessionLostEvents.length >= 1, "the loss was announced");
   assert.deepEqual(
     [...result.rejectedMessages.map((r) => r.data)].sort(),

@@ -377,6 +377,9 @@ impl Durable {
 
     fn ended(&self, state: &mut State, ended: Ended<Identity>) {
         let counters = &self.inner.counters;
+        if ended.reason != EndReason::Moved {
+            Counters::add(&counters.unconfirmed_at_end, ended.unconfirmed.len() as u64);
+        }
         let (code, reason) = match ended.reason {
             EndReason::Goodbye => {
                 tracing::info!(session = %ended.id, "session ended: the client said goodbye");
