@@ -3,7 +3,7 @@
 //
 //   node bench/run.mjs                 everything (builds what is missing first)
 //   node bench/run.mjs --quick         fewer rounds and messages (a smoke run; figures are noisier)
-//   node bench/run.mjs --only echo,size   some parts: echo, size, recovery, memory, server
+//   node bench/run.mjs --only echo,size   some parts: echo, size, recovery, memory, server, scale
 //   node bench/run.mjs --no-write      print only
 //
 // 1. echo: throughput (pipelined, 100 unanswered) and round trip (one at a time) for 100 B and 4 KB messages:
@@ -13,6 +13,8 @@
 // 3. recovery: from the server reachable again to every missed message delivered, vs backoff delay + RTT.
 // 4. memory: JS heap (CDP, after a forced GC) and wasm memory over 1,000 reconnect cycles and 100,000 messages.
 // 5. server: `loadgen` opens 10,000 durable sessions: server RSS per session, echo round trip under load.
+// 6. scale: the Redis store next to the memory store (bench/scaleout.mjs), and the fault scenario next to the
+//    socket.io anchor (bench/anchor-socketio); written into BENCHMARKS.md between the "scale" markers.
 //
 // Uses the release binaries (cargo build --release -p durable-ws-reference -p durable-ws-testkit --bins) and www/pkg (the npm build,
 // web target); builds them when missing. Raw results also go to target/bench-results.json.
@@ -25,6 +27,7 @@ import { table } from "../tests/chaos/analysis.mjs";
 import { startBlockableProxy } from "./blockable-proxy.mjs";
 import { bundleSizes } from "./size.mjs";
 import { namedBuild, profile } from "./wasm-profile.mjs";
+import { anchorBench, faultBench, loadBench } from "./scaleout.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -33,7 +36,7 @@ const option = (name) => {
   return match ? match.slice(name.length + 1) : argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined;
 };
 const QUICK = flag("--quick");
-const PARTS = new Set((option("--only") ?? "echo,size,recovery,memory,server").split(","));
+const PARTS = new Set((option("--only") ?? "echo,size,recovery,memory,server,scale").split(","));
 const RELEASE = join(REPO_ROOT, "target/release");
 const RUST_API_DIR = join(REPO_ROOT, "target/bench-rust-api");
 const TOOLS_PATH = `${join(homedir(), ".cargo/bin")}:${join(REPO_ROOT, "node_modules/.bin")}:${process.env.PATH}`;
@@ -475,10 +478,68 @@ function markdown(results) {
   return out.join("\n");
 }
 
-function writeReport(text) {
+function scaleMarkdown(scale) {
+  const out = [];
+  out.push(`Run of \`node bench/run.mjs${argv.length ? ` ${argv.join(" ")}` : ""}\` on ${new Date().toISOString().slice(0, 10)} (release build, 127.0.0.1, one redis-server 7 without persistence; load generator, proxy, nodes and Redis share the 2 cores).`);
+  out.push("");
+  if (scale.load) {
+    out.push("#### Load: memory store (one node) next to the Redis store (two nodes, sessions spread over them), same run");
+    out.push("");
+    const memory = Object.fromEntries(scale.load.filter((r) => r.store === "memory").map((r) => [r.scenario, r]));
+    out.push(
+      table(
+        ["scenario", "store", "nodes", "sessions", "echoes/s", "ratio to memory", "RTT p50", "RTT p99", "Redis commands / echo", "Redis memory / session (peak)", "node RSS / session (peak)", "lost sessions"],
+        scale.load.map((r) => ({
+          scenario: r.scenario,
+          store: r.store,
+          nodes: r.nodes,
+          sessions: r.sessions.toLocaleString("en"),
+          "echoes/s": Math.round(r.echoesPerSecond).toLocaleString("en"),
+          "ratio to memory": `${fixed(r.echoesPerSecond / memory[r.scenario].echoesPerSecond, 2)}×`,
+          "RTT p50": `${fixed(r.p50, 2)} ms`,
+          "RTT p99": `${fixed(r.p99, 2)} ms`,
+          "Redis commands / echo": r.store === "redis" ? fixed(r.commandsPerEcho, 2) : "–",
+          "Redis memory / session (peak)": r.store === "redis" ? kib(r.redisBytesPerSession) : "–",
+          "node RSS / session (peak)": kib(r.rssBytesPerSession),
+          "lost sessions": r.sessionsLost,
+        })),
+      ),
+    );
+    out.push("");
+    out.push("An echo is two messages (the client's, and the server's answer): commands / echo ÷ 2 is Redis round trips per message.");
+    out.push("");
+  }
+  if (scale.faults || scale.anchor) {
+    out.push("#### Faults: restart (SIGTERM) of node A at 35 %, crash (SIGKILL) of node B at 70 %, round-robin proxy cutting every 50–400 ms");
+    out.push("");
+    const rows = [];
+    if (scale.faults) {
+      const f = scale.faults;
+      rows.push({ system: "durable-ws (npm build in Chromium, two nodes, Redis store)", "c→s→c echoes": `${f.echoes.delivered}/${f.sent}`, lost: f.echoes.lost, duplicated: `${f.echoes.duplicated} (${f.redelivered} marked redeliveries)`, reordered: f.echoes.reordered, "reconnects / recovered": `${f.reconnects} / ${f.resumed}`, "session lost": f.sessionLost });
+    }
+    for (const a of scale.anchor ?? []) {
+      const d = a.directions;
+      const label = `socket.io 4.8 + redis-streams-adapter, CSR${a.mode === "retries" ? ", retries: 3 + ackTimeout" : ""}`;
+      const cell = (dir, key) => d[dir]?.[key] ?? "n/a";
+      rows.push({
+        system: label,
+        "c→s→c echoes": `${cell("msg→echo round trip", "received")}/${cell("msg→echo round trip", "sent")}`,
+        lost: `${cell("msg→echo round trip", "lost")} (c→s ${cell("msg c→s", "lost")}, still queued ${cell("msg c→s", "pending")}; broadcasts s→c ${cell("bcast s→c", "lost")} of ${cell("bcast s→c", "sent")})`,
+        duplicated: cell("msg→echo round trip", "duplicated"),
+        reordered: cell("msg→echo round trip", "reordered"),
+        "reconnects / recovered": `${a.reconnects} / ${a.recovered}`,
+        "session lost": a.reconnects - a.recovered,
+      });
+    }
+    out.push(table(["system", "c→s→c echoes", "lost", "duplicated", "reordered", "reconnects / recovered", "session lost"], rows));
+    out.push("");
+  }
+  for (const e of scale.errors ?? []) out.push(`- failed: ${e}`);
+  return out.join("\n");
+}
+
+function writeReport(text, { start = "<!-- results:start (written by bench/run.mjs) -->", end = "<!-- results:end -->" } = {}) {
   const file = join(REPO_ROOT, "BENCHMARKS.md");
-  const start = "<!-- results:start (written by bench/run.mjs) -->";
-  const end = "<!-- results:end -->";
   const current = existsSync(file) ? readFileSync(file, "utf8") : `# Benchmarks\n\n${start}\n${end}\n`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);
@@ -553,13 +614,41 @@ async function main() {
     await server.stop();
   }
   await attempt("server", () => serverBench(site.dir));
+  await attempt("scale", async () => {
+    const scale = { errors: [] };
+    const part = async (name, body) => {
+      try {
+        scale[name] = await body();
+      } catch (error) {
+        log(`scale ${name} failed: ${error.stack ?? error}`);
+        scale.errors.push(`${name}: ${String(error.message ?? error).split("\n")[0]}`);
+      }
+    };
+    await part("load", () => loadBench({ bin: RELEASE, www: site.dir, quick: QUICK }));
+    const faultBrowser = await launchBrowser();
+    try {
+      await part("faults", () => faultBench({ bin: RELEASE, browser: faultBrowser }));
+    } finally {
+      await faultBrowser.close();
+    }
+    await part("anchor", () => anchorBench());
+    return scale;
+  });
   site.remove();
 
   mkdirSync(join(REPO_ROOT, "target"), { recursive: true });
   writeFileSync(join(REPO_ROOT, "target/bench-results.json"), JSON.stringify(results, null, 2));
+  const onlyScale = [...PARTS].every((part) => part === "scale");
   const text = markdown(results);
-  console.log(text);
-  if (!flag("--no-write")) writeReport(text);
+  if (!onlyScale) {
+    console.log(text);
+    if (!flag("--no-write")) writeReport(text);
+  }
+  if (results.scale) {
+    const scaleText = scaleMarkdown(results.scale);
+    console.log(scaleText);
+    if (!flag("--no-write")) writeReport(scaleText, { start: "<!-- scale:start (written by bench/run.mjs --only scale) -->", end: "<!-- scale:end -->" });
+  }
   if (results.errors.length) process.exitCode = 1;
 }
 

@@ -5,6 +5,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 export PATH="$HOME/.cargo/bin:$REPO_ROOT/node_modules/.bin:$PATH"
 
+# WebKitGTK's browser for automation (apt webkit2gtk-driver pulls it in), driven by WebKitWebDriver.
+MINIBROWSER=/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser
+
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {

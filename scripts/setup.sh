@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
 #   Rust target wasm32-unknown-unknown, the npm build's nightly with rust-src, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
-#   Chromium + chromedriver (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
+#   Chromium + chromedriver and redis-server (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
+# The other browser engines: Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and MiniBrowser
+# (apt webkit2gtk-driver; the engine of Safari) + xvfb (apt).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -74,9 +76,29 @@ if [[ ! -x /usr/bin/chromium ]] || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver
 fi
 
+# Redis for the scale-out tests and benchmarks (they start their own redis-server on a free loopback port;
+# no system service is used).
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server
+fi
+
 # Node.js runs Playwright, tsc and esbuild.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt_install nodejs npm
+fi
+
+# Firefox and WebKit (the engine of Safari) for the same browser and chaos suites, over W3C WebDriver: Firefox ESR
+# through geckodriver, WebKitGTK's MiniBrowser through WebKitWebDriver under a virtual X display (xvfb-run).
+# (Playwright cannot drive these two here.)
+if ! command -v firefox-esr >/dev/null || [[ ! -x $MINIBROWSER ]] || ! command -v WebKitWebDriver >/dev/null ||
+    ! command -v xvfb-run >/dev/null; then
+    apt_install firefox-esr webkit2gtk-driver xvfb
+fi
+# An unoptimised build: it only relays WebDriver commands, and it compiles in about 60 % of the optimised one's time.
+if ! command -v geckodriver >/dev/null; then
+    say "cargo install geckodriver --locked --debug"
+    cargo install geckodriver --locked --debug
+    installed+=("geckodriver")
 fi
 
 # npm dev tools: reinstalled only when package.json or package-lock.json changed since the last install.
@@ -96,7 +118,8 @@ if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_inputs" ]]; then
 fi
 
 # Everything must now be on PATH.
-for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver node tsc esbuild; do
+for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver geckodriver WebKitWebDriver xvfb-run \
+    firefox-esr node tsc esbuild; do
     command -v "$tool" >/dev/null || die "$tool is still missing after setup"
 done
 if command -v cargo-nextest >/dev/null; then
@@ -110,4 +133,4 @@ if ((${#installed[@]})); then
 else
     say "setup: everything already present"
 fi
-say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), node $(node --version)"
+say "wasm-bindgen $bindgen_version, $(wasm-pack --version), $(wasm-opt --version | awk '{print $1, $3}'), $test_runner, $(/usr/bin/chromium --version 2>/dev/null | head -1), $(firefox-esr --version 2>/dev/null | head -1), $(geckodriver --version 2>/dev/null | head -1), WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?'), node $(node --version)"

@@ -40,6 +40,11 @@ stage_features() {
             cargo check -q -p durable-ws --lib "${target_args[@]}" --no-default-features --features "$features"
         done
     done
+    # The server library alone, in its feature combinations (the workspace build enables them all at once).
+    for features in "" redis postcard faults "redis,postcard,faults"; do
+        say "cargo clippy -p durable-ws-server --lib --features '$features'"
+        cargo clippy -q -p durable-ws-server --lib --no-default-features --features "$features" -- -D warnings
+    done
 }
 
 # Lints: build output ignored by git, rustfmt (rustfmt.toml) over everything, clippy with warnings as errors over the
@@ -73,7 +78,8 @@ stage_lint() {
     ((failed == 0)) || die "lint findings above"
 }
 
-# The root crate is the browser driver: its tests run in Chromium (browser-tests); its doctests run natively.
+# The root crate is the browser driver: its tests run in Chromium, Firefox and WebKit (browser-tests); its doctests
+# run natively.
 stage_native_tests() {
     if command -v cargo-nextest >/dev/null; then
         cargo nextest run --workspace --exclude durable-ws --no-fail-fast
@@ -147,14 +153,42 @@ gating_features() {
     } | paste -sd, - || true
 }
 
-# Each tests/browser_*.rs runs in headless Chromium, built with exactly the features its `#![cfg]` asks for
-# (none: the default features), so the JS API's tests run against the npm build's feature set. A test file that
-# runs no test fails the stage. The server URL reaches the test crates at compile time
-# (`option_env!("DURABLE_WS_SERVER")`).
+# The engines of the browser suites (this stage and the chaos suite, tests/support/browser.mjs): Chromium, Firefox ESR
+# and WebKitGTK (the engine of Safari; MiniBrowser, on a virtual X display). DURABLE_WS_ENGINES=firefox,webkit (say)
+# picks some of them.
+# Sets the array `engines` (not a subshell's output, so that a wrong name stops the stage).
+browser_engines() {
+    local engine
+    IFS=, read -ra engines <<<"${DURABLE_WS_ENGINES:-chromium,firefox,webkit}"
+    for engine in "${engines[@]}"; do
+        [[ $engine == chromium || $engine == firefox || $engine == webkit ]] || die "DURABLE_WS_ENGINES: unknown engine '$engine'"
+    done
+    ((${#engines[@]})) || die "DURABLE_WS_ENGINES names no engine"
+}
+
+# Runs a command whose wasm-bindgen-test-runner is to drive engine $1 (over WebDriver: the runner takes the first of
+# GECKODRIVER, SAFARIDRIVER, CHROMEDRIVER it finds, so the other two are unset). The runner's Safari support drives
+# WebKitWebDriver, whose default browser is WebKitGTK's MiniBrowser in automation mode.
+in_engine() {
+    local engine=$1
+    shift
+    case $engine in
+        chromium) env -u GECKODRIVER -u SAFARIDRIVER CHROMEDRIVER="$(command -v chromedriver)" "$@" ;;
+        firefox) env -u SAFARIDRIVER -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" "$@" ;;
+        webkit) env -u GECKODRIVER -u CHROMEDRIVER SAFARIDRIVER="$(command -v WebKitWebDriver)" xvfb-run -a "$@" ;;
+    esac
+}
+
+# Each tests/browser_*.rs runs in every engine (browser_engines), built once with exactly the features its `#![cfg]`
+# asks for (none: the default features), so the JS API's tests run against the npm build's feature set. A test file
+# that runs no test fails the stage; every engine runs to the end, and the stage prints the seconds each one took. The
+# server URL reaches the test crates at compile time (`option_env!("DURABLE_WS_SERVER")`).
 stage_browser_tests() {
     export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
-    local -A groups=()
-    local file features output
+    local -A groups=() seconds=() failures=()
+    local file features output engine started failed=0
+    local -a engines
+    browser_engines
     for file in tests/browser_*.rs; do
         features=$(gating_features "$file")
         groups[${features:-default}]+=" --test $(basename "$file" .rs)"
@@ -164,17 +198,30 @@ stage_browser_tests() {
         local -a cargo_args=()
         if [[ $features != default ]]; then cargo_args=(--no-default-features --features "$features"); fi
         read -ra targets <<<"${groups[$features]}"
-        say "browser tests (features: $features):${groups[$features]}"
-        # What `wasm-pack test --headless --chrome` does, minus its `cargo build --tests`, which would also
-        # build the test files meant for other features.
-        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER="$(command -v chromedriver)" \
-            cargo test --target wasm32-unknown-unknown "${cargo_args[@]}" "${targets[@]}" 2>&1 | tee -a "$output"
+        say "build browser tests (features: $features):${groups[$features]}"
+        cargo test --no-run --target wasm32-unknown-unknown "${cargo_args[@]}" "${targets[@]}"
+        for engine in "${engines[@]}"; do
+            say "browser tests in $engine (features: $features):${groups[$features]}"
+            started=$SECONDS
+            # What `wasm-pack test --headless --chrome` does, minus its `cargo build --tests`, which would also
+            # build the test files meant for other features.
+            if ! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner in_engine "$engine" \
+                cargo test --target wasm32-unknown-unknown "${cargo_args[@]}" "${targets[@]}" 2>&1 | tee -a "$output"; then
+                failures[$engine]+=" $features"
+                failed=1
+            fi
+            seconds[$engine]=$((${seconds[$engine]:-0} + SECONDS - started))
+        done
+    done
+    for engine in "${engines[@]}"; do
+        say "browser tests in $engine: ${seconds[$engine]} s${failures[$engine]:+, FAILED (features:${failures[$engine]})}"
     done
     if grep -q "no tests to run" "$output"; then
         rm -f "$output"
         die "a browser test file ran no test (is its #![cfg] satisfied by the features above?)"
     fi
     rm -f "$output"
+    ((failed == 0)) || die "browser tests failed in: ${!failures[*]}"
 }
 
 # End-to-end tests with stages of their own (they need a build first) are left out here.

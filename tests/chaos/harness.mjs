@@ -92,12 +92,12 @@ export async function startServer({ www, port, args = [], bin = binDir() } = {})
 }
 
 /**
- * Starts a chaos proxy in front of `target` (`host:port`). `lifetimeMs: [min, max]` cuts each connection after a
- * random lifetime in that range (`null`: never); `latencyMs` is added one way, in each direction.
- * Returns `{ child, port, ws, stop() }`.
+ * Starts a chaos proxy in front of `target` (`host:port`), or balancing over `targets` in turn (round robin, no
+ * stickiness). `lifetimeMs: [min, max]` cuts each connection after a random lifetime in that range (`null`:
+ * never); `latencyMs` is added one way, in each direction. Returns `{ child, port, ws, stop() }`.
  */
-export async function startProxy({ target, lifetimeMs = [50, 400], latencyMs = 0, seed, bin = binDir() }) {
-  const argv = ["--listen", "127.0.0.1:0", "--target", target, "--latency-ms", String(latencyMs)];
+export async function startProxy({ target, targets = [target], lifetimeMs = [50, 400], latencyMs = 0, seed, bin = binDir() }) {
+  const argv = ["--listen", "127.0.0.1:0", ...targets.flatMap((t) => ["--target", t]), "--latency-ms", String(latencyMs)];
   if (lifetimeMs) argv.push("--min-lifetime-ms", String(lifetimeMs[0]), "--max-lifetime-ms", String(lifetimeMs[1]));
   else argv.push("--no-cuts");
   if (seed !== undefined) argv.push("--seed", String(seed));
@@ -149,6 +149,20 @@ export async function openPage(context, url, readyCheck) {
   await page.goto(url);
   await page.waitForFunction(readyCheck, null, { timeout: 30_000 });
   return { page, problems };
+}
+
+/**
+ * Polls `summary(name)` of each of `names` every 100 ms until `done(...summaries)` holds; returns them. Fails with
+ * their last state after `timeoutMs`.
+ */
+export async function waitForSummaries(summary, names, done, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = await Promise.all(names.map(summary));
+    if (done(...last)) return last;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms; state:\n${last.map((s) => JSON.stringify(s)).join("\n")}`);
+    await sleep(100);
+  }
 }
 
 /** Sleeps. */

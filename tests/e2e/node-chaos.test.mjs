@@ -18,7 +18,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { analyze } from "../chaos/analysis.mjs";
-import { admin, launchBrowser, openPage, serverStats, siteDir, sleep, startProxy, stopProcess } from "../chaos/harness.mjs";
+import { admin, launchBrowser, openPage, serverStats, siteDir, sleep, startProxy, stopProcess, waitForSummaries } from "../chaos/harness.mjs";
 import { startNodeServer } from "../../node/test/e2e-support.mjs";
 
 const skip = process.env.DURABLE_WS_SERVER && process.env.DURABLE_WS_NODE_TESTS !== "1" ? "run by the node-server stage of scripts/test.sh" : false;
@@ -60,16 +60,7 @@ after(async () => {
 const summary = (name) => page.evaluate((n) => window.chaos.summary(n), name);
 const details = (name) => page.evaluate((n) => window.chaos.details(n), name);
 
-async function waitFor(names, done, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await Promise.all(names.map(summary));
-    if (done(...last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms; state:\n${last.map((s) => JSON.stringify(s)).join("\n")}`);
-    await sleep(100);
-  }
-}
+const waitFor = (names, done, timeoutMs, what) => waitForSummaries(summary, names, done, timeoutMs, what);
 
 const settled = (expected) => (s) => !s.sending && s.received >= expected && s.pending === 0;
 

@@ -39,6 +39,24 @@ impl ReplayBuffer {
         ReplayBuffer { entries: VecDeque::new(), first_seq: 1, bytes: 0, limits }
     }
 
+    /// An empty buffer whose first message will be number `first_seq` (restored from storage).
+    pub fn starting_at(limits: BufferLimits, first_seq: u64) -> Self {
+        ReplayBuffer { entries: VecDeque::new(), first_seq: first_seq.max(1), bytes: 0, limits }
+    }
+
+    /// Appends a message whatever the bounds (restoring what storage already accepted).
+    pub fn push_unbounded(&mut self, payload: Arc<Payload>) -> u64 {
+        self.bytes += payload.len();
+        self.entries.push_back(payload);
+        self.last_seq()
+    }
+
+    /// The shared payload of message `seq`, if held.
+    pub fn get_shared(&self, seq: u64) -> Option<&Arc<Payload>> {
+        let index = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.entries.get(index)
+    }
+
     /// Whether a payload of `len` bytes fits now.
     pub fn has_room(&self, len: usize) -> bool {
         self.entries.len() < self.limits.max_messages && self.bytes.saturating_add(len) <= self.limits.max_bytes

@@ -16,6 +16,8 @@ pub(crate) enum Receipt {
 #[derive(Clone, Debug)]
 pub(crate) struct Inbound {
     delivered: u64,
+    /// Highest number that may be acknowledged (the driver stored it somewhere safe first).
+    limit: u64,
     /// Highest number the peer has been told about on this connection.
     told: u64,
     unacked: u32,
@@ -26,7 +28,7 @@ pub(crate) struct Inbound {
 
 impl Inbound {
     pub(crate) fn new(delay_ms: Millis, every: u32) -> Self {
-        Inbound { delivered: 0, told: 0, unacked: 0, due: None, delay_ms, every: every.max(1) }
+        Inbound { delivered: 0, limit: u64::MAX, told: 0, unacked: 0, due: None, delay_ms, every: every.max(1) }
     }
 
     /// Highest sequence number delivered to the application.
@@ -34,9 +36,37 @@ impl Inbound {
         self.delivered
     }
 
-    /// A new connection whose handshake already told the peer everything delivered so far.
+    /// Highest sequence number the peer may be told about: delivered, and within the limit.
+    pub(crate) fn confirmed(&self) -> u64 {
+        self.delivered.min(self.limit)
+    }
+
+    /// Starts numbering after `delivered` (a session restored from storage).
+    pub(crate) fn restore(&mut self, delivered: u64) {
+        self.delivered = delivered;
+        self.told = delivered;
+    }
+
+    /// Acknowledges nothing beyond `limit` until it is raised; raising it makes the
+    /// acknowledgement due at once.
+    pub(crate) fn set_limit(&mut self, now: Millis, limit: u64) {
+        self.limit = limit;
+        if self.confirmed() > self.told {
+            self.due = Some(now);
+        }
+    }
+
+    /// Forgets deliveries after `to` (the driver could not store them): the peer sends them again.
+    pub(crate) fn rewind(&mut self, to: u64) {
+        if to < self.delivered {
+            self.delivered = to;
+            self.told = self.told.min(to);
+        }
+    }
+
+    /// A new connection whose handshake already told the peer everything confirmed so far.
     pub(crate) fn on_connect(&mut self) {
-        self.told = self.delivered;
+        self.told = self.confirmed();
         self.unacked = 0;
         self.due = None;
     }
@@ -73,9 +103,9 @@ impl Inbound {
             Some(due) if due <= now => {
                 self.due = None;
                 self.unacked = 0;
-                if self.delivered > self.told {
-                    self.told = self.delivered;
-                    return Some(self.delivered);
+                if self.confirmed() > self.told {
+                    self.told = self.confirmed();
+                    return Some(self.told);
                 }
                 None
             }
@@ -105,6 +135,23 @@ mod tests {
         assert_eq!(inbound.deadline(), Some(6), "the third message makes it due at once");
         assert_eq!(inbound.take_ack(6), Some(3));
         assert_eq!(inbound.deadline(), None);
+    }
+
+    #[test]
+    fn nothing_beyond_the_limit_is_acknowledged_until_it_is_raised() {
+        let mut inbound = Inbound::new(20, 1);
+        inbound.set_limit(0, 0);
+        inbound.receive(0, 1).unwrap();
+        inbound.receive(0, 2).unwrap();
+        assert_eq!(inbound.take_ack(0), None, "not stored yet");
+        assert_eq!(inbound.confirmed(), 0);
+        inbound.set_limit(5, 1);
+        assert_eq!(inbound.deadline(), Some(5), "due once the limit rises");
+        assert_eq!(inbound.take_ack(5), Some(1));
+        inbound.rewind(1);
+        assert_eq!(inbound.receive(6, 2), Ok(Receipt::Deliver), "a rewound message is delivered again");
+        inbound.set_limit(7, u64::MAX);
+        assert_eq!(inbound.take_ack(7), Some(2));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub(crate) struct Session {
     next_send: u64,
     /// Highest sequence number ever transmitted in this session.
     highest_sent: u64,
+    /// Highest sequence number that may be transmitted (the driver stored it somewhere safe first).
+    send_limit: u64,
     inbound: Inbound,
     control: VecDeque<Control>,
     next_ping: Option<Millis>,
@@ -127,6 +129,7 @@ impl Session {
             link: Link::Down,
             next_send: 1,
             highest_sent: 0,
+            send_limit: u64::MAX,
             control: VecDeque::new(),
             next_ping: None,
             dead_at: None,
@@ -152,6 +155,29 @@ impl Session {
         session
     }
 
+    /// A server session restored from storage, without a connection: the client has confirmed
+    /// every message up to `acked`, `unconfirmed` are the next ones (any of them may have been
+    /// transmitted), and every client message up to `delivered` was delivered. Resume it with
+    /// [`resume`](Self::resume).
+    pub fn restored(
+        config: SessionConfig,
+        token: Token,
+        acked: u64,
+        unconfirmed: Vec<std::sync::Arc<Payload>>,
+        delivered: u64,
+    ) -> Self {
+        let mut session = Session::new(Role::Server, config);
+        session.token = Some(token);
+        session.out = ReplayBuffer::starting_at(session.config.limits, acked + 1);
+        for payload in unconfirmed {
+            session.out.push_unbounded(payload);
+        }
+        session.highest_sent = session.out.last_seq();
+        session.next_send = session.highest_sent + 1;
+        session.inbound.restore(delivered);
+        session
+    }
+
     /// Server: attaches a new connection to this existing session for a client whose `Hello`
     /// says it has delivered everything up to `last_received`. Queues `Welcome(Resumed)` and
     /// replays every unacknowledged message after it. On error nothing changes (the driver then
@@ -168,7 +194,7 @@ impl Session {
         self.confirm(last_received);
         self.rewind(last_received);
         let token = self.token.expect("a server session always has a token");
-        self.control.push_back(Control::Welcome(WelcomeStatus::Resumed, token, self.inbound.delivered()));
+        self.control.push_back(Control::Welcome(WelcomeStatus::Resumed, token, self.inbound.confirmed()));
         self.establish(now);
         Ok(())
     }
@@ -340,7 +366,7 @@ impl Session {
                     Frame::Ack { seq }.encode(buf);
                     return Some(MessageKind::Binary);
                 }
-                if let Some(payload) = self.out.get(self.next_send) {
+                if let Some(payload) = self.out.get(self.next_send).filter(|_| self.next_send <= self.send_limit) {
                     Frame::Data { seq: self.next_send, payload: payload.as_ref() }.encode(buf);
                     self.highest_sent = self.highest_sent.max(self.next_send);
                     self.next_send += 1;
@@ -369,6 +395,44 @@ impl Session {
         // Plain mode has no acknowledgements: handing the message to the socket is all there is.
         self.confirm(seq);
         Some(kind)
+    }
+
+    /// Server with external storage: acknowledges no client message beyond `limit` (the highest
+    /// one stored) until it is raised; `u64::MAX` (the default) lifts the limit.
+    pub fn set_ack_limit(&mut self, now: Millis, limit: u64) {
+        self.inbound.set_limit(now, limit);
+    }
+
+    /// Server with external storage: forgets client messages delivered after `to` (they could
+    /// not be stored, so they were not acknowledged); the client sends them again.
+    pub fn rewind_inbound(&mut self, to: u64) {
+        self.inbound.rewind(to);
+    }
+
+    /// Server with external storage: transmits no message beyond `limit` (the highest one
+    /// stored) until it is raised; `u64::MAX` (the default) lifts the limit.
+    pub fn set_send_limit(&mut self, limit: u64) {
+        self.send_limit = limit;
+    }
+
+    /// Highest client message sequence number delivered.
+    pub fn delivered(&self) -> u64 {
+        self.inbound.delivered()
+    }
+
+    /// Highest own message sequence number the peer confirmed.
+    pub fn acked(&self) -> u64 {
+        self.out.first_seq() - 1
+    }
+
+    /// Sequence number of the newest message queued (0 before the first).
+    pub fn last_queued(&self) -> u64 {
+        self.out.last_seq()
+    }
+
+    /// The payload of own unconfirmed message `seq`.
+    pub fn queued(&self, seq: u64) -> Option<&std::sync::Arc<Payload>> {
+        self.out.get_shared(seq)
     }
 
     /// Puts delivered messages back at the front of the event queue, in their order (a driver
@@ -523,6 +587,7 @@ impl Session {
         self.token = None;
         self.next_send = 1;
         self.highest_sent = 0;
+        self.send_limit = u64::MAX;
         self.goodbye = Goodbye::None;
     }
 }

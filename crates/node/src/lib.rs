@@ -95,6 +95,8 @@ fn reason_name(reason: EndReason) -> &'static str {
         EndReason::Expired => "expired",
         EndReason::Overflow => "overflow",
         EndReason::ProtocolErrors => "protocol-errors",
+        // Only with shared storage, which the Node.js server does not have.
+        EndReason::Moved => "moved",
     }
 }
 

@@ -137,6 +137,12 @@ pub struct Options {
     /// 431. At least 1024.
     #[arg(long, value_name = "BYTES", default_value_t = ServeLimits::default().max_header_bytes)]
     pub max_header_bytes: usize,
+    /// Keep the sessions in this Redis (e.g. redis://127.0.0.1:6379/) instead of in memory:
+    /// several processes with the same --redis are one service (any node resumes any session, no
+    /// sticky sessions, rooms span the nodes, a crash loses nothing acknowledged). [default:
+    /// none: sessions in this process's memory]
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 /// The options do not describe a valid configuration.
@@ -289,6 +295,7 @@ impl Options {
                 max_header_bytes: self.max_header_bytes,
                 ..ServeLimits::default()
             },
+            redis: self.redis.clone(),
             ..ServerConfig::default()
         })
     }

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub burst: u32,
     /// Connection caps and HTTP request-head bounds of the listener ([`ServeLimits`]).
     pub limits: ServeLimits,
+    /// The Redis keeping the sessions (`None`: this process's memory).
+    pub redis: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             max_messages_per_second: library.max_messages_per_second,
             burst: library.burst,
             limits: ServeLimits::default(),
+            redis: None,
         }
     }
 }

@@ -87,8 +87,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let listen = listener.local_addr()?;
-    let durable = Builder::from_config(config.durable_config()).build();
+    let durable = build(&config).await?;
     serve_with(listener, durable, &config, listen, shutdown).await
+}
+
+/// The library value for `config`: sessions in memory, or in Redis with `config.redis`.
+async fn build(config: &ServerConfig) -> io::Result<Durable> {
+    let builder = Builder::from_config(config.durable_config());
+    let Some(url) = &config.redis else { return Ok(builder.build()) };
+    let store = durable_ws_server::redis::RedisStore::connect(url).await.map_err(io::Error::other)?;
+    tracing::info!(node = store.node(), "sessions kept in redis");
+    Ok(builder.redis(store).build())
 }
 
 async fn serve_with(
@@ -121,13 +130,20 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (e.g. `127.0.0.1:0`) and starts serving.
     pub async fn bind(addr: impl tokio::net::ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
-        Server::start(TcpListener::bind(addr).await?, config)
+        let listener = TcpListener::bind(addr).await?;
+        let durable = build(&config).await?;
+        Server::start_with(listener, durable, config)
     }
 
-    /// Starts serving on `listener`.
+    /// Starts serving on `listener`, with the sessions in memory (`config.redis` is ignored:
+    /// connecting to Redis takes [`bind`](Self::bind)).
     pub fn start(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
-        let addr = listener.local_addr()?;
         let durable = Builder::from_config(config.durable_config()).build();
+        Server::start_with(listener, durable, config)
+    }
+
+    fn start_with(listener: TcpListener, durable: Durable, config: ServerConfig) -> io::Result<Server> {
+        let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
         let for_task = durable.clone();
         let task = tokio::spawn(async move {

@@ -52,6 +52,7 @@ fn help_documents_every_flag_with_its_default() {
         "--max-connections-per-ip",
         "--header-read-timeout-ms",
         "--max-header-bytes",
+        "--redis",
     ];
     let options: Vec<&str> = help.lines().filter(|line| line.trim_start().starts_with("--")).collect();
     for flag in flags {

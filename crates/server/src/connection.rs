@@ -30,6 +30,7 @@ pub(crate) struct NewSession {
     pub status: WelcomeStatus,
     pub inbound: mpsc::Receiver<Incoming>,
     pub progress: watch::Receiver<Progress>,
+    pub processed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs one durable connection to its end. The session outlives it unless the client said
@@ -116,6 +117,7 @@ fn open(
         let (inbound, inbound_rx) = mpsc::channel(durable.inner.config.inbound_queue);
         let (progress, progress_rx) = watch::channel(Progress::default());
         let wake = Arc::new(Notify::new());
+        let processed = Arc::new(std::sync::atomic::AtomicU64::new(0));
         state.slots.insert(
             accepted.id,
             Slot {
@@ -124,9 +126,16 @@ fn open(
                 wake: wake.clone(),
                 rooms: Default::default(),
                 seen: Default::default(),
+                processed: processed.clone(),
+                #[cfg(feature = "redis")]
+                stored: None,
             },
         );
         state.identities.entry(identity.clone()).or_default().insert(accepted.id);
+        #[cfg(feature = "redis")]
+        if durable.inner.shared.is_some() {
+            crate::shared::created(&mut state, now, accepted.id);
+        }
         drop(state);
         spawn(NewSession {
             durable: durable.clone(),
@@ -135,6 +144,7 @@ fn open(
             status: accepted.status,
             inbound: inbound_rx,
             progress: progress_rx,
+            processed,
         });
         return Ok((accepted, wake, inbound));
     }
@@ -151,11 +161,23 @@ async fn attach_and_drive(
     spawn: &Spawn,
 ) -> Ending {
     let conn = socket.id();
+    #[cfg(feature = "redis")]
+    if let (Some(_), Some((token, _))) = (&durable.inner.shared, resume) {
+        if let Err(ending) = crate::shared::claim(durable, &identity, token, spawn).await {
+            return ending;
+        }
+    }
     let (accepted, wake, inbound) = match open(durable, conn, &identity, resume, spawn) {
         Ok(opened) => opened,
         Err(ending) => return ending,
     };
     let id = accepted.id;
+    #[cfg(feature = "redis")]
+    if accepted.created && durable.inner.shared.is_some() {
+        if let Err(ending) = crate::shared::store_created(durable, id, &identity).await {
+            return ending;
+        }
+    }
     let ending = drive(socket, durable, id, &wake, &inbound).await;
     let now = durable.inner.clock.now();
     let mut state = lock(&durable.inner.state);
@@ -183,6 +205,13 @@ async fn drive(
     let config = &inner.config;
     let mut buf = Vec::new();
     let mut delivered = Vec::new();
+    // Sequence number of the first message in `delivered`.
+    let mut first = 0;
+    let processed = lock(&inner.state).slots.get(&id).map(|slot| slot.processed.clone());
+    // An input read ahead while batching, handled next.
+    let mut stashed: Option<Input> = None;
+    #[allow(unused_mut)]
+    let mut batch: Vec<Message> = Vec::new();
     // Since when the outgoing queue has been full (the client is not reading).
     let mut full_since = None;
     loop {
@@ -215,6 +244,9 @@ async fn drive(
                     ServerEvent::Dead => dead = true,
                 }
             }
+            if let Some(sequence) = state.endpoint.sequence(id) {
+                first = sequence.delivered + 1 - delivered.len() as u64;
+            }
             if let (Some(stats), Some(slot)) = (state.endpoint.stats(id), state.slots.get_mut(&id)) {
                 Counters::add(&inner.counters.replayed, stats.replayed.saturating_sub(slot.seen.replayed));
                 Counters::add(
@@ -231,22 +263,34 @@ async fn drive(
             state.endpoint.timeout(id).map(|at| tokio::time::Instant::from(inner.clock.instant(at)))
         };
         if !delivered.is_empty() {
+            #[cfg(feature = "redis")]
+            if inner.shared.is_some() {
+                // Acknowledged (and handed over) only once stored.
+                if let Err(ending) = crate::shared::store_input(durable, id, first, &delivered).await {
+                    return ending;
+                }
+            }
             Counters::add(&inner.counters.messages_in, delivered.len() as u64);
-            let mut waiting: std::collections::VecDeque<_> = delivered.drain(..).collect();
+            let mut waiting: std::collections::VecDeque<_> = (first..).zip(delivered.drain(..)).collect();
             while !waiting.is_empty() {
                 // A full inbox stops reading this client until its application catches up (control
                 // messages still end the connection meanwhile); a handler that returned (receiver
                 // gone) drops what its client sends.
                 tokio::select! {
                     permit = inbound.reserve() => {
-                        let payload = waiting.pop_front().expect("not empty");
-                        if let Ok(permit) = permit {
-                            permit.send(Incoming::Message(payload));
+                        let (seq, payload) = waiting.pop_front().expect("not empty");
+                        match permit {
+                            Ok(permit) => permit.send(Incoming::Message(seq, payload)),
+                            Err(_) => {
+                                if let Some(processed) = &processed {
+                                    processed.fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
                         }
                     }
                     input = socket.next(None, None, Gate::Paused) => {
                         if let Some(ending) = Ending::of(input) {
-                            give_back(durable, id, waiting.into(), inbound);
+                            give_back(durable, id, waiting.into_iter().map(|(_, payload)| payload).collect(), inbound);
                             return ending;
                         }
                     }
@@ -267,26 +311,48 @@ async fn drive(
             // Only the give-up deadline: the session's (a due ack) waits for room to transmit.
             (Gate::Writable, Some(give_up))
         };
-        let input = socket.next(deadline, Some(wake), gate).await;
+        let input = match stashed.take() {
+            Some(input) => input,
+            None => socket.next(deadline, Some(wake), gate).await,
+        };
         let now = inner.clock.now();
         match input {
             Input::Message(message) => {
-                let payload = match &message {
-                    Message::Binary(bytes) => PayloadRef::Binary(bytes),
-                    Message::Text(text) => PayloadRef::Text(text.as_str()),
-                    _ => continue,
-                };
+                #[cfg(feature = "redis")]
+                if inner.shared.is_some() && gate == Gate::Open {
+                    // Messages that already arrived go into one storage step with this one. (Only
+                    // with storage: a close frame read this way would lose its reply.)
+                    use futures_util::FutureExt;
+                    let mut bytes = message.len();
+                    while stashed.is_none() && bytes < BATCH_BYTES && inbound.capacity() > 0 {
+                        match socket.next(None, None, Gate::Open).now_or_never() {
+                            Some(Input::Message(more)) => {
+                                bytes += more.len();
+                                batch.push(more);
+                            }
+                            Some(other) => stashed = Some(other),
+                            None => break,
+                        }
+                    }
+                }
                 let mut state = lock(&inner.state);
-                let result = state.endpoint.handle_message(now, id, conn, payload);
-                durable.settle(&mut state);
-                match result {
-                    Ok(()) => {}
-                    Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
-                    Err(InputError::Protocol { error, session_dropped }) => {
-                        // The reason tells the client what it did wrong.
-                        let suffix =
-                            if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
-                        return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
+                for message in std::iter::once(message).chain(batch.drain(..)) {
+                    let payload = match &message {
+                        Message::Binary(bytes) => PayloadRef::Binary(bytes),
+                        Message::Text(text) => PayloadRef::Text(text.as_str()),
+                        _ => continue,
+                    };
+                    let result = state.endpoint.handle_message(now, id, conn, payload);
+                    durable.settle(&mut state);
+                    match result {
+                        Ok(()) => {}
+                        Err(InputError::NotAttached) => return Ending::Drop(Dropped::Lost),
+                        Err(InputError::Protocol { error, session_dropped }) => {
+                            // The reason tells the client what it did wrong.
+                            let suffix =
+                                if session_dropped { "; session dropped after repeated protocol errors" } else { "" };
+                            return Ending::Close(error.close_code(), close_reason(&format!("{error}{suffix}")));
+                        }
                     }
                 }
             }
@@ -300,6 +366,10 @@ async fn drive(
     }
 }
 
+/// Most bytes of client messages read ahead into one storage step.
+#[cfg(feature = "redis")]
+const BATCH_BYTES: usize = 256 << 10;
+
 /// Messages taken from the core that this connection could not hand over before it ended: back
 /// to the front of the session's queue, for the next connection (nothing lost, order kept); if
 /// the session ended meanwhile, straight to its application.
@@ -309,7 +379,7 @@ fn give_back(durable: &Durable, id: SessionId, rest: Vec<durable_ws_core::Payloa
         let inbound = inbound.clone();
         tokio::spawn(async move {
             for payload in rest {
-                let _ = inbound.send(Incoming::Message(payload)).await;
+                let _ = inbound.send(Incoming::Message(0, payload)).await;
             }
         });
     }

@@ -109,6 +109,8 @@ impl Config {
 #[must_use]
 pub struct Builder {
     config: Config,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis::RedisStore>,
 }
 
 macro_rules! setters {
@@ -159,7 +161,21 @@ impl Builder {
 
     /// Starts from `config`.
     pub fn from_config(config: Config) -> Self {
-        Builder { config }
+        Builder {
+            config,
+            #[cfg(feature = "redis")]
+            redis: None,
+        }
+    }
+
+    /// Keeps the sessions in Redis instead of this process's memory: every node built on the
+    /// same Redis can resume every session (no sticky sessions), rooms span the nodes, and a node
+    /// that stops or crashes loses nothing it acknowledged. See [`crate::redis`].
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(mut self, store: crate::redis::RedisStore) -> Self {
+        self.redis = Some(store);
+        self
     }
 
     /// The value, with its sweeper task running. Call it inside a Tokio runtime.
@@ -178,7 +194,11 @@ impl Builder {
                 slots: HashMap::new(),
                 rooms: HashMap::new(),
                 identities: HashMap::new(),
+                #[cfg(feature = "redis")]
+                keys: HashMap::new(),
             }),
+            #[cfg(feature = "redis")]
+            shared: self.redis.map(crate::shared::Shared::new),
             connections: Arc::new(Connections::new()),
             counters: Counters::default(),
             clock: Clock::new(),
@@ -186,7 +206,12 @@ impl Builder {
             config,
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&inner)));
-        Durable { inner }
+        let durable = Durable { inner };
+        #[cfg(feature = "redis")]
+        if durable.inner.shared.is_some() {
+            crate::shared::start(&durable);
+        }
+        durable
     }
 }
 
@@ -224,6 +249,8 @@ pub(crate) struct Inner {
     pub clock: Clock,
     /// Wakes the sweeper when a session is detached (its expiry may now be the earliest).
     pub sweep: Notify,
+    #[cfg(feature = "redis")]
+    pub shared: Option<crate::shared::Shared>,
 }
 
 /// Everything behind the one lock: the core endpoint and what the driver keeps per session.
@@ -233,6 +260,9 @@ pub(crate) struct State {
     /// Members of each room, in a fixed order.
     pub rooms: HashMap<Arc<str>, BTreeSet<SessionId>>,
     pub identities: HashMap<Identity, HashSet<SessionId>>,
+    /// Sessions driven here, by their key in Redis.
+    #[cfg(feature = "redis")]
+    pub keys: HashMap<crate::redis::Key, SessionId>,
 }
 
 /// What the driver keeps for one live session.
@@ -246,6 +276,10 @@ pub(crate) struct Slot {
     pub rooms: HashSet<Arc<str>>,
     /// The session's counters already added to the server-wide ones.
     pub seen: durable_ws_core::SessionStats,
+    /// The last client message the application finished with.
+    pub processed: Arc<std::sync::atomic::AtomicU64>,
+    #[cfg(feature = "redis")]
+    pub stored: Option<crate::shared::Stored>,
 }
 
 /// Locks a mutex, ignoring poisoning: no code here panics while holding a lock on purpose, and
@@ -285,19 +319,31 @@ impl Durable {
     }
 
     /// Sends `message` (JSON) to every live session of `identity`; returns how many took it.
+    /// With a Redis store, the sessions other nodes drive get it too, in the background (the
+    /// count is this node's).
     pub fn send_to_identity<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         identity: &Identity,
         message: &T,
     ) -> Result<usize, crate::SendError> {
         let payload = <Json as crate::Codec<T>>::encode(message).map_err(crate::SendError::Encode)?;
+        #[cfg(feature = "redis")]
+        if let (Some(_), Some(name)) = (&self.inner.shared, identity.name()) {
+            crate::shared::send_to_identity_elsewhere(self, name, payload.clone());
+        }
         Ok(self.sessions_of(identity).into_iter().filter(|id| self.send_payload(*id, payload.clone()).is_ok()).count())
     }
 
     /// Counters and sizes right now.
     pub fn stats(&self) -> Stats {
         let sessions = lock(&self.inner.state).endpoint.len();
-        Stats::snapshot(&self.inner.counters, sessions, self.inner.connections.len())
+        #[allow(unused_mut)]
+        let mut stats = Stats::snapshot(&self.inner.counters, sessions, self.inner.connections.len());
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.inner.shared {
+            stats.store_commands = shared.store.inner.sent.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        stats
     }
 
     /// Graceful shutdown: refuses new connections, closes every open one with 1012 (clients
@@ -306,6 +352,10 @@ impl Durable {
     pub async fn shutdown(&self) {
         self.inner.connections.begin_shutdown();
         self.inner.connections.wait_empty(self.inner.config.shutdown_grace).await;
+        #[cfg(feature = "redis")]
+        if self.inner.shared.is_some() {
+            crate::shared::flush(self).await;
+        }
     }
 
     /// Queues `payload` into session `id` and wakes its connection.
@@ -327,6 +377,9 @@ impl Durable {
 
     fn ended(&self, state: &mut State, ended: Ended<Identity>) {
         let counters = &self.inner.counters;
+        if ended.reason != EndReason::Moved {
+            Counters::add(&counters.unconfirmed_at_end, ended.unconfirmed.len() as u64);
+        }
         let (code, reason) = match ended.reason {
             EndReason::Goodbye => {
                 tracing::info!(session = %ended.id, "session ended: the client said goodbye");
@@ -350,6 +403,10 @@ impl Durable {
                 tracing::warn!(session = %ended.id, "session dropped after repeated protocol errors (its client gets lost/refused)");
                 (None, "protocol errors")
             }
+            EndReason::Moved => {
+                tracing::info!(session = %ended.id, "session taken over by another node");
+                (Some(close_code::SUPERSEDED), "session moved to another node")
+            }
         };
         if let Some(conn) = ended.attached {
             let control = match (ended.reason, code) {
@@ -364,13 +421,19 @@ impl Durable {
             }
         }
         if let Some(slot) = state.slots.remove(&ended.id) {
+            #[cfg(feature = "redis")]
+            let mut slot = slot;
+            #[cfg(feature = "redis")]
+            if let Some(stored) = slot.stored.take() {
+                crate::shared::ended(self, state, stored, ended.owner.clone(), ended.reason);
+            }
             if !ended.delivered.is_empty() {
                 // Delivered (acknowledged) but not yet handed over: the application still gets
                 // them, in order, before its `recv` ends.
                 let inbound = slot.inbound.clone();
                 tokio::spawn(async move {
                     for payload in ended.delivered {
-                        let _ = inbound.send(crate::session::Incoming::Message(payload)).await;
+                        let _ = inbound.send(crate::session::Incoming::Message(0, payload)).await;
                     }
                 });
             }
@@ -459,6 +522,10 @@ impl State {
             Ok(seq) => {
                 if let Some(slot) = self.slots.get(&id) {
                     slot.wake.notify_one();
+                    #[cfg(feature = "redis")]
+                    if let Some(stored) = &slot.stored {
+                        stored.journal.notify_one();
+                    }
                 }
                 Ok(seq)
             }

@@ -30,11 +30,16 @@ mod keepalive;
 mod origin;
 mod plain;
 mod rate;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod registry;
 mod room;
 mod route;
 mod serve;
 mod session;
+#[cfg(feature = "redis")]
+mod shared;
 mod socket;
 mod stats;
 mod token;

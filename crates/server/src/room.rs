@@ -56,6 +56,10 @@ impl<C> Room<C> {
         let Some(slot) = state.slots.get_mut(&id) else { return };
         slot.rooms.insert(self.name.clone());
         state.rooms.entry(self.name.clone()).or_default().insert(id);
+        #[cfg(feature = "redis")]
+        if self.durable.inner.shared.is_some() {
+            let _ = crate::shared::feed(&self.durable, &self.name).send(crate::shared::FeedOp::Join(id));
+        }
     }
 
     /// Removes session `id`.
@@ -69,6 +73,10 @@ impl<C> Room<C> {
             if members.is_empty() {
                 state.rooms.remove(&self.name);
             }
+        }
+        #[cfg(feature = "redis")]
+        if self.durable.inner.shared.is_some() {
+            let _ = crate::shared::feed(&self.durable, &self.name).send(crate::shared::FeedOp::Leave(id));
         }
     }
 
@@ -94,6 +102,12 @@ impl<C> Room<C> {
         let now = self.durable.inner.clock.now();
         // One copy, shared by every member's replay buffer.
         let payload = Arc::new(payload);
+        #[cfg(feature = "redis")]
+        if self.durable.inner.shared.is_some() {
+            // Numbered in Redis (one order on every node); each node appends it to its members.
+            let _ = crate::shared::feed(&self.durable, &self.name).send(crate::shared::FeedOp::Publish(payload));
+            return Ok(self.members().len());
+        }
         let mut state = lock(&self.durable.inner.state);
         let members: Vec<SessionId> =
             state.rooms.get(&self.name).map(|m| m.iter().copied().collect()).unwrap_or_default();

@@ -104,7 +104,8 @@ where
 {
     Arc::new(move |new: NewSession| {
         let span = tracing::info_span!("session", id = %new.id, user = %new.identity);
-        let session = Session::new(new.durable, new.id, new.identity, new.status, new.inbound, new.progress);
+        let session =
+            Session::new(new.durable, new.id, new.identity, new.status, new.inbound, new.progress, new.processed);
         tokio::spawn(handler(session).instrument(span));
     })
 }

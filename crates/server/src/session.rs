@@ -70,7 +70,12 @@ pub(crate) struct Progress {
 /// What the connection hands to the session's application.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    Message(Payload),
+    /// Client message `seq`.
+    Message(u64, Payload),
+    /// Client message `seq`, stored by a node that crashed before recording that its application
+    /// had processed it: perhaps delivered before.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Redelivered(u64, Payload),
     Resumed,
     Disconnected,
 }
@@ -81,6 +86,17 @@ pub(crate) enum Incoming {
 pub enum SessionEvent<In> {
     /// A message from the client (exactly once, in order).
     Message(In),
+    /// A message from the client that may have been delivered before, with its sequence number
+    /// (the session's client messages are numbered from 1): with shared storage, the node that
+    /// delivered it crashed before recording that its application had processed it. Every
+    /// message that comes before it was processed, every one after it is new; an application
+    /// that must not process one twice remembers the last `seq` it processed.
+    Redelivered {
+        /// The message's sequence number.
+        seq: u64,
+        /// The message.
+        message: In,
+    },
     /// A message that the codec could not decode (it was delivered: it is not re-sent).
     Undecodable {
         /// The message as received.
@@ -235,6 +251,10 @@ pub struct Session<In, Out = In, C = Json> {
     status: WelcomeStatus,
     inbound: mpsc::Receiver<Incoming>,
     progress: watch::Receiver<Progress>,
+    /// The last client message the application finished with (it asked for the next one).
+    processed: Arc<std::sync::atomic::AtomicU64>,
+    /// The last client message handed over.
+    taken: u64,
     types: PhantomData<fn(Out) -> In>,
 }
 
@@ -256,8 +276,18 @@ impl<In, Out, C> Session<In, Out, C> {
         status: WelcomeStatus,
         inbound: mpsc::Receiver<Incoming>,
         progress: watch::Receiver<Progress>,
+        processed: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
-        Session { handle: SessionHandle::new(durable, id), identity, status, inbound, progress, types: PhantomData }
+        Session {
+            handle: SessionHandle::new(durable, id),
+            identity,
+            status,
+            inbound,
+            progress,
+            processed,
+            taken: 0,
+            types: PhantomData,
+        }
     }
 
     /// The session's id (not a credential: safe to log and to store).
@@ -321,11 +351,25 @@ impl<In, Out, C> Session<In, Out, C> {
     where
         C: Codec<In>,
     {
+        // Asking for the next message means the application is done with the previous one (what it
+        // sent meanwhile is queued): shared storage records it, and a crash after that does not
+        // deliver it again.
+        self.processed.fetch_max(self.taken, std::sync::atomic::Ordering::Relaxed);
         Some(match self.inbound.recv().await? {
-            Incoming::Message(payload) => match C::decode(&payload) {
-                Ok(message) => SessionEvent::Message(message),
-                Err(error) => SessionEvent::Undecodable { payload, error },
-            },
+            Incoming::Message(seq, payload) => {
+                self.taken = seq;
+                match C::decode(&payload) {
+                    Ok(message) => SessionEvent::Message(message),
+                    Err(error) => SessionEvent::Undecodable { payload, error },
+                }
+            }
+            Incoming::Redelivered(seq, payload) => {
+                self.taken = seq;
+                match C::decode(&payload) {
+                    Ok(message) => SessionEvent::Redelivered { seq, message },
+                    Err(error) => SessionEvent::Undecodable { payload, error },
+                }
+            }
             Incoming::Resumed => SessionEvent::Resumed,
             Incoming::Disconnected => SessionEvent::Disconnected,
         })
@@ -339,7 +383,7 @@ impl<In, Out, C> Session<In, Out, C> {
     {
         loop {
             match self.next().await? {
-                SessionEvent::Message(message) => return Some(message),
+                SessionEvent::Message(message) | SessionEvent::Redelivered { message, .. } => return Some(message),
                 SessionEvent::Undecodable { error, .. } => {
                     tracing::warn!(session = %self.handle.id, %error, "message skipped: cannot decode it");
                 }

@@ -20,6 +20,10 @@ pub(crate) struct Counters {
     pub auth_failures: AtomicU64,
     pub heartbeat_timeouts: AtomicU64,
     pub protocol_errors: AtomicU64,
+    pub unconfirmed_at_end: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub sessions_moved: AtomicU64,
+    pub redelivered: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +67,22 @@ pub struct Stats {
     pub heartbeat_timeouts: u64,
     /// Connections closed for breaking the protocol (1002, or 1009 for oversized messages).
     pub protocol_errors: u64,
+    /// Commands sent to the shared storage (Redis), each one round trip (pipelined); 0 in memory.
+    #[serde(default)]
+    pub store_commands: u64,
+    /// Steps that failed because the shared storage was unavailable.
+    #[serde(default)]
+    pub store_errors: u64,
+    /// Sessions another node took over (shared storage).
+    #[serde(default)]
+    pub sessions_moved: u64,
+    /// Own messages a session still held unconfirmed when it ended (the application learns them from
+    /// `Session::ended` and its `Delivery`s; its client never confirmed them).
+    #[serde(default)]
+    pub unconfirmed_at_end: u64,
+    /// Client messages handed to the application again after a node crashed before recording their delivery (marked as possible redeliveries).
+    #[serde(default)]
+    pub redelivered: u64,
 }
 
 impl Stats {
@@ -84,6 +104,11 @@ impl Stats {
             auth_failures: get(&counters.auth_failures),
             heartbeat_timeouts: get(&counters.heartbeat_timeouts),
             protocol_errors: get(&counters.protocol_errors),
+            unconfirmed_at_end: get(&counters.unconfirmed_at_end),
+            store_commands: 0,
+            store_errors: get(&counters.store_errors),
+            sessions_moved: get(&counters.sessions_moved),
+            redelivered: get(&counters.redelivered),
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,7 +51,9 @@ pub struct ProxyStats {
 }
 
 struct Shared {
-    target: SocketAddr,
+    /// Each new connection goes to the next target in turn (a round-robin balancer, no stickiness).
+    targets: Vec<SocketAddr>,
+    next_target: AtomicUsize,
     config: ChaosConfig,
     rng: Mutex<SplitMix64>,
     connections: AtomicU64,
@@ -86,6 +88,19 @@ impl ChaosProxy {
 
     /// Starts a proxy listening on `listen`, forwarding to `target`.
     pub async fn bind(listen: SocketAddr, target: SocketAddr, config: ChaosConfig) -> io::Result<ChaosProxy> {
+        ChaosProxy::bind_many(listen, vec![target], config).await
+    }
+
+    /// Starts a proxy listening on `listen` that balances connections over `targets` in turn; a
+    /// target that refuses the connection (a node restarting) is skipped for the next one.
+    pub async fn bind_many(
+        listen: SocketAddr,
+        targets: Vec<SocketAddr>,
+        config: ChaosConfig,
+    ) -> io::Result<ChaosProxy> {
+        if targets.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no target"));
+        }
         if let Some((min, max)) = config.lifetime_ms {
             if min > max {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "lifetime range: min > max"));
@@ -98,7 +113,8 @@ impl ChaosProxy {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            target,
+            targets,
+            next_target: AtomicUsize::new(0),
             config,
             rng: Mutex::new(SplitMix64::new(seed)),
             connections: AtomicU64::new(0),
@@ -164,7 +180,7 @@ async fn proxy_connection(client: TcpStream, shared: Arc<Shared>) {
         return;
     }
     let mut cut = shared.cut_generation.subscribe();
-    let Ok(server) = TcpStream::connect(shared.target).await else { return };
+    let Some(server) = connect_next(&shared).await else { return };
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
@@ -190,6 +206,16 @@ async fn proxy_connection(client: TcpStream, shared: Arc<Shared>) {
     if cut_now {
         shared.cuts.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+async fn connect_next(shared: &Shared) -> Option<TcpStream> {
+    for _ in 0..shared.targets.len() {
+        let turn = shared.next_target.fetch_add(1, Ordering::Relaxed);
+        if let Ok(server) = TcpStream::connect(shared.targets[turn % shared.targets.len()]).await {
+            return Some(server);
+        }
+    }
+    None
 }
 
 /// Forwards one direction, each chunk `latency` after it was read.

@@ -179,6 +179,31 @@ pub enum EndReason {
     Overflow,
     /// Too many connections in a row ended with a protocol error (resume: `LostRefused`).
     ProtocolErrors,
+    /// Another server node took the session over (shared storage): it lives on there, so this
+    /// endpoint forgets it without a tombstone.
+    Moved,
+}
+
+/// Where a session's numbering stands ([`Endpoint::sequence`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sequence {
+    /// Highest client message delivered.
+    pub delivered: u64,
+    /// Highest own message the client confirmed.
+    pub acked: u64,
+    /// Highest own message queued.
+    pub queued: u64,
+}
+
+/// A session as shared storage holds it, for [`Endpoint::restore`].
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// The client confirmed every message up to this one.
+    pub acked: u64,
+    /// The messages after `acked`, in order.
+    pub unconfirmed: Vec<std::sync::Arc<Payload>>,
+    /// Every client message up to this one was received (and stored).
+    pub delivered: u64,
 }
 
 /// A session that ended, with everything it still held.
@@ -473,7 +498,7 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         let tombstone = match reason {
             EndReason::Overflow => Some(WelcomeStatus::LostOverflow),
             EndReason::ProtocolErrors => Some(WelcomeStatus::LostRefused),
-            EndReason::Goodbye | EndReason::Closed | EndReason::Expired => None,
+            EndReason::Goodbye | EndReason::Closed | EndReason::Expired | EndReason::Moved => None,
         };
         if let Some(status) = tombstone {
             self.store.add_tombstone(record.token, status, now.saturating_add(self.config.ttl_ms));
@@ -495,6 +520,69 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
             unconfirmed,
         });
         true
+    }
+
+    /// Adds a session restored from shared storage (see [`Session::restored`]'s arguments),
+    /// detached and waiting for the resume of its client; `None` if `token` is held already.
+    pub fn restore(&mut self, now: Millis, token: Token, owner: O, restored: Restored) -> Option<SessionId> {
+        if self.store.find(&token).is_some() {
+            return None;
+        }
+        let session = Session::restored(
+            self.config.session.clone(),
+            token,
+            restored.acked,
+            restored.unconfirmed,
+            restored.delivered,
+        );
+        self.buffered += session.buffered_bytes();
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        self.store
+            .insert(id, Record { session, token, owner, attached: None, detached_at: Some(now), protocol_errors: 0 });
+        self.store.set_expiry(id, Some(now.saturating_add(self.config.ttl_ms)));
+        Some(id)
+    }
+
+    /// With shared storage: a resume of `token` is answered with `status` for the TTL (shared
+    /// storage holds a tombstone, or another owner's session), unless the session is held here.
+    pub fn remember_dropped(&mut self, now: Millis, token: Token, status: WelcomeStatus) {
+        self.store.add_tombstone(token, status, now.saturating_add(self.config.ttl_ms));
+    }
+
+    /// With shared storage: session `id` acknowledges no client message beyond `limit` until it
+    /// is raised (see [`Session::set_ack_limit`]).
+    pub fn set_ack_limit(&mut self, now: Millis, id: SessionId, limit: u64) {
+        if let Some(record) = self.store.get_mut(id) {
+            record.session.set_ack_limit(now, limit);
+        }
+    }
+
+    /// With shared storage: session `id` forgets client messages delivered after `to`, which
+    /// could not be stored; its client sends them again.
+    pub fn rewind_inbound(&mut self, id: SessionId, to: u64) {
+        if let Some(record) = self.store.get_mut(id) {
+            record.session.rewind_inbound(to);
+        }
+    }
+
+    /// With shared storage: session `id` transmits no message beyond `limit` until it is raised.
+    pub fn set_send_limit(&mut self, id: SessionId, limit: u64) {
+        if let Some(record) = self.store.get_mut(id) {
+            record.session.set_send_limit(limit);
+        }
+    }
+
+    /// Session `id`'s sequence numbers: `(client messages delivered, own messages the client
+    /// confirmed, own messages queued)`, each the highest so far.
+    pub fn sequence(&self, id: SessionId) -> Option<Sequence> {
+        let session = &self.store.get(id)?.session;
+        Some(Sequence { delivered: session.delivered(), acked: session.acked(), queued: session.last_queued() })
+    }
+
+    /// The payload of session `id`'s own unconfirmed message `seq`.
+    pub fn queued(&self, id: SessionId, seq: u64) -> Option<std::sync::Arc<Payload>> {
+        self.store.get(id)?.session.queued(seq).cloned()
     }
 
     /// The next session that ended.

@@ -226,3 +226,65 @@ fn messages_given_back_come_out_first_in_their_order() {
     endpoint.end(0, id, EndReason::Expired);
     assert_eq!(endpoint.unpoll_messages(id, vec![Payload::from("x")]), Err(vec![Payload::from("x")]));
 }
+
+#[test]
+fn a_session_restored_from_storage_resumes_where_storage_left_it() {
+    let mut endpoint = Endpoint::<&'static str>::new(config());
+    let unconfirmed = ["c", "d"].map(|text| std::sync::Arc::new(Payload::from(text))).to_vec();
+    let id = endpoint.restore(0, token(4), "ann", Restored { acked: 2, unconfirmed, delivered: 7 }).unwrap();
+    assert_eq!(endpoint.restore(0, token(4), "ann", Restored::default()), None, "held already");
+    assert_eq!(endpoint.sequence(id), Some(Sequence { delivered: 7, acked: 2, queued: 4 }));
+    let accepted = endpoint.hello(1, 1, "ann", Some((token(4), 3)), token(9)).unwrap();
+    assert_eq!((accepted.id, accepted.status), (id, WelcomeStatus::Resumed));
+    assert_eq!(
+        drain(&mut endpoint, id, 1, 1),
+        [
+            frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: token(4), last_received: 7 }),
+            frame(Frame::Data { seq: 4, payload: PayloadRef::Text("d") })
+        ]
+    );
+    let data = frame(Frame::Data { seq: 8, payload: PayloadRef::Text("next") });
+    endpoint.handle_message(1, id, 1, PayloadRef::Binary(&data)).unwrap();
+    assert_eq!(endpoint.poll_event(id), Some(ServerEvent::Acked { seq: 3 }), "the resume point confirms 3");
+    assert_eq!(endpoint.poll_event(id), Some(ServerEvent::Message("next".into())));
+}
+
+#[test]
+fn with_storage_limits_nothing_unstored_is_acknowledged_or_transmitted() {
+    let (mut endpoint, id) = with_sent(0);
+    endpoint.set_ack_limit(0, id, 0);
+    endpoint.set_send_limit(id, 0);
+    endpoint.send(0, id, Payload::from("out")).unwrap();
+    let data = frame(Frame::Data { seq: 1, payload: PayloadRef::Text("in") });
+    endpoint.handle_message(0, id, 1, PayloadRef::Binary(&data)).unwrap();
+    assert_eq!(drain(&mut endpoint, id, 1, 1_000), Vec::<Vec<u8>>::new(), "neither stored yet");
+    endpoint.set_send_limit(id, 1);
+    endpoint.set_ack_limit(1_000, id, 1);
+    assert_eq!(
+        drain(&mut endpoint, id, 1, 1_000),
+        [frame(Frame::Ack { seq: 1 }), frame(Frame::Data { seq: 1, payload: PayloadRef::Text("out") })]
+    );
+    // A message that could not be stored is forgotten, and the client's retransmission delivered.
+    let data = frame(Frame::Data { seq: 2, payload: PayloadRef::Text("again") });
+    endpoint.handle_message(1_000, id, 1, PayloadRef::Binary(&data)).unwrap();
+    endpoint.rewind_inbound(id, 1);
+    endpoint.handle_message(1_000, id, 1, PayloadRef::Binary(&data)).unwrap();
+    assert_eq!(endpoint.sequence(id).unwrap().delivered, 2);
+    let resumed = endpoint.hello(1_000, 2, "ann", Some((token(1), 1)), token(9)).unwrap();
+    assert_eq!(resumed.status, WelcomeStatus::Resumed);
+    assert_eq!(
+        drain(&mut endpoint, id, 2, 1_000)[0],
+        frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: token(1), last_received: 1 }),
+        "the welcome claims only what was stored"
+    );
+}
+
+#[test]
+fn a_moved_session_leaves_no_tombstone() {
+    let (mut endpoint, id) = with_sent(1);
+    assert!(endpoint.end(0, id, EndReason::Moved));
+    let ended = endpoint.poll_ended().unwrap();
+    assert_eq!((ended.reason, ended.attached), (EndReason::Moved, Some(1)));
+    let accepted = endpoint.hello(1, 2, "ann", Some((token(1), 1)), token(9)).unwrap();
+    assert_eq!(accepted.status, WelcomeStatus::LostUnknown);
+}

@@ -14,9 +14,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9090")]
     listen: SocketAddr,
-    /// Where to forward connections.
+    /// Where to forward connections; repeated, each new connection goes to the next one in turn
+    /// (round robin, no stickiness).
     #[arg(long, default_value = "127.0.0.1:8080")]
-    target: SocketAddr,
+    target: Vec<SocketAddr>,
     /// Shortest connection lifetime, in milliseconds.
     #[arg(long, default_value_t = 50)]
     min_lifetime_ms: u64,
@@ -43,14 +44,14 @@ async fn main() -> std::process::ExitCode {
         latency_ms: args.latency_ms,
         seed: args.seed,
     };
-    let proxy = match ChaosProxy::bind(args.listen, args.target, config).await {
+    let proxy = match ChaosProxy::bind_many(args.listen, args.target.clone(), config).await {
         Ok(proxy) => proxy,
         Err(error) => {
             tracing::error!(%error, "cannot start the proxy");
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing::info!(listen = %proxy.local_addr(), target = %args.target, "proxying");
+    tracing::info!(listen = %proxy.local_addr(), targets = ?args.target, "proxying");
     let mut report = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {

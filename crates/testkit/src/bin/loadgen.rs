@@ -25,9 +25,10 @@ use tokio::time::{sleep, timeout};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// WebSocket URL of the durable echo endpoint.
+    /// WebSocket URL of the durable echo endpoint; repeated, the sessions are spread over them in
+    /// turn (several nodes without a balancer in between).
     #[arg(long, default_value = "ws://127.0.0.1:8080/echo")]
-    url: String,
+    url: Vec<String>,
     /// Sessions to open.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
@@ -123,18 +124,20 @@ async fn run(args: Args) -> Result<Report, String> {
     }
 
     let cpu_before = (args.server_pid.and_then(cpu_seconds), cpu_seconds(std::process::id()));
+    let started = Instant::now();
     let sent = load(&args, epoch, &clients).await;
     report.messages_sent = sent;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     while tally.echoes.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
-        sleep(Duration::from_millis(50)).await;
+        sleep(Duration::from_millis(5)).await;
     }
     let cpu_after = (args.server_pid.and_then(cpu_seconds), cpu_seconds(std::process::id()));
     report.server_cpu_seconds = cpu_before.0.zip(cpu_after.0).map(|(before, after)| after - before);
     report.loadgen_cpu_seconds = cpu_before.1.zip(cpu_after.1).map(|(before, after)| after - before);
     report.server_rss_after_load_kib = rss(args.server_pid);
     report.echoes_received = tally.echoes.load(Ordering::Relaxed);
-    report.echo_rate_per_second = report.echoes_received as f64 / args.duration_secs as f64;
+    // Until the last echo arrived: a server that falls behind the offered rate shows its own.
+    report.echo_rate_per_second = report.echoes_received as f64 / started.elapsed().as_secs_f64();
     let mut samples = std::mem::take(&mut *tally.rtt_micros.lock().unwrap_or_else(|p| p.into_inner()));
     samples.sort_unstable();
     let pick = |q: f64| {
@@ -161,8 +164,9 @@ async fn open_sessions(args: &Args, epoch: Instant, tally: &Arc<Tally>) -> Resul
         let count = args.batch.min(args.sessions - clients.len());
         let mut opening = JoinSet::new();
         for _ in 0..count {
+            let url = &args.url[clients.len() % args.url.len()];
             let (client, mut events) =
-                NativeClient::connect(&args.url, ClientConfig::default()).map_err(|e| e.to_string())?;
+                NativeClient::connect(url, ClientConfig::default()).map_err(|e| e.to_string())?;
             let tally = tally.clone();
             let wait = Duration::from_secs(args.timeout_secs);
             opening.spawn(async move {
