@@ -2,13 +2,15 @@
 //   1. wasm-opt -Oz, with one- or two-letter import, export and module names (wasm-bindgen's names carry 16-digit
 //      hashes, which gzip cannot compress: ≈ 3 KB of the gzipped package);
 //   2. the glue (durable_ws.js) and the declarations of the wasm's exports rewritten with binaryen's mapping;
-//   3. the glue and its snippets minified by esbuild.
+//   3. the package's public face (src/js/face.js: the `DurableWebSocket` class over the wasm's `Core`) and the glue
+//      bundled into one minified module by esbuild: durable_ws.js.
 //
 //   node scripts/minify-pkg.mjs DIR
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { transformSync } from "esbuild";
+import { fileURLToPath } from "node:url";
+import { buildSync } from "esbuild";
 
 const dir = resolve(process.argv[2] ?? "pkg");
 const wasmFile = join(dir, "durable_ws_bg.wasm");
@@ -66,6 +68,10 @@ for (const [name, short] of mapping.exports) {
     texts[i] = text.replace(new RegExp(`(?<=(readonly|export const) )${escape(name)}(?=:)`, "g"), short);
   });
 }
+// The class is declared by the TypeScript section of src/js/types.rs, so wasm-bindgen does not add the reference its
+// `[Symbol.dispose]` needs.
+const disposable = '/// <reference lib="esnext.disposable" />\n';
+if (texts[0].includes("[Symbol.dispose]") && !texts[0].startsWith(disposable)) texts[0] = disposable + texts[0];
 texts.forEach((text, i) => writeFileSync(declarations[i], text));
 
 /** `bytes` (a wasm module) with export `from` renamed to `to` (the export section rebuilt). */
@@ -114,16 +120,26 @@ function renameExport(bytes, from, to) {
   throw new Error(`minify-pkg: no export section in ${wasmFile}`);
 }
 
-/** Minifies an ES module in place, keeping a leading `@ts-self-types` comment. */
-function minify(file, code) {
-  const selfTypes = code.match(/^\/\* @ts-self-types="[^"]*" \*\/\n/)?.[0] ?? "";
-  const { code: minified } = transformSync(code, { minify: true, format: "esm", target: "es2020", legalComments: "none" });
-  writeFileSync(file, selfTypes + minified);
-}
-minify(glueFile, glue);
-const snippets = join(dir, "snippets");
-const walk = (path) => (statSync(path).isDirectory() ? readdirSync(path).flatMap((entry) => walk(join(path, entry))) : [path]);
-for (const file of readdirSync(dir).includes("snippets") ? walk(snippets) : []) {
-  if (file.endsWith(".js")) minify(file, readFileSync(file, "utf8"));
-}
+// The face imports the glue as ./durable_ws_glue.js; the bundle takes the glue's place (and its `new
+// URL("durable_ws_bg.wasm", import.meta.url)` still resolves next to it).
+const selfTypes = glue.match(/^\/\* @ts-self-types="[^"]*" \*\/\n/)?.[0] ?? "";
+const gluePart = join(dir, "durable_ws_glue.js");
+const facePart = join(dir, "face.js");
+writeFileSync(gluePart, glue);
+copyFileSync(fileURLToPath(new URL("../src/js/face.js", import.meta.url)), facePart);
+buildSync({
+  entryPoints: [facePart],
+  outfile: glueFile,
+  bundle: true,
+  minify: true,
+  format: "esm",
+  target: "es2022",
+  legalComments: "none",
+  banner: { js: selfTypes.trim() },
+  allowOverwrite: true,
+  logLevel: "warning",
+});
+rmSync(gluePart);
+rmSync(facePart);
+if (existsSync(join(dir, "snippets"))) throw new Error(`minify-pkg: ${dir}/snippets: the JS API's JavaScript belongs in src/js/face.js`);
 console.log(`minify-pkg: ${dir} (${mapping.imports.length} imports, ${mapping.exports.length} exports renamed)`);

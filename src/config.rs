@@ -48,7 +48,8 @@ pub(crate) struct EngineConfig {
     pub(crate) protocols: Vec<String>,
 }
 
-/// Whether `url` is absolute with a scheme `new WebSocket` accepts.
+/// Whether `url` is absolute with a scheme `new WebSocket` accepts (the JS API checks it in `face.js`).
+#[cfg(feature = "typed")]
 pub(crate) fn url_scheme_ok(url: &str) -> bool {
     ["ws://", "wss://", "http://", "https://"].iter().any(|scheme| {
         url.len() >= scheme.len() && url.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())

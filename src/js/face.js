@@ -1,54 +1,302 @@
-// The JavaScript half of the JS API (feature `js`): one module, so a page loads one snippet.
+// The public face of the npm package: the `DurableWebSocket` class, in JavaScript over the engine's few wasm exports
+// (`Core`, src/js/core.rs). The engine owns the browser WebSocket, the protocol, the replay buffer and the timers;
+// this module checks arguments, encodes payloads, and turns the engine's outputs into DOM events and errors.
+// scripts/minify-pkg.mjs bundles it with wasm-bindgen's glue (imported below as ./durable_ws_glue.js) into the
+// package's durable_ws.js.
+import init, { initSync, Core } from "./durable_ws_glue.js";
 
-// Events (emitter.rs): dispatched at once from the browser's own tasks, queued for a microtask from a call.
-const FIELDS = {
-  open: ["durable"], message: ["data"], reconnecting: ["attempt", "delayMs"], resumed: ["replayed"],
-  sessionlost: ["reason", "unconfirmed"], close: ["code", "reason", "wasClean", "willReconnect"],
-  error: ["message", "error", "data"],
-};
-const SILENCED = new WeakSet();
-const QUEUED = new WeakMap();
-export function newTarget() { return new EventTarget(); }
-export function silence(target) { SILENCED.add(target); }
-export function emit(target, later, type, ...values) {
-  const event = new Event(type);
-  FIELDS[type].forEach((key, i) => { if (values[i] !== undefined) event[key] = values[i]; });
-  let queue = QUEUED.get(target);
-  if (!later && !queue) return SILENCED.has(target) || target.dispatchEvent(event);
-  if (!queue) {
-    QUEUED.set(target, (queue = []));
-    queueMicrotask(() => {
-      for (let i = 0; i < queue.length; i++) SILENCED.has(target) || target.dispatchEvent(queue[i]);
-      QUEUED.delete(target);
-    });
+export default init;
+export { initSync };
+
+// Indices shared with src/js/core.rs: the output kinds (the first seven are the event types), error codes and
+// session-lost reasons.
+const TYPES = ["open", "message", "reconnecting", "resumed", "sessionlost", "close", "error"];
+const [UNCONFIRMED, SETTLE, ASK_URL, LATER] = [7, 8, 9, 16];
+const ERRORS = [
+  ,
+  ["TooLargeError", "the message exceeds buffer.maxMessageBytes"],
+  ["BufferFullError", "the replay buffer is full: wait for acknowledgements"],
+  ["InvalidStateError", "the socket is closed"],
+  ["SessionLostError", "the session ended before the message was confirmed"],
+  ["ConnectTimeoutError", "the connection did not open within connectTimeoutMs"],
+  ["HeartbeatTimeoutError", "the server stopped answering: the link is dead"],
+  ["ProtocolError", "the server broke the durable.v1 protocol"],
+  ["RefusedError", "the server refused the connection"],
+  ["UrlError", ""],
+  ["SyntaxError", ""],
+  ["Error", "unexpected internal state"],
+];
+const LOST = ["expired", "overflow", "refused", "notDurable", "closed", "unknown"];
+
+/** The error for code `code` (ERRORS), with its number (a lost reason, a close code) and message. */
+function error(code, number, text) {
+  const [name, message] = ERRORS[code];
+  const e = new Error(text || message);
+  e.name = name;
+  if (name == "SessionLostError") e.reason = LOST[number];
+  if (name == "RefusedError") e.code = number;
+  return e;
+}
+
+/** The message of an exception (as the URL function's failure). */
+const messageOf = (e) => (e instanceof Error ? e.message : typeof e == "string" ? e : "unknown error");
+
+/** A WebSocket that reconnects, resumes its session and never silently loses a message. */
+export class DurableWebSocket {
+  #core;
+  #target = new EventTarget();
+  #handlers = {};
+  #json;
+  #urlFunction;
+  /** Events of a call, waiting for a microtask; later events wait behind them. */
+  #queue = null;
+  /** After free(): no event is dispatched, not even those already queued. */
+  #silenced = false;
+  #sends = new Map();
+  #lastId = 0;
+  #unconfirmed = [];
+  /** A URL function's answer given while the constructor was still running. */
+  #early = null;
+
+  /**
+   * Starts connecting to `url` (a string, or a function returning a string or a promise of one, called before every
+   * attempt). Throws a `TypeError` for invalid arguments.
+   */
+  constructor(url, options) {
+    if (typeof url == "string") {
+      if (!/^(wss?|https?):\/\//i.test(url))
+        throw new TypeError("DurableWebSocket: url must be absolute (ws://, wss://, http:// or https://)");
+    } else if (typeof url == "function") {
+      this.#urlFunction = url;
+    } else {
+      throw new TypeError("DurableWebSocket: url must be a string or a function returning one (or a promise of one)");
+    }
+    const [numbers, protocols] = readOptions(options);
+    this.#json = numbers[13] == 1;
+    const sink = {
+      t: (kind, a, b, c, text) => this.#output(kind, a, b, c, text),
+      b: (kind, bytes) => this.#output(kind, 0, 0, 0, bytes.slice().buffer),
+    };
+    try {
+      this.#core = new Core(sink, this.#urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join());
+    } catch (problem) {
+      throw typeof problem == "string" ? new TypeError(problem) : problem;
+    }
+    // Not from inside the constructor: the events it causes must reach listeners added right after it.
+    if (this.#early) queueMicrotask(() => this.#core?.url(...this.#early));
   }
-  queue.push(event);
+
+  /**
+   * Sends `data` (queued while disconnected). The promise resolves once the server acknowledged it and rejects with a
+   * `BufferFullError`, `TooLargeError`, `InvalidStateError` (closed) or, if the session is lost first, a
+   * `SessionLostError`.
+   */
+  send(data) {
+    let text, bytes;
+    // Brand checks, not `instanceof`: a buffer or Blob of another realm (an iframe's) is one too.
+    const brand = Object.prototype.toString.call(data);
+    if (!this.#json && typeof data == "string") text = data;
+    else if (brand == "[object ArrayBuffer]") bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else if (brand == "[object Blob]" || brand == "[object File]")
+      return Promise.reject(new TypeError("DurableWebSocket.send: a Blob cannot be sent; send await blob.arrayBuffer()"));
+    else {
+      try {
+        text = JSON.stringify(data);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (text === undefined)
+        return Promise.reject(new TypeError("DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)"));
+    }
+    const id = ++this.#lastId;
+    const settled = new Promise((resolve, reject) => this.#sends.set(id, [resolve, reject]));
+    const code = bytes ? this.#core.sendBytes(id, bytes) : this.#core.sendText(id, text);
+    if (!code) return settled;
+    this.#sends.delete(id);
+    return Promise.reject(error(code));
+  }
+
+  /**
+   * Closes for good: waits up to `closeTimeoutMs` for outstanding acknowledgements, says goodbye and closes with
+   * `code` (1000 or 3000–4999, default 1000) and `reason` (at most 123 UTF-8 bytes). Messages still unconfirmed are
+   * listed by a `sessionlost` event.
+   */
+  close(code, reason) {
+    code ??= 1000;
+    reason = reason == null ? "" : String(reason);
+    if (!(code === 1000 || (code >= 3000 && code <= 4999 && Number.isInteger(code))))
+      throw new TypeError("DurableWebSocket.close: code must be 1000 or an integer in 3000–4999");
+    if (new TextEncoder().encode(reason).length > 123)
+      throw new TypeError("DurableWebSocket.close: reason must be at most 123 UTF-8 bytes");
+    const failed = this.#core.close(code, reason);
+    if (failed) throw error(failed);
+  }
+
+  /** Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`). */
+  reconnect() {
+    const failed = this.#core.reconnect();
+    if (failed) throw error(failed);
+  }
+
+  /** `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed. */
+  get readyState() {
+    return this.#core.readyState();
+  }
+
+  /** Messages sent or queued and not yet acknowledged. */
+  get pending() {
+    return this.#core.pending();
+  }
+
+  /**
+   * The current durable session's token as 32 hex digits, or `undefined` before the first handshake (and in plain
+   * mode). It is a credential: pass it only to tools that need it, such as the reference server's `/admin` fault
+   * endpoints.
+   */
+  get sessionToken() {
+    return this.#core.token();
+  }
+
+  /** Counters since the socket was created. */
+  stats() {
+    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = this.#core.stats();
+    return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs: isNaN(rtt) ? null : rtt };
+  }
+
+  /** Registers a listener (as `EventTarget.addEventListener`). */
+  addEventListener(type, listener, options) {
+    this.#target.addEventListener(type, listener, options);
+  }
+
+  /** Removes a listener (as `EventTarget.removeEventListener`). */
+  removeEventListener(type, listener, options) {
+    this.#target.removeEventListener(type, listener, options);
+  }
+
+  /**
+   * No event is dispatched after it, not even those already queued; the engine then says goodbye and releases the
+   * socket, timer and listeners.
+   */
+  free() {
+    this.#silenced = true;
+    const core = this.#core;
+    this.#core = undefined;
+    core?.free();
+  }
+
+  static {
+    if (Symbol.dispose) this.prototype[Symbol.dispose] = this.prototype.free;
+    // `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
+    for (const type of TYPES)
+      Object.defineProperty(this.prototype, `on${type}`, {
+        get() {
+          return this.#handlers[type] ?? null;
+        },
+        set(handler) {
+          this.#target.removeEventListener(type, this.#handlers[type] ?? null);
+          this.#handlers[type] = typeof handler == "function" ? handler : null;
+          this.#target.addEventListener(type, this.#handlers[type]);
+        },
+      });
+  }
+
+  /** An output of the engine (src/js/core.rs `emit`): `data` is a string or an ArrayBuffer. */
+  #output(kind, a, b, c, data) {
+    const later = kind & LATER;
+    kind &= LATER - 1;
+    if (kind == ASK_URL) return this.#askUrl(a);
+    if (kind == SETTLE) {
+      const [resolve, reject] = this.#sends.get(a);
+      this.#sends.delete(a);
+      return b ? reject(error(b, c, data)) : resolve();
+    }
+    if (kind == UNCONFIRMED) return void this.#unconfirmed.push(this.#decode(data, true));
+    let fields;
+    switch (TYPES[kind]) {
+      case "open":
+        fields = { durable: !!a };
+        break;
+      case "message":
+        try {
+          fields = { data: this.#decode(data) };
+        } catch (e) {
+          kind = 6;
+          fields = { message: "a received text message is not JSON", error: e, data };
+        }
+        break;
+      case "reconnecting":
+        fields = { attempt: a, delayMs: b };
+        break;
+      case "resumed":
+        fields = { replayed: a };
+        break;
+      case "sessionlost":
+        fields = { reason: LOST[a], unconfirmed: this.#unconfirmed };
+        this.#unconfirmed = [];
+        break;
+      case "close":
+        fields = { code: a, reason: data, wasClean: !!(b & 1), willReconnect: !!(b & 2) };
+        break;
+      default: {
+        const e = error(a, b, data);
+        fields = { message: e.message, error: e };
+      }
+    }
+    this.#dispatch(Object.assign(new Event(TYPES[kind]), fields), later);
+  }
+
+  /** A received payload as the application sees it; in JSON mode a text that is not JSON throws (`lenient`: stays). */
+  #decode(data, lenient) {
+    if (!this.#json || typeof data != "string") return data;
+    try {
+      return JSON.parse(data);
+    } catch (e) {
+      if (lenient) return data;
+      throw e;
+    }
+  }
+
+  /**
+   * Like a WebSocket's, events are never dispatched from inside a call such as `close()` or the constructor: those
+   * of a call are queued for a microtask, so a listener added right after the call still gets them, and no listener
+   * runs while the socket's own method is on the stack. Events of the browser's own tasks (a message, a timer) are
+   * dispatched at once, without a microtask per message, unless earlier events still wait (order is kept).
+   */
+  #dispatch(event, later) {
+    if (!later && !this.#queue) return this.#silenced || this.#target.dispatchEvent(event);
+    if (!this.#queue) {
+      const queue = (this.#queue = []);
+      queueMicrotask(() => {
+        for (let i = 0; i < queue.length; i++) this.#silenced || this.#target.dispatchEvent(queue[i]);
+        this.#queue = null;
+      });
+    }
+    this.#queue.push(event);
+  }
+
+  /** Asks the URL function for `attempt`'s URL and hands the engine the answer, now or when its promise settles. */
+  #askUrl(attempt) {
+    const answer = (url, problem) => {
+      if (this.#silenced) return;
+      if (this.#core) this.#core.url(attempt, url, problem);
+      else this.#early = [attempt, url, problem];
+    };
+    const given = (url) =>
+      typeof url == "string" ? answer(url) : answer(undefined, "the url function did not give a string");
+    let url;
+    try {
+      url = this.#urlFunction();
+    } catch (e) {
+      return answer(undefined, messageOf(e));
+    }
+    if (typeof url == "string") return given(url);
+    Promise.resolve(url).then(given, (e) => answer(undefined, messageOf(e)));
+  }
 }
 
-// socket.rs: stats objects; the URL provider, whose promise is resolved here (no futures in wasm).
-export function makeStats(sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs) {
-  lastRttMs = isNaN(lastRttMs) ? null : lastRttMs;
-  return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs };
-}
-
-const DROPPED = new WeakSet();
-export function askUrl(provider, attempt, answer) {
-  const url = provider();
-  if (typeof url == "string") return url;
-  const reply = (value, failed) => DROPPED.has(answer) || answer(attempt, value, failed);
-  Promise.resolve(url).then((value) => reply(typeof value == "string" ? value : null, false), (e) => reply(e, true));
-}
-export function dropAnswer(answer) { DROPPED.add(answer); }
-
-// payload.rs: what send() accepts as bytes.
-export function bytesOf(v) {
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  if (typeof Blob == "function" && v instanceof Blob)
-    throw new TypeError("DurableWebSocket.send: a Blob cannot be sent; send await blob.arrayBuffer()");
-}
-
-// options.rs: the options object checked field by field.
+// The options object, checked field by field: unknown keys (typos), wrong types and out-of-range values throw a
+// TypeError naming the field. Gives the numbers `Core` reads (src/js/options.rs) and the subprotocols.
 const KEYS = {
   options: ["reconnect", "connectTimeoutMs", "closeTimeoutMs", "heartbeat", "buffer", "protocols", "terminalCloseCodes", "json"],
   "options.reconnect": ["minDelayMs", "maxDelayMs", "factor", "jitter", "maxAttempts", "stableAfterMs"],
@@ -79,7 +327,7 @@ function field(object, path, key, kind) {
   return kind == 5 ? +v : kind < 2 ? Math.ceil(v) : kind == 4 && v == Infinity ? 0 : v;
 }
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-export function readOptions(options) {
+function readOptions(options) {
   const o = fields(options ?? undefined, "options");
   const r = fields(o.reconnect, "options.reconnect");
   const b = fields(o.buffer, "options.buffer");
@@ -110,5 +358,5 @@ export function readOptions(options) {
     if (!list.every((c) => code(c) || (Array.isArray(c) && c.length == 2 && code(c[0]) && code(c[1]) && c[0] <= c[1])))
       fail("options.terminalCloseCodes", "must hold close codes (1000–4999) or ascending [from, to] ranges");
   }
-  return [new Float64Array(numbers), protocols, terminal && new Float64Array(terminal)];
+  return [terminal ? [...numbers, 1, ...terminal] : numbers, protocols];
 }

@@ -1,5 +1,6 @@
-//! TypeScript declarations of the options, events and payloads (merged into the generated
-//! `durable_ws.d.ts`; the `DurableWebSocket` interface merges with the class).
+//! TypeScript declarations of the `DurableWebSocket` class (JavaScript, `src/js/face.js`), its
+//! options, events and payloads: the package's `durable_ws.d.ts` with the generated `init`
+//! declarations. The `DurableWebSocket` interface (listeners, `on…` handlers) merges with the class.
 
 use wasm_bindgen::prelude::*;
 
@@ -144,5 +145,49 @@ export interface DurableWebSocket {
   onsessionlost: ((event: DurableSessionLostEvent) => unknown) | null;
   onclose: ((event: DurableCloseEvent) => unknown) | null;
   onerror: ((event: DurableErrorEvent) => unknown) | null;
+}
+/** A WebSocket that reconnects, resumes its session and never silently loses a message. */
+export class DurableWebSocket {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Closes for good: waits up to `closeTimeoutMs` for outstanding acknowledgements, says
+     * goodbye and closes with `code` (1000 or 3000–4999, default 1000) and `reason` (at most
+     * 123 UTF-8 bytes). Messages still unconfirmed are listed by a `sessionlost` event.
+     */
+    close(code?: number | null, reason?: string | null): void;
+    /**
+     * Starts connecting to `url` (a string, or a function returning a string or a promise of
+     * one, called before every attempt). Throws a `TypeError` for invalid arguments.
+     */
+    constructor(url: DurableWebSocketUrl, options?: DurableWebSocketOptions);
+    /**
+     * Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`).
+     */
+    reconnect(): void;
+    /**
+     * Sends `data` (queued while disconnected). The promise resolves once the server
+     * acknowledged it and rejects with a `BufferFullError`, `TooLargeError`, `InvalidStateError`
+     * (closed) or, if the session is lost first, a `SessionLostError`.
+     */
+    send(data: DurableWebSocketData): Promise<void>;
+    /**
+     * Counters since the socket was created.
+     */
+    stats(): DurableWebSocketStats;
+    /**
+     * Messages sent or queued and not yet acknowledged.
+     */
+    readonly pending: number;
+    /**
+     * `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed.
+     */
+    readonly readyState: number;
+    /**
+     * The current durable session's token as 32 hex digits, or `undefined` before the first
+     * handshake (and in plain mode). It is a credential: pass it only to tools that need it,
+     * such as the reference server's `/admin` fault endpoints.
+     */
+    readonly sessionToken: string | undefined;
 }
 "#;
