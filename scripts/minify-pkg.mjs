@@ -133,7 +133,7 @@ buildSync({
   bundle: true,
   minify: true,
   format: "esm",
-  target: "es2022",
+  target: "es2020",
   legalComments: "none",
   banner: { js: selfTypes.trim() },
   allowOverwrite: true,

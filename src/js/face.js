@@ -41,23 +41,11 @@ function error(code, number, text) {
 /** The message of an exception (as the URL function's failure). */
 const messageOf = (e) => (e instanceof Error ? e.message : typeof e == "string" ? e : "unknown error");
 
+/** One socket's state, behind a symbol of the class (plain properties: no private fields to lower for older targets). */
+const STATE = Symbol("DurableWebSocket");
+
 /** A WebSocket that reconnects, resumes its session and never silently loses a message. */
 export class DurableWebSocket {
-  #core;
-  #target = new EventTarget();
-  #handlers = {};
-  #json;
-  #urlFunction;
-  /** Events of a call, waiting for a microtask; later events wait behind them. */
-  #queue = null;
-  /** After free(): no event is dispatched, not even those already queued. */
-  #silenced = false;
-  #sends = new Map();
-  #lastId = 0;
-  #unconfirmed = [];
-  /** A URL function's answer given while the constructor was still running. */
-  #early = null;
-
   /**
    * Starts connecting to `url` (a string, or a function returning a string or a promise of one, called before every
    * attempt). Throws a `TypeError` for invalid arguments.
@@ -66,24 +54,22 @@ export class DurableWebSocket {
     if (typeof url == "string") {
       if (!/^(wss?|https?):\/\//i.test(url))
         throw new TypeError("DurableWebSocket: url must be absolute (ws://, wss://, http:// or https://)");
-    } else if (typeof url == "function") {
-      this.#urlFunction = url;
-    } else {
+    } else if (typeof url != "function") {
       throw new TypeError("DurableWebSocket: url must be a string or a function returning one (or a promise of one)");
     }
     const [numbers, protocols] = readOptions(options);
-    this.#json = numbers[13] == 1;
+    const state = (this[STATE] = new State(numbers[13] == 1, typeof url == "function" && url));
     const sink = {
-      t: (kind, a, b, c, text) => this.#output(kind, a, b, c, text),
-      b: (kind, bytes) => this.#output(kind, 0, 0, 0, bytes.slice().buffer),
+      t: (kind, a, b, c, text) => state.output(kind, a, b, c, text),
+      b: (kind, bytes) => state.output(kind, 0, 0, 0, bytes.slice().buffer),
     };
     try {
-      this.#core = new Core(sink, this.#urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join());
+      state.core = new Core(sink, state.urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join());
     } catch (problem) {
       throw typeof problem == "string" ? new TypeError(problem) : problem;
     }
     // Not from inside the constructor: the events it causes must reach listeners added right after it.
-    if (this.#early) queueMicrotask(() => this.#core?.url(...this.#early));
+    if (state.early) queueMicrotask(() => state.core?.url(...state.early));
   }
 
   /**
@@ -92,10 +78,11 @@ export class DurableWebSocket {
    * `SessionLostError`.
    */
   send(data) {
+    const state = this[STATE];
     let text, bytes;
     // Brand checks, not `instanceof`: a buffer or Blob of another realm (an iframe's) is one too.
     const brand = Object.prototype.toString.call(data);
-    if (!this.#json && typeof data == "string") text = data;
+    if (!state.json && typeof data == "string") text = data;
     else if (brand == "[object ArrayBuffer]") bytes = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else if (brand == "[object Blob]" || brand == "[object File]")
@@ -109,11 +96,11 @@ export class DurableWebSocket {
       if (text === undefined)
         return Promise.reject(new TypeError("DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)"));
     }
-    const id = ++this.#lastId;
-    const settled = new Promise((resolve, reject) => this.#sends.set(id, [resolve, reject]));
-    const code = bytes ? this.#core.sendBytes(id, bytes) : this.#core.sendText(id, text);
+    const id = ++state.lastId;
+    const settled = new Promise((resolve, reject) => state.sends.set(id, [resolve, reject]));
+    const code = bytes ? state.core.sendBytes(id, bytes) : state.core.sendText(id, text);
     if (!code) return settled;
-    this.#sends.delete(id);
+    state.sends.delete(id);
     return Promise.reject(error(code));
   }
 
@@ -129,24 +116,24 @@ export class DurableWebSocket {
       throw new TypeError("DurableWebSocket.close: code must be 1000 or an integer in 3000–4999");
     if (new TextEncoder().encode(reason).length > 123)
       throw new TypeError("DurableWebSocket.close: reason must be at most 123 UTF-8 bytes");
-    const failed = this.#core.close(code, reason);
+    const failed = this[STATE].core.close(code, reason);
     if (failed) throw error(failed);
   }
 
   /** Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`). */
   reconnect() {
-    const failed = this.#core.reconnect();
+    const failed = this[STATE].core.reconnect();
     if (failed) throw error(failed);
   }
 
   /** `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed. */
   get readyState() {
-    return this.#core.readyState();
+    return this[STATE].core.readyState();
   }
 
   /** Messages sent or queued and not yet acknowledged. */
   get pending() {
-    return this.#core.pending();
+    return this[STATE].core.pending();
   }
 
   /**
@@ -155,23 +142,23 @@ export class DurableWebSocket {
    * endpoints.
    */
   get sessionToken() {
-    return this.#core.token();
+    return this[STATE].core.token();
   }
 
   /** Counters since the socket was created. */
   stats() {
-    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = this.#core.stats();
+    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = this[STATE].core.stats();
     return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs: isNaN(rtt) ? null : rtt };
   }
 
   /** Registers a listener (as `EventTarget.addEventListener`). */
   addEventListener(type, listener, options) {
-    this.#target.addEventListener(type, listener, options);
+    this[STATE].target.addEventListener(type, listener, options);
   }
 
   /** Removes a listener (as `EventTarget.removeEventListener`). */
   removeEventListener(type, listener, options) {
-    this.#target.removeEventListener(type, listener, options);
+    this[STATE].target.removeEventListener(type, listener, options);
   }
 
   /**
@@ -179,39 +166,60 @@ export class DurableWebSocket {
    * socket, timer and listeners.
    */
   free() {
-    this.#silenced = true;
-    const core = this.#core;
-    this.#core = undefined;
+    const state = this[STATE];
+    const core = state.core;
+    state.silenced = true;
+    state.core = undefined;
     core?.free();
   }
+}
 
-  static {
-    if (Symbol.dispose) this.prototype[Symbol.dispose] = this.prototype.free;
-    // `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
-    for (const type of TYPES)
-      Object.defineProperty(this.prototype, `on${type}`, {
-        get() {
-          return this.#handlers[type] ?? null;
-        },
-        set(handler) {
-          this.#target.removeEventListener(type, this.#handlers[type] ?? null);
-          this.#handlers[type] = typeof handler == "function" ? handler : null;
-          this.#target.addEventListener(type, this.#handlers[type]);
-        },
-      });
+if (Symbol.dispose) DurableWebSocket.prototype[Symbol.dispose] = DurableWebSocket.prototype.free;
+// `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
+for (const type of TYPES)
+  Object.defineProperty(DurableWebSocket.prototype, `on${type}`, {
+    get() {
+      return this[STATE].handlers[type] ?? null;
+    },
+    set(handler) {
+      const { target, handlers } = this[STATE];
+      target.removeEventListener(type, handlers[type] ?? null);
+      handlers[type] = typeof handler == "function" ? handler : null;
+      target.addEventListener(type, handlers[type]);
+    },
+  });
+
+class State {
+  constructor(json, urlFunction) {
+    this.core = undefined;
+    this.target = new EventTarget();
+    this.handlers = {};
+    this.json = json;
+    this.urlFunction = urlFunction;
+    /** Events of a call, waiting for a microtask; later events wait behind them. */
+    this.queue = null;
+    /** After free(): no event is dispatched, not even those already queued. */
+    this.silenced = false;
+    /** Each waiting `send`'s promise functions, by id. */
+    this.sends = new Map();
+    this.lastId = 0;
+    /** The messages of the `sessionlost` being assembled. */
+    this.unconfirmed = [];
+    /** A URL function's answer given while the constructor was still running. */
+    this.early = null;
   }
 
   /** An output of the engine (src/js/core.rs `emit`): `data` is a string or an ArrayBuffer. */
-  #output(kind, a, b, c, data) {
+  output(kind, a, b, c, data) {
     const later = kind & LATER;
     kind &= LATER - 1;
-    if (kind == ASK_URL) return this.#askUrl(a);
+    if (kind == ASK_URL) return this.askUrl(a);
     if (kind == SETTLE) {
-      const [resolve, reject] = this.#sends.get(a);
-      this.#sends.delete(a);
+      const [resolve, reject] = this.sends.get(a);
+      this.sends.delete(a);
       return b ? reject(error(b, c, data)) : resolve();
     }
-    if (kind == UNCONFIRMED) return void this.#unconfirmed.push(this.#decode(data, true));
+    if (kind == UNCONFIRMED) return void this.unconfirmed.push(this.decode(data, true));
     let fields;
     switch (TYPES[kind]) {
       case "open":
@@ -219,7 +227,7 @@ export class DurableWebSocket {
         break;
       case "message":
         try {
-          fields = { data: this.#decode(data) };
+          fields = { data: this.decode(data) };
         } catch (e) {
           kind = 6;
           fields = { message: "a received text message is not JSON", error: e, data };
@@ -232,8 +240,8 @@ export class DurableWebSocket {
         fields = { replayed: a };
         break;
       case "sessionlost":
-        fields = { reason: LOST[a], unconfirmed: this.#unconfirmed };
-        this.#unconfirmed = [];
+        fields = { reason: LOST[a], unconfirmed: this.unconfirmed };
+        this.unconfirmed = [];
         break;
       case "close":
         fields = { code: a, reason: data, wasClean: !!(b & 1), willReconnect: !!(b & 2) };
@@ -243,12 +251,12 @@ export class DurableWebSocket {
         fields = { message: e.message, error: e };
       }
     }
-    this.#dispatch(Object.assign(new Event(TYPES[kind]), fields), later);
+    this.dispatch(Object.assign(new Event(TYPES[kind]), fields), later);
   }
 
   /** A received payload as the application sees it; in JSON mode a text that is not JSON throws (`lenient`: stays). */
-  #decode(data, lenient) {
-    if (!this.#json || typeof data != "string") return data;
+  decode(data, lenient) {
+    if (!this.json || typeof data != "string") return data;
     try {
       return JSON.parse(data);
     } catch (e) {
@@ -263,30 +271,30 @@ export class DurableWebSocket {
    * runs while the socket's own method is on the stack. Events of the browser's own tasks (a message, a timer) are
    * dispatched at once, without a microtask per message, unless earlier events still wait (order is kept).
    */
-  #dispatch(event, later) {
-    if (!later && !this.#queue) return this.#silenced || this.#target.dispatchEvent(event);
-    if (!this.#queue) {
-      const queue = (this.#queue = []);
+  dispatch(event, later) {
+    if (!later && !this.queue) return this.silenced || this.target.dispatchEvent(event);
+    if (!this.queue) {
+      const queue = (this.queue = []);
       queueMicrotask(() => {
-        for (let i = 0; i < queue.length; i++) this.#silenced || this.#target.dispatchEvent(queue[i]);
-        this.#queue = null;
+        for (let i = 0; i < queue.length; i++) this.silenced || this.target.dispatchEvent(queue[i]);
+        this.queue = null;
       });
     }
-    this.#queue.push(event);
+    this.queue.push(event);
   }
 
   /** Asks the URL function for `attempt`'s URL and hands the engine the answer, now or when its promise settles. */
-  #askUrl(attempt) {
+  askUrl(attempt) {
     const answer = (url, problem) => {
-      if (this.#silenced) return;
-      if (this.#core) this.#core.url(attempt, url, problem);
-      else this.#early = [attempt, url, problem];
+      if (this.silenced) return;
+      if (this.core) this.core.url(attempt, url, problem);
+      else this.early = [attempt, url, problem];
     };
     const given = (url) =>
       typeof url == "string" ? answer(url) : answer(undefined, "the url function did not give a string");
     let url;
     try {
-      url = this.#urlFunction();
+      url = this.urlFunction();
     } catch (e) {
       return answer(undefined, messageOf(e));
     }
