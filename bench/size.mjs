@@ -56,7 +56,7 @@ export async function bundleSizes(repoRoot) {
   if (!dir) throw new Error("no wasm package: build it (scripts/test.sh wasm-package)");
   const size = await durableWsSize(dir, repoRoot);
   const where = `${dir.slice(repoRoot.length + 1)}/, ${size.bundlerTarget ? "bundler" : "web"} target`;
-  rows.push({ name: "durable-ws: JS glue", minified: size.glue, gzip: size.glueGzip, note: `${where}, with its snippets; esbuild --minify` });
+  rows.push({ name: "durable-ws: JS glue", minified: size.glue, gzip: size.glueGzip, note: `${where}: the class and wasm-bindgen's glue; esbuild --minify` });
   rows.push({ name: "durable-ws: wasm", minified: size.wasm, gzip: size.wasmGzip, note: "scripts/common.sh build_npm_package (wasm-opt -Oz)" });
   rows.push({ name: "durable-ws: total (glue + wasm)", minified: size.glue + size.wasm, gzip: size.glueGzip + size.wasmGzip, note: "target ≤ 13 KB gzip", total: true });
   const others = [
