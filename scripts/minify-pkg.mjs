@@ -51,21 +51,21 @@ for (const [module, name, short] of mapping.imports) {
   if (glue.includes(`const ${object} = {`)) {
     const key = new RegExp(`(?<![\\w$])${escape(name)}(?=\\s*:)`, "g");
     if (!key.test(glue)) throw new Error(`minify-pkg: import ${name} not found in ${glueFile}`);
-    glue = glue.replace(key, short);
+    glue = glue.replace(key, () => short); // functions: a `$` in a name is not a replacement pattern
     if (!entries.get(shortModule).includes(`...${object}`)) entries.get(shortModule).push(`...${object}`);
   } else {
     entries.get(shortModule).push(`${short}: ${object}.${name}`);
   }
 }
 const importObject = [...entries].map(([module, list]) => `${JSON.stringify(module)}: { ${list.join(", ")} }`);
-glue = glue.replace(returned[0], `return { __proto__: null, ${importObject.join(", ")} };`);
+glue = glue.replace(returned[0], () => `return { __proto__: null, ${importObject.join(", ")} };`);
 const declarations = ["durable_ws.d.ts", "durable_ws_bg.wasm.d.ts"].map((f) => join(dir, f));
 const texts = declarations.map((f) => readFileSync(f, "utf8"));
 for (const [name, short] of mapping.exports) {
-  glue = glue.replace(new RegExp(`(?<=\\bwasm\\.)${escape(name)}(?![\\w$])`, "g"), short);
+  glue = glue.replace(new RegExp(`(?<=\\bwasm\\.)${escape(name)}(?![\\w$])`, "g"), () => short);
   // `readonly name:` (InitOutput) and `export const name:` (durable_ws_bg.wasm.d.ts).
   texts.forEach((text, i) => {
-    texts[i] = text.replace(new RegExp(`(?<=(readonly|export const) )${escape(name)}(?=:)`, "g"), short);
+    texts[i] = text.replace(new RegExp(`(?<=(readonly|export const) )${escape(name)}(?=:)`, "g"), () => short);
   });
 }
 // The class is declared by the TypeScript section of src/js/types.rs, so wasm-bindgen does not add the reference its

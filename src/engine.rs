@@ -256,6 +256,10 @@ impl Drop for Engine {
     }
 }
 
+/// How far past the last time an event's `timeStamp` may be to be taken as the time (beyond it, or
+/// before the last time, the clock is asked).
+const PLAUSIBLE_STEP_MS: Millis = 60_000;
+
 /// Feeds `input` to the engine behind `target`, if it still runs.
 fn input(target: &Weak<Shared>, input: Input) {
     input_at(target, input, None);
@@ -278,8 +282,15 @@ impl Shared {
     }
 
     /// `at` (or the clock), never earlier than a time already used: the core's time only advances.
+    /// An `at` that is not a plausible next time (an event's `timeStamp` of 0, or on another
+    /// scale) is replaced by the clock's.
     fn now(&self, at: Option<Millis>) -> Millis {
-        let now = at.unwrap_or_else(clock::now).max(self.last_now.get());
+        let last = self.last_now.get();
+        let now = match at {
+            Some(at) if at >= last && at - last < PLAUSIBLE_STEP_MS => at,
+            _ => clock::now(),
+        }
+        .max(last);
         self.last_now.set(now);
         now
     }
@@ -396,9 +407,15 @@ impl UrlReply {
         self.attempt
     }
 
-    /// Hands the URL (or the provider's error message) to the engine, if it still runs.
+    /// Hands the URL (or the provider's error message) to the engine, if it still runs. Counts as
+    /// a call of the application's: the JS API answers from inside one of its methods, so the
+    /// events this causes wait for a microtask (a listener may then `free()` the socket).
     pub(crate) fn answer(self, url: Result<String, String>) {
-        input(&self.target, Input::Url { attempt: self.attempt, url });
+        if let Some(shared) = self.target.upgrade() {
+            shared.calls.set(shared.calls.get() + 1);
+            shared.input(Input::Url { attempt: self.attempt, url }, None);
+            shared.calls.set(shared.calls.get() - 1);
+        }
     }
 }
 

@@ -38,14 +38,53 @@ function error(code, number, text) {
   return e;
 }
 
+/** Whether `v` is an ArrayBuffer (of any realm: the getter checks the internal slot, not the prototype chain). */
+const isBuffer = brandCheck(globalThis.ArrayBuffer, "byteLength");
+/** Whether `v` is a Blob or File (of any realm). */
+const isBlob = brandCheck(globalThis.Blob, "size");
+function brandCheck(type, getter) {
+  const get = type && Object.getOwnPropertyDescriptor(type.prototype, getter)?.get;
+  return (v) => {
+    try {
+      return !!get && (get.call(v), true);
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** The message of an exception (as the URL function's failure). */
 const messageOf = (e) => (e instanceof Error ? e.message : typeof e == "string" ? e : "unknown error");
 
 /** One socket's state, behind a symbol of the class (plain properties: no private fields to lower for older targets). */
-const STATE = Symbol("DurableWebSocket");
+const CLASS_NAME = "DurableWebSocket";
+const STATE = Symbol(CLASS_NAME);
 
-/** A WebSocket that reconnects, resumes its session and never silently loses a message. */
-export class DurableWebSocket {
+/** The engine of a socket still alive: after free(), every method throws an InvalidStateError. */
+function coreOf(socket) {
+  const core = socket[STATE].core;
+  if (core) return core;
+  const e = new Error("the socket was freed");
+  e.name = "InvalidStateError";
+  throw e;
+}
+
+/** Frees what a socket holds; also when the application drops a socket without calling free(). */
+function release(state) {
+  const core = state.core;
+  state.silenced = true;
+  state.core = undefined;
+  core?.free();
+}
+const finalizer = typeof FinalizationRegistry == "function" ? new FinalizationRegistry(release) : null;
+
+/**
+ * A WebSocket that reconnects, resumes its session and never silently loses a message.
+ *
+ * Defined as an object literal's computed property: the key names the class (`DurableWebSocket.name`, exception
+ * messages, devtools) whatever a minifier calls the variable, and a minifier does not fold a computed key away.
+ */
+export const DurableWebSocket = { [CLASS_NAME]: class {
   /**
    * Starts connecting to `url` (a string, or a function returning a string or a promise of one, called before every
    * attempt). Throws a `TypeError` for invalid arguments.
@@ -70,6 +109,8 @@ export class DurableWebSocket {
     }
     // Not from inside the constructor: the events it causes must reach listeners added right after it.
     if (state.early) queueMicrotask(() => state.core?.url(...state.early));
+    // The engine holds `state` (its sink), never this object: dropping the socket lets it be collected and freed.
+    finalizer?.register(this, state, state);
   }
 
   /**
@@ -79,26 +120,24 @@ export class DurableWebSocket {
    */
   send(data) {
     const state = this[STATE];
+    const core = coreOf(this);
     let text, bytes;
     // Brand checks, not `instanceof`: a buffer or Blob of another realm (an iframe's) is one too.
-    const brand = Object.prototype.toString.call(data);
-    if (!state.json && typeof data == "string") text = data;
-    else if (brand == "[object ArrayBuffer]") bytes = new Uint8Array(data);
-    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    else if (brand == "[object Blob]" || brand == "[object File]")
-      return Promise.reject(new TypeError("DurableWebSocket.send: a Blob cannot be sent; send await blob.arrayBuffer()"));
-    else {
-      try {
-        text = JSON.stringify(data);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (text === undefined)
-        return Promise.reject(new TypeError("DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)"));
+    try {
+      if (!state.json && typeof data == "string") text = data;
+      else if (isBuffer(data)) bytes = new Uint8Array(data);
+      else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      else if (isBlob(data))
+        throw new TypeError("DurableWebSocket.send: a Blob cannot be sent; send await blob.arrayBuffer()");
+      else if ((text = JSON.stringify(data)) === undefined)
+        throw new TypeError("DurableWebSocket.send: the value has no JSON form (undefined, a function or a symbol)");
+    } catch (e) {
+      // A detached buffer, a cyclic value, a throwing toJSON: the promise rejects, as for every other failure.
+      return Promise.reject(e);
     }
     const id = ++state.lastId;
     const settled = new Promise((resolve, reject) => state.sends.set(id, [resolve, reject]));
-    const code = bytes ? state.core.sendBytes(id, bytes) : state.core.sendText(id, text);
+    const code = bytes ? core.sendBytes(id, bytes) : core.sendText(id, text);
     if (!code) return settled;
     state.sends.delete(id);
     return Promise.reject(error(code));
@@ -110,30 +149,30 @@ export class DurableWebSocket {
    * listed by a `sessionlost` event.
    */
   close(code, reason) {
-    code ??= 1000;
+    code = code == null ? 1000 : +code;
     reason = reason == null ? "" : String(reason);
     if (!(code === 1000 || (code >= 3000 && code <= 4999 && Number.isInteger(code))))
       throw new TypeError("DurableWebSocket.close: code must be 1000 or an integer in 3000–4999");
     if (new TextEncoder().encode(reason).length > 123)
       throw new TypeError("DurableWebSocket.close: reason must be at most 123 UTF-8 bytes");
-    const failed = this[STATE].core.close(code, reason);
+    const failed = coreOf(this).close(code, reason);
     if (failed) throw error(failed);
   }
 
   /** Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`). */
   reconnect() {
-    const failed = this[STATE].core.reconnect();
+    const failed = coreOf(this).reconnect();
     if (failed) throw error(failed);
   }
 
   /** `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed. */
   get readyState() {
-    return this[STATE].core.readyState();
+    return coreOf(this).readyState();
   }
 
   /** Messages sent or queued and not yet acknowledged. */
   get pending() {
-    return this[STATE].core.pending();
+    return coreOf(this).pending();
   }
 
   /**
@@ -142,12 +181,12 @@ export class DurableWebSocket {
    * endpoints.
    */
   get sessionToken() {
-    return this[STATE].core.token();
+    return coreOf(this).token();
   }
 
   /** Counters since the socket was created. */
   stats() {
-    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = this[STATE].core.stats();
+    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = coreOf(this).stats();
     return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs: isNaN(rtt) ? null : rtt };
   }
 
@@ -166,13 +205,10 @@ export class DurableWebSocket {
    * socket, timer and listeners.
    */
   free() {
-    const state = this[STATE];
-    const core = state.core;
-    state.silenced = true;
-    state.core = undefined;
-    core?.free();
+    finalizer?.unregister(this[STATE]);
+    release(this[STATE]);
   }
-}
+} }[CLASS_NAME];
 
 if (Symbol.dispose) DurableWebSocket.prototype[Symbol.dispose] = DurableWebSocket.prototype.free;
 // `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
@@ -185,7 +221,7 @@ for (const type of TYPES)
       const { target, handlers } = this[STATE];
       target.removeEventListener(type, handlers[type] ?? null);
       handlers[type] = typeof handler == "function" ? handler : null;
-      target.addEventListener(type, handlers[type]);
+      if (handlers[type]) target.addEventListener(type, handlers[type]);
     },
   });
 
@@ -198,6 +234,8 @@ class State {
     this.urlFunction = urlFunction;
     /** Events of a call, waiting for a microtask; later events wait behind them. */
     this.queue = null;
+    /** A promise was settled in this task: its reactions run before the events that follow. */
+    this.settling = false;
     /** After free(): no event is dispatched, not even those already queued. */
     this.silenced = false;
     /** Each waiting `send`'s promise functions, by id. */
@@ -217,7 +255,15 @@ class State {
     if (kind == SETTLE) {
       const [resolve, reject] = this.sends.get(a);
       this.sends.delete(a);
-      return b ? reject(error(b, c, data)) : resolve();
+      b ? reject(error(b, c, data)) : resolve();
+      // The promise's reactions run in microtasks: later events of this input wait behind them (as every event did
+      // when each had a microtask of its own), so that after `await ws.send(x)` the application still sees a
+      // `close` the same input brought.
+      if (!this.settling) {
+        this.settling = true;
+        queueMicrotask(() => (this.settling = false));
+      }
+      return;
     }
     if (kind == UNCONFIRMED) return void this.unconfirmed.push(this.decode(data, true));
     let fields;
@@ -272,7 +318,7 @@ class State {
    * dispatched at once, without a microtask per message, unless earlier events still wait (order is kept).
    */
   dispatch(event, later) {
-    if (!later && !this.queue) return this.silenced || this.target.dispatchEvent(event);
+    if (!later && !this.queue && !this.settling) return this.silenced || this.target.dispatchEvent(event);
     if (!this.queue) {
       const queue = (this.queue = []);
       queueMicrotask(() => {
@@ -292,9 +338,10 @@ class State {
     };
     const given = (url) =>
       typeof url == "string" ? answer(url) : answer(undefined, "the url function did not give a string");
+    const urlFunction = this.urlFunction; // called as a plain function (`this` undefined), as before
     let url;
     try {
-      url = this.urlFunction();
+      url = urlFunction();
     } catch (e) {
       return answer(undefined, messageOf(e));
     }

@@ -160,7 +160,7 @@ export class DurableWebSocket {
      * Starts connecting to `url` (a string, or a function returning a string or a promise of
      * one, called before every attempt). Throws a `TypeError` for invalid arguments.
      */
-    constructor(url: DurableWebSocketUrl, options?: DurableWebSocketOptions);
+    constructor(url: DurableWebSocketUrl, options?: DurableWebSocketOptions | null);
     /**
      * Reconnects now instead of waiting for the backoff delay (also after `maxAttempts`).
      */

@@ -634,4 +634,112 @@ function jsApiSuite(engine) {
     assert.equal(r.code, 4999);
     assert.equal(r.reason, "é".repeat(42));
   });
+
+  jsCase("free() from a listener of an event the URL function's answer caused: no exception, nothing after it", async () => {
+    const r = await inPage(async () => {
+      const { socket, record, sleep, reported } = window.api;
+      const results = {};
+      const providers = { rejects: () => Promise.reject(new Error("no token")), badUrl: () => "ws://127.0.0.1:99999/" };
+      for (const [name, provider] of Object.entries(providers)) {
+        const ws = socket(provider);
+        const rec = record(ws, ["error", "close", "reconnecting"]);
+        let freed = null;
+        ws.addEventListener("error", () => {
+          try {
+            ws.free();
+            freed = "ok";
+          } catch (e) {
+            freed = `${e.name}: ${e.message}`;
+          }
+        }, { once: true });
+        await rec.waitFor("error", 1);
+        await sleep(300);
+        results[name] = { freed, kinds: rec.kinds() };
+      }
+      return { results, reported: reported.length };
+    });
+    for (const [name, result] of Object.entries(r.results)) {
+      assert.equal(result.freed, "ok", `${name}: free() inside the listener`);
+      assert.deepEqual(result.kinds, ["error"], `${name}: no event after free()`);
+    }
+  });
+
+  jsCase("send() promises settle before the events the same input brings (sessionlost, close)", async () => {
+    const r = await inPage(async () => {
+      const { socket, echoUrl, record, admin, waitUntil } = window.api;
+      const ws = socket(echoUrl, { closeTimeoutMs: 300, heartbeat: false });
+      const rec = record(ws, ["open"]);
+      await rec.waitFor("open", 1);
+      const [status] = await admin(`/admin/stall?ms=3000&session=${ws.sessionToken}`);
+      const order = [];
+      ws.addEventListener("sessionlost", () => order.push("sessionlost"));
+      ws.addEventListener("close", () => order.push("close"));
+      ws.send("a").then(() => order.push("ack a"), () => order.push("rejected a"));
+      ws.send("b").then(() => order.push("ack b"), () => order.push("rejected b"));
+      ws.close();
+      await waitUntil("close", () => order.includes("close"), () => order.join());
+      return { status, order };
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.order, ["rejected a", "rejected b", "sessionlost", "close"]);
+  });
+
+  jsCase("the URL function is called as a plain function; send() of a detached buffer rejects; close() takes numeric strings", async () => {
+    const r = await inPage(async () => {
+      const { socket, echoUrl, record, outcome } = window.api;
+      let self = "not called";
+      const ws = socket(function () {
+        self = this;
+        return echoUrl;
+      });
+      const rec = record(ws, ["open", "close"]);
+      await rec.waitFor("open", 1);
+      const buffer = new ArrayBuffer(8);
+      structuredClone(buffer, { transfer: [buffer] });
+      const detached = await outcome(() => ws.send(buffer));
+      const spoofed = { [Symbol.toStringTag]: "ArrayBuffer", length: 1, 0: 65 };
+      const spoof = await outcome(() => ws.send(spoofed));
+      const closed = await outcome(() => ws.close("3000"));
+      await rec.waitFor("close", 1);
+      return { self: self === undefined || self === globalThis, detached, spoof, closed, code: rec.of("close")[0].code };
+    });
+    assert.ok(r.self, "the URL function's `this` is undefined (or the global object in sloppy mode), nothing of the socket's");
+    assert.ok(!r.detached.ok && !r.detached.threw && r.detached.isPromise, JSON.stringify(r.detached));
+    assert.ok(r.spoof.ok, `an object only claiming to be an ArrayBuffer is sent as its JSON: ${JSON.stringify(r.spoof)}`);
+    assert.ok(r.closed.ok, JSON.stringify(r.closed));
+    assert.equal(r.code, 3000);
+  });
+
+  jsCase("after free(): the class keeps its name; every method throws an InvalidStateError; a second free() is harmless", async () => {
+    const r = await inPage(async () => {
+      const { socket, DurableWebSocket, outcome } = window.api;
+      const ws = socket("ws://127.0.0.1:9/");
+      ws.free();
+      const calls = {
+        send: () => ws.send("x"),
+        close: () => ws.close(),
+        reconnect: () => ws.reconnect(),
+        readyState: () => ws.readyState,
+        pending: () => ws.pending,
+        stats: () => ws.stats(),
+        sessionToken: () => ws.sessionToken,
+      };
+      const after = {};
+      for (const [name, call] of Object.entries(calls)) after[name] = await outcome(call);
+      const again = await outcome(() => ws.free());
+      let notNew;
+      try {
+        DurableWebSocket("ws://127.0.0.1:9/");
+      } catch (e) {
+        notNew = e.message;
+      }
+      return { name: DurableWebSocket.name, after, again, notNew };
+    });
+    assert.equal(r.name, "DurableWebSocket");
+    for (const [name, result] of Object.entries(r.after)) {
+      assert.ok(result.threw && result.name === "InvalidStateError", `${name} after free(): ${JSON.stringify(result)}`);
+    }
+    assert.ok(r.again.ok, JSON.stringify(r.again));
+    assert.ok(typeof r.notNew === "string", "calling the class without new throws");
+  });
 }
