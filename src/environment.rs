@@ -5,7 +5,20 @@ use std::rc::Rc;
 
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use web_sys::{Event, EventTarget, Window};
+use web_sys::{Document, Event, EventTarget};
+
+#[wasm_bindgen]
+extern "C" {
+    // One import instead of js-sys's four-way search for the global object: `globalThis` is in
+    // every browser and worker this library runs in.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL: EventTarget;
+}
+
+/// A property of the global object (`undefined` if absent).
+fn global_property(name: &str) -> JsValue {
+    GLOBAL.with(|global| Reflect::get(global, &name.into()).unwrap_or(JsValue::UNDEFINED))
+}
 
 /// A change the client cares about.
 pub(crate) enum EnvironmentEvent {
@@ -24,13 +37,16 @@ impl Environment {
     /// Starts listening; `on_event` receives the changes.
     pub(crate) fn watch(on_event: impl Fn(EnvironmentEvent) + 'static) -> Environment {
         let on_event: Rc<dyn Fn(EnvironmentEvent)> = Rc::new(on_event);
-        let global: EventTarget = js_sys::global().unchecked_into();
+        let global = GLOBAL.with(EventTarget::clone);
         let mut listeners = Vec::with_capacity(3);
         for (kind, online) in [("online", true), ("offline", false)] {
             let handler = on_event.clone();
             listeners.push(Listener::new(&global, kind, move |_| handler(EnvironmentEvent::Online(online))));
         }
-        if let Some(document) = js_sys::global().dyn_ref::<Window>().and_then(Window::document) {
+        // Absent in workers.
+        let document = global_property("document");
+        if !document.is_undefined() {
+            let document: Document = document.unchecked_into();
             let handler = on_event;
             let watched = document.clone();
             listeners.push(Listener::new(&document, "visibilitychange", move |_| {
@@ -44,8 +60,7 @@ impl Environment {
 
     /// `navigator.onLine`, or `true` where there is no navigator.
     pub(crate) fn is_online() -> bool {
-        Reflect::get(&js_sys::global(), &"navigator".into())
-            .and_then(|navigator| Reflect::get(&navigator, &"onLine".into()))
+        Reflect::get(&global_property("navigator"), &"onLine".into())
             .ok()
             .and_then(|online| online.as_bool())
             .unwrap_or(true)

@@ -742,4 +742,25 @@ function jsApiSuite(engine) {
     assert.ok(r.again.ok, JSON.stringify(r.again));
     assert.ok(typeof r.notNew === "string", "calling the class without new throws");
   });
+
+  jsCase("offline/online events of the page: no attempt while offline, an attempt at once when online", async () => {
+    const r = await inPage(async () => {
+      const { socket, echoUrl, record, admin, sleep, waitUntil } = window.api;
+      // A 60 s backoff: only the `online` event can make the session resume within the page's 15 s patience.
+      const ws = socket(echoUrl, { reconnect: { minDelayMs: 60_000, maxDelayMs: 60_000, jitter: false } });
+      const rec = record(ws, ["open", "close", "resumed"]);
+      await rec.waitFor("open", 1);
+      window.dispatchEvent(new Event("offline"));
+      const [status] = await admin(`/admin/cut?session=${ws.sessionToken}`);
+      await rec.waitFor("close", 1);
+      await sleep(300);
+      const whileOffline = { readyState: ws.readyState, resumed: rec.count("resumed") };
+      window.dispatchEvent(new Event("online"));
+      await waitUntil("resumed after online", () => rec.count("resumed") >= 1, () => rec.kinds().join());
+      return { status, whileOffline, readyState: ws.readyState };
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.whileOffline, { readyState: 0, resumed: 0 });
+    assert.equal(r.readyState, 1);
+  });
 }
