@@ -54,6 +54,13 @@ if ! rustup +"$toolchain" component list --installed | grep -q '^rust-src'; then
     rustup component add rust-src --toolchain "$toolchain"
     installed+=("rust-src for $toolchain")
 fi
+# std is rebuilt from rust-src, but the target's linker setup comes with its prebuilt std: installed too, so that
+# the build does not depend on what -Zbuild-std needs on a given nightly.
+if ! rustup +"$toolchain" target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "rustup target add wasm32-unknown-unknown --toolchain $toolchain"
+    rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
+    installed+=("rust target wasm32-unknown-unknown for $toolchain")
+fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate exactly (wasm-pack would otherwise try to download one).
 bindgen_version=$(locked_wasm_bindgen_version)
