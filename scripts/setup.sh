@@ -54,8 +54,8 @@ if ! rustup +"$toolchain" component list --installed | grep -q '^rust-src'; then
     rustup component add rust-src --toolchain "$toolchain"
     installed+=("rust-src for $toolchain")
 fi
-# std is rebuilt from rust-src, but the target's linker setup comes with its prebuilt std: installed too, so that
-# the build does not depend on what -Zbuild-std needs on a given nightly.
+# -Zbuild-std rebuilds std from rust-src; the prebuilt wasm32 target is added too, as a precaution: a nightly
+# without it has not been tried on these machines.
 if ! rustup +"$toolchain" target list --installed | grep -qx wasm32-unknown-unknown; then
     say "rustup target add wasm32-unknown-unknown --toolchain $toolchain"
     rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
