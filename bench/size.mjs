@@ -34,7 +34,7 @@ async function bundle(source, resolveDir, external = []) {
 
 /**
  * The npm build's size (bytes) in `dir` (pkg/ or www/pkg/): `{ wasm, wasmGzip, glue, glueGzip, bundlerTarget }`, the
- * glue bundled with its snippets and minified by esbuild, both `gzip -9`.
+ * package's JavaScript (the class and wasm-bindgen's glue) bundled and minified by esbuild, both `gzip -9`.
  */
 export async function durableWsSize(dir, repoRoot) {
   const wasm = readFileSync(join(dir, "durable_ws_bg.wasm"));

@@ -57,14 +57,13 @@ build_npm_wasm() {
 # (web target: `import init, { DurableWebSocket } from "durable-ws"; await init();` works in Vite and webpack 5,
 # which resolve its `new URL("durable_ws_bg.wasm", import.meta.url)`): cargo (nightly, std rebuilt with
 # immediate-abort panics), wasm-bindgen, then scripts/minify-pkg.mjs (wasm-opt -Oz with minified import/export names,
-# the glue rewritten to match and minified).
+# the glue rewritten to match and bundled with the class, src/js/face.js).
 build_npm_package() {
-    local out=$1 wasm
+    local out=$1
     build_npm_wasm
-    wasm=$NPM_WASM
     rm -rf "$out" # no files of earlier builds (another target's glue) stay behind
     say "wasm-bindgen --target web --out-dir $out --out-name durable_ws"
-    wasm-bindgen --target web --out-dir "$out" --out-name durable_ws "$wasm"
+    wasm-bindgen --target web --out-dir "$out" --out-name durable_ws "$NPM_WASM"
     node scripts/minify-pkg.mjs "$out"
 }
 

@@ -15,6 +15,7 @@ import { buildSync } from "esbuild";
 const dir = resolve(process.argv[2] ?? "pkg");
 const wasmFile = join(dir, "durable_ws_bg.wasm");
 const glueFile = join(dir, "durable_ws.js");
+if (existsSync(join(dir, "snippets"))) throw new Error(`minify-pkg: ${dir}/snippets: the JS API's JavaScript belongs in src/js/face.js`);
 
 // The features wasm-bindgen's output uses (binaryen's defaults would reject externref and multi-value).
 const FEATURES = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
@@ -36,9 +37,9 @@ const modules = new Map(WebAssembly.Module.imports(new WebAssembly.Module(readFi
 
 const escape = (name) => name.replace(/[$]/g, "\\$&");
 let glue = readFileSync(glueFile, "utf8");
-// The import object: `return { __proto__: null, "module": importN, … }`, where importN is either an object literal
-// of the glue (`const importN = { name: function… }`: its keys are renamed in place) or a snippet's namespace
-// (`import * as importN from "…"`: its functions are picked by their own names).
+// The import object: `return { __proto__: null, "module": importN, … }`, where importN is an object literal of the
+// glue (`const importN = { name: function… }`): its keys are renamed in place. (The JS API's JavaScript is
+// src/js/face.js, bundled below, not a wasm-bindgen snippet: a snippet's namespace would not be such a literal.)
 const returned = glue.match(/return \{\s*__proto__: null,\s*((?:"[^"]+": import\d+,\s*)+)\};/);
 if (!returned) throw new Error(`minify-pkg: no import object found in ${glueFile}`);
 const objectOf = new Map([...returned[1].matchAll(/"([^"]+)": (import\d+)/g)].map((m) => [m[1], m[2]]));
@@ -48,14 +49,11 @@ for (const [module, name, short] of mapping.imports) {
   if (!object) throw new Error(`minify-pkg: import module ${module} not in the import object of ${glueFile}`);
   const shortModule = modules.get(short);
   if (!entries.has(shortModule)) entries.set(shortModule, []);
-  if (glue.includes(`const ${object} = {`)) {
-    const key = new RegExp(`(?<![\\w$])${escape(name)}(?=\\s*:)`, "g");
-    if (!key.test(glue)) throw new Error(`minify-pkg: import ${name} not found in ${glueFile}`);
-    glue = glue.replace(key, () => short); // functions: a `$` in a name is not a replacement pattern
-    if (!entries.get(shortModule).includes(`...${object}`)) entries.get(shortModule).push(`...${object}`);
-  } else {
-    entries.get(shortModule).push(`${short}: ${object}.${name}`);
-  }
+  if (!glue.includes(`const ${object} = {`)) throw new Error(`minify-pkg: import module ${module} is not an object of ${glueFile} (a snippet?)`);
+  const key = new RegExp(`(?<![\\w$])${escape(name)}(?=\\s*:)`, "g");
+  if (!key.test(glue)) throw new Error(`minify-pkg: import ${name} not found in ${glueFile}`);
+  glue = glue.replace(key, () => short); // functions: a `$` in a name is not a replacement pattern
+  if (!entries.get(shortModule).includes(`...${object}`)) entries.get(shortModule).push(`...${object}`);
 }
 const importObject = [...entries].map(([module, list]) => `${JSON.stringify(module)}: { ${list.join(", ")} }`);
 glue = glue.replace(returned[0], () => `return { __proto__: null, ${importObject.join(", ")} };`);
@@ -141,5 +139,4 @@ buildSync({
 });
 rmSync(gluePart);
 rmSync(facePart);
-if (existsSync(join(dir, "snippets"))) throw new Error(`minify-pkg: ${dir}/snippets: the JS API's JavaScript belongs in src/js/face.js`);
 console.log(`minify-pkg: ${dir} (${mapping.imports.length} imports, ${mapping.exports.length} exports renamed)`);

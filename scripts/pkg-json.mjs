@@ -6,7 +6,7 @@
 //
 // `sideEffects: false` holds: importing the package only defines functions and module-local objects (the
 // class, the TextEncoder/TextDecoder caches); the wasm is fetched and instantiated only by `init()`.
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -53,8 +53,6 @@ const wasm = "durable_ws_bg.wasm";
 for (const file of [entry, types, wasm]) {
   if (!existsSync(join(PKG, file))) fail(`${join(PKG, file)} is missing: was it built with --target web?`);
 }
-// wasm-bindgen's JS snippets (inline_js / module) live in snippets/ and are imported by the entry.
-const hasSnippets = existsSync(join(PKG, "snippets")) && readdirSync(join(PKG, "snippets")).length > 0;
 
 const packageJson = {
   name: "durable-ws",
@@ -73,7 +71,7 @@ const packageJson = {
     "./package.json": "./package.json",
   },
   sideEffects: false,
-  files: [entry, types, wasm, `${wasm}.d.ts`, ...(hasSnippets ? ["snippets/"] : []), "README.md"].filter((file) =>
+  files: [entry, types, wasm, `${wasm}.d.ts`, "README.md"].filter((file) =>
     existsSync(join(PKG, file)),
   ),
 };

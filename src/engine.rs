@@ -168,13 +168,12 @@ impl Engine {
                 shut_down: Cell::new(false),
                 provider: RefCell::new(provider),
                 sink: Box::new(sink),
-                calls: Cell::new(1),
+                calls: Cell::new(0),
                 last_now: Cell::new(now),
                 me: me.clone(),
             }
         });
-        shared.run(Some(now));
-        shared.calls.set(0);
+        shared.as_call(|| shared.run(Some(now)));
         Engine { shared }
     }
 
@@ -303,10 +302,15 @@ impl Shared {
             let now = if self.delivering.get() { self.last_now.get() } else { self.now(None) };
             (apply(&mut state, now), now)
         };
-        self.calls.set(self.calls.get() + 1);
-        self.run(Some(now));
-        self.calls.set(self.calls.get() - 1);
+        self.as_call(|| self.run(Some(now)));
         Ok(result)
+    }
+
+    /// Runs `work` as a call of the application's: the outputs it delivers are marked so.
+    fn as_call(&self, work: impl FnOnce()) {
+        self.calls.set(self.calls.get() + 1);
+        work();
+        self.calls.set(self.calls.get() - 1);
     }
 
     fn read<R>(&self, read: impl FnOnce(&State) -> R) -> Option<R> {
@@ -412,9 +416,7 @@ impl UrlReply {
     /// events this causes wait for a microtask (a listener may then `free()` the socket).
     pub(crate) fn answer(self, url: Result<String, String>) {
         if let Some(shared) = self.target.upgrade() {
-            shared.calls.set(shared.calls.get() + 1);
-            shared.input(Input::Url { attempt: self.attempt, url }, None);
-            shared.calls.set(shared.calls.get() - 1);
+            shared.as_call(|| shared.input(Input::Url { attempt: self.attempt, url }, None));
         }
     }
 }

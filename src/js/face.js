@@ -56,17 +56,15 @@ function brandCheck(type, getter) {
 /** The message of an exception (as the URL function's failure). */
 const messageOf = (e) => (e instanceof Error ? e.message : typeof e == "string" ? e : "unknown error");
 
-/** One socket's state, behind a symbol of the class (plain properties: no private fields to lower for older targets). */
 const CLASS_NAME = "DurableWebSocket";
+/** One socket's state, behind a symbol of the class (plain properties: no private fields to lower for older targets). */
 const STATE = Symbol(CLASS_NAME);
 
 /** The engine of a socket still alive: after free(), every method throws an InvalidStateError. */
 function coreOf(socket) {
   const core = socket[STATE].core;
   if (core) return core;
-  const e = new Error("the socket was freed");
-  e.name = "InvalidStateError";
-  throw e;
+  throw error(3, 0, "the socket was freed");
 }
 
 /** Frees what a socket holds; also when the application drops a socket without calling free(). */
@@ -266,8 +264,9 @@ class State {
       return;
     }
     if (kind == UNCONFIRMED) return void this.unconfirmed.push(this.decode(data, true));
+    let type = TYPES[kind];
     let fields;
-    switch (TYPES[kind]) {
+    switch (type) {
       case "open":
         fields = { durable: !!a };
         break;
@@ -275,7 +274,7 @@ class State {
         try {
           fields = { data: this.decode(data) };
         } catch (e) {
-          kind = 6;
+          type = "error";
           fields = { message: "a received text message is not JSON", error: e, data };
         }
         break;
@@ -297,7 +296,7 @@ class State {
         fields = { message: e.message, error: e };
       }
     }
-    this.dispatch(Object.assign(new Event(TYPES[kind]), fields), later);
+    this.dispatch(Object.assign(new Event(type), fields), later);
   }
 
   /** A received payload as the application sees it; in JSON mode a text that is not JSON throws (`lenient`: stays). */
