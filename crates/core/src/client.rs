@@ -225,8 +225,11 @@ impl Client {
             ClientState::Closed | ClientState::Closing => {}
             ClientState::Open if self.durable == Some(true) => {
                 self.state = ClientState::Closing;
-                self.closing =
-                    Some(Closing { code, reason: reason.to_owned(), deadline: now + self.config.close_timeout_ms });
+                self.closing = Some(Closing {
+                    code,
+                    reason: reason.to_owned(),
+                    deadline: now.saturating_add(self.config.close_timeout_ms),
+                });
                 self.progress_closing(now);
             }
             ClientState::Open | ClientState::Connecting => {
@@ -286,10 +289,7 @@ impl Client {
         if kind.is_some() {
             self.absorb(now);
         } else if self.state == ClientState::Closing && self.session.is_ended() {
-            let Closing { code, reason, .. } = self.closing.take().expect("closing state has its close");
-            self.actions.push_back(Action::Close { code, reason: reason.clone() });
-            self.session.disconnect(now);
-            self.finish(code, &reason, true);
+            self.close_now(now, true);
         }
         kind
     }
@@ -318,10 +318,7 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Millis) {
         if self.state == ClientState::Connecting && self.closing.as_ref().is_some_and(|c| c.deadline <= now) {
             // `close` reconnected to collect acknowledgements and ran out of time.
-            let Closing { code, reason, .. } = self.closing.take().expect("checked above");
-            self.actions.push_back(Action::Close { code, reason: reason.clone() });
-            self.session.disconnect(now);
-            return self.finish(code, &reason, false);
+            return self.close_now(now, false);
         }
         match self.state {
             ClientState::Reconnecting { at } if at <= now => return self.start_attempt(now),
@@ -364,7 +361,7 @@ impl Client {
 
     fn start_attempt(&mut self, now: Millis) {
         self.state = ClientState::Connecting;
-        self.connect_deadline = Some(now + self.config.connect_timeout_ms);
+        self.connect_deadline = Some(now.saturating_add(self.config.connect_timeout_ms));
         self.actions.push_back(Action::Connect);
     }
 
@@ -401,7 +398,7 @@ impl Client {
             self.unauthorized_retried = false;
             self.state = if self.closing.is_some() { ClientState::Closing } else { ClientState::Open };
             self.connect_deadline = None;
-            self.stable_at = Some(now + self.config.backoff.stable_after_ms);
+            self.stable_at = Some(now.saturating_add(self.config.backoff.stable_after_ms));
         }
         if self.state == ClientState::Closing {
             self.progress_closing(now);
@@ -410,9 +407,22 @@ impl Client {
 
     fn progress_closing(&mut self, now: Millis) {
         let Some(closing) = &self.closing else { return };
+        if self.durable == Some(false) {
+            // `close` reconnected and found a plain server: the session was lost with it (reported), and
+            // a plain connection has no acknowledgement to wait for and no GOODBYE to say.
+            return self.close_now(now, true);
+        }
         if self.session.stats().pending == 0 || closing.deadline <= now {
             self.session.goodbye();
         }
+    }
+
+    /// Ends `close`: closes the socket with the user's code and reason, closed for good.
+    fn close_now(&mut self, now: Millis, was_clean: bool) {
+        let Some(Closing { code, reason, .. }) = self.closing.take() else { return };
+        self.actions.push_back(Action::Close { code, reason: reason.clone() });
+        self.session.disconnect(now);
+        self.finish(code, &reason, was_clean);
     }
 
     /// Gives the connection up: tells why, closes the socket, goes on as after a close.
@@ -459,7 +469,11 @@ impl Client {
         self.reconnects += 1;
         self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: true });
         self.events.push_back(Event::Reconnecting { attempt, delay_ms });
-        self.state = if self.online { ClientState::Reconnecting { at: now + delay_ms } } else { ClientState::Offline };
+        self.state = if self.online {
+            ClientState::Reconnecting { at: now.saturating_add(delay_ms) }
+        } else {
+            ClientState::Offline
+        };
     }
 
     /// Closed for good: report what stayed unconfirmed, then the close.

@@ -7,10 +7,17 @@ use crate::Millis;
 /// ping, the connection is declared dead (half-open link).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
-    /// Time between pings. Default 15 000 ms.
+    /// Time between pings (at least 1 ms). Default 15 000 ms.
     pub interval_ms: Millis,
     /// How long to wait for any frame after a ping. Default 10 000 ms.
     pub timeout_ms: Millis,
+}
+
+impl HeartbeatConfig {
+    /// When the ping after one at `now` is due (an interval of 0 is taken as 1 ms).
+    pub(crate) fn next_ping(&self, now: Millis) -> Millis {
+        now.saturating_add(self.interval_ms.max(1))
+    }
 }
 
 impl Default for HeartbeatConfig {

@@ -126,6 +126,9 @@ pub enum ResumeError {
         /// What it had already acknowledged.
         acked: u64,
     },
+    /// The session's GOODBYE went out: it is over (§5.7), even if its end was not processed yet.
+    #[error("the session ended")]
+    Ended,
 }
 
 /// An application message was not accepted. Nothing was queued.

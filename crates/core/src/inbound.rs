@@ -92,7 +92,7 @@ impl Inbound {
         if self.unacked >= self.every {
             self.due = Some(now);
         } else if self.due.is_none() {
-            self.due = Some(now + self.delay_ms);
+            self.due = Some(now.saturating_add(self.delay_ms));
         }
         Ok(receipt)
     }

@@ -54,6 +54,10 @@ pub(crate) struct Session {
     token: Option<Token>,
     link: Link,
     out: ReplayBuffer,
+    /// Own messages go on the wire numbered from `wire_base + 1` (§5.2: a session numbers from 1),
+    /// while `send` and `Acked` keep the numbers the outbox gave: a client whose plain connections
+    /// already used some starts its next durable session with a base.
+    wire_base: u64,
     /// Next sequence number to transmit on the current connection.
     next_send: u64,
     /// Highest sequence number ever transmitted in this session.
@@ -127,6 +131,7 @@ impl Session {
             config,
             token: None,
             link: Link::Down,
+            wire_base: 0,
             next_send: 1,
             highest_sent: 0,
             send_limit: u64::MAX,
@@ -158,14 +163,19 @@ impl Session {
     /// A server session restored from storage, without a connection: the client has confirmed
     /// every message up to `acked`, `unconfirmed` are the next ones (any of them may have been
     /// transmitted), and every client message up to `delivered` was delivered. Resume it with
-    /// [`resume`](Self::resume).
+    /// [`resume`](Self::resume). `None` if these numbers leave no room to go on (`u64::MAX`).
     pub fn restored(
         config: SessionConfig,
         token: Token,
         acked: u64,
         unconfirmed: Vec<std::sync::Arc<Payload>>,
         delivered: u64,
-    ) -> Self {
+    ) -> Option<Self> {
+        // Numbers that could not go on (corrupt storage): the session cannot be continued.
+        let last = acked.checked_add(unconfirmed.len() as u64)?;
+        if last == u64::MAX || delivered == u64::MAX {
+            return None;
+        }
         let mut session = Session::new(Role::Server, config);
         session.token = Some(token);
         session.out = ReplayBuffer::starting_at(session.config.limits, acked + 1);
@@ -175,7 +185,7 @@ impl Session {
         session.highest_sent = session.out.last_seq();
         session.next_send = session.highest_sent + 1;
         session.inbound.restore(delivered);
-        session
+        Some(session)
     }
 
     /// Server: attaches a new connection to this existing session for a client whose `Hello`
@@ -183,12 +193,20 @@ impl Session {
     /// replays every unacknowledged message after it. On error nothing changes (the driver then
     /// creates a new session with `WelcomeStatus::LostRefused`).
     pub fn resume(&mut self, now: Millis, last_received: u64) -> Result<(), ResumeError> {
-        if last_received > self.highest_sent {
-            return Err(ResumeError::FromFuture { claimed: last_received, last_sent: self.highest_sent });
+        if self.is_ended() {
+            return Err(ResumeError::Ended);
         }
+        let last_sent = self.highest_sent - self.wire_base;
+        let Some(local) = last_received.checked_add(self.wire_base).filter(|&seq| seq <= self.highest_sent) else {
+            return Err(ResumeError::FromFuture { claimed: last_received, last_sent });
+        };
+        let last_received = local;
         let acked = self.out.first_seq() - 1;
         if last_received < acked {
-            return Err(ResumeError::BehindAck { claimed: last_received, acked });
+            return Err(ResumeError::BehindAck {
+                claimed: last_received - self.wire_base,
+                acked: acked - self.wire_base,
+            });
         }
         self.detach();
         self.confirm(last_received);
@@ -270,10 +288,13 @@ impl Session {
                 Ok(())
             }
             (Frame::Ack { seq }, Link::Durable) => {
-                if seq > self.highest_sent {
-                    return Err(ProtocolError::AckFromFuture { acked: seq, last_sent: self.highest_sent });
-                }
-                self.confirm(seq);
+                let Some(local) = seq.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent) else {
+                    return Err(ProtocolError::AckFromFuture {
+                        acked: seq,
+                        last_sent: self.highest_sent - self.wire_base,
+                    });
+                };
+                self.confirm(local);
                 Ok(())
             }
             (Frame::Ping { value }, Link::Durable) => {
@@ -341,8 +362,8 @@ impl Session {
         }
         self.control.push_back(Control::Ping(now));
         if let Some(heartbeat) = self.config.heartbeat {
-            self.next_ping = Some(now + heartbeat.interval_ms);
-            self.dead_at.get_or_insert(now + heartbeat.timeout_ms);
+            self.next_ping = Some(heartbeat.next_ping(now));
+            self.dead_at.get_or_insert(now.saturating_add(heartbeat.timeout_ms));
         }
     }
 
@@ -367,7 +388,7 @@ impl Session {
                     return Some(MessageKind::Binary);
                 }
                 if let Some(payload) = self.out.get(self.next_send).filter(|_| self.next_send <= self.send_limit) {
-                    Frame::Data { seq: self.next_send, payload: payload.as_ref() }.encode(buf);
+                    Frame::Data { seq: self.next_send - self.wire_base, payload: payload.as_ref() }.encode(buf);
                     self.highest_sent = self.highest_sent.max(self.next_send);
                     self.next_send += 1;
                     return Some(MessageKind::Binary);
@@ -513,17 +534,12 @@ impl Session {
     ) -> Result<(), ProtocolError> {
         let asked = self.token;
         if status == WelcomeStatus::Resumed {
-            if asked != Some(token) {
-                return Err(ProtocolError::Unexpected(FrameType::Welcome));
+            let accepted = self.accept_resume(asked, token, last_received);
+            if accepted.is_err() {
+                // The server would answer the same way again: the session cannot go on (§5.5).
+                self.lose(LostReason::Refused);
             }
-            if last_received > self.highest_sent {
-                return Err(ProtocolError::ResumeFromFuture { claimed: last_received, last_sent: self.highest_sent });
-            }
-            let acked = self.out.first_seq() - 1;
-            if last_received < acked {
-                return Err(ProtocolError::ResumeBehindAck { claimed: last_received, acked });
-            }
-            self.confirm(last_received);
+            let last_received = accepted?;
             let replayed = self.rewind(last_received);
             self.establish(now);
             self.events.push_back(SessionEvent::Resumed { replayed });
@@ -537,15 +553,38 @@ impl Session {
             });
         }
         self.token = Some(token);
+        // A new session numbers from 1 (§5.2), also after plain connections used some numbers.
+        self.wire_base = self.out.first_seq() - 1;
+        self.highest_sent = self.wire_base;
         self.next_send = self.out.first_seq();
         self.establish(now);
         self.events.push_back(SessionEvent::Open { durable: true });
         Ok(())
     }
 
+    /// Client: checks a `Welcome(Resumed)` (§5.5) and frees what it confirms; returns its
+    /// `last_received` in own numbering.
+    fn accept_resume(&mut self, asked: Option<Token>, token: Token, last_received: u64) -> Result<u64, ProtocolError> {
+        if asked != Some(token) {
+            return Err(ProtocolError::Unexpected(FrameType::Welcome));
+        }
+        let last_sent = self.highest_sent - self.wire_base;
+        let Some(local) = last_received.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent) else {
+            return Err(ProtocolError::ResumeFromFuture { claimed: last_received, last_sent });
+        };
+        let acked = self.out.first_seq() - 1;
+        if local < acked {
+            return Err(ProtocolError::ResumeBehindAck { claimed: last_received, acked: acked - self.wire_base });
+        }
+        self.confirm(local);
+        Ok(local)
+    }
+
     /// Frees what the peer confirmed, reporting it.
     fn confirm(&mut self, seq: u64) {
         let freed = self.out.ack(seq);
+        // A peer may confirm what this connection has not re-sent yet (right after a resume).
+        self.next_send = self.next_send.max(self.out.first_seq());
         if freed > 0 {
             self.stats.acked += freed as u64;
             self.events.push_back(SessionEvent::Acked { seq });
@@ -564,7 +603,7 @@ impl Session {
         self.link = Link::Durable;
         self.inbound.on_connect();
         self.dead_at = None;
-        self.next_ping = self.config.heartbeat.map(|h| now + h.interval_ms);
+        self.next_ping = self.config.heartbeat.map(|h| h.next_ping(now));
     }
 
     fn detach(&mut self) {
@@ -585,6 +624,7 @@ impl Session {
         self.out = ReplayBuffer::new(self.config.limits);
         self.inbound.reset();
         self.token = None;
+        self.wire_base = 0;
         self.next_send = 1;
         self.highest_sent = 0;
         self.send_limit = u64::MAX;
@@ -599,6 +639,7 @@ impl std::fmt::Debug for Session {
             .field("role", &self.role)
             .field("link", &self.link)
             .field("has_token", &self.token.is_some())
+            .field("wire_base", &self.wire_base)
             .field("next_send", &self.next_send)
             .field("highest_sent", &self.highest_sent)
             .field("stats", &self.stats())

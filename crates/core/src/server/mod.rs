@@ -275,6 +275,11 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
                     self.end(now, id, EndReason::Expired);
                     WelcomeStatus::LostUnknown
                 }
+                Some(id) if self.store.get(id).is_some_and(|r| r.owner == owner && r.session.is_ended()) => {
+                    // Its GOODBYE went out (§5.7): over, although the driver has not polled its end yet.
+                    self.end(now, id, EndReason::Closed);
+                    WelcomeStatus::LostUnknown
+                }
                 Some(id) => {
                     let record = self.store.get_mut(id).expect("found above");
                     if record.owner != owner {
@@ -523,7 +528,9 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     }
 
     /// Adds a session restored from shared storage (see [`Session::restored`]'s arguments),
-    /// detached and waiting for the resume of its client; `None` if `token` is held already.
+    /// detached and waiting for the resume of its client; `None` if `token` is held already, or
+    /// if the stored numbers leave no room to go on (corrupt storage: the resume gets
+    /// `LostUnknown`).
     pub fn restore(&mut self, now: Millis, token: Token, owner: O, restored: Restored) -> Option<SessionId> {
         if self.store.find(&token).is_some() {
             return None;
@@ -534,7 +541,7 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
             restored.acked,
             restored.unconfirmed,
             restored.delivered,
-        );
+        )?;
         self.buffered += session.buffered_bytes();
         let id = SessionId(self.next_id);
         self.next_id += 1;
