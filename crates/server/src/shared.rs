@@ -134,7 +134,7 @@ fn restore(
     snapshot: Snapshot,
     spawn: &Spawn,
 ) {
-    let stored_out = snapshot.acked + snapshot.unconfirmed.len() as u64;
+    let stored_out = snapshot.acked.saturating_add(snapshot.unconfirmed.len() as u64);
     let restored = Restored { acked: snapshot.acked, unconfirmed: snapshot.unconfirmed, delivered: snapshot.stored_in };
     let Some(id) = state.endpoint.restore(now, token, identity.clone(), restored) else { return };
     state.endpoint.set_ack_limit(now, id, snapshot.stored_in);
