@@ -29,6 +29,9 @@ locked_wasm_bindgen_version() {
 # with rust-src; the crates build on stable too (then without these flags).
 NPM_NIGHTLY_DATE=2026-05-19
 
+# cargo-fuzz, for scripts/fuzz.sh (the fuzz targets build with the npm build's nightly: sanitizers need one).
+CARGO_FUZZ_VERSION=0.13.2
+
 # The installed toolchain for the npm build: nightly-$NPM_NIGHTLY_DATE, or a plain `nightly` of that date.
 npm_toolchain() {
     local name

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need; installs only what is missing and says what it installs.
 #   Rust target wasm32-unknown-unknown, the npm build's nightly with rust-src, wasm-bindgen-cli (exactly the version in Cargo.lock), wasm-pack,
+#   cargo-fuzz (the fuzz targets, scripts/fuzz.sh),
 #   Chromium + chromedriver and redis-server (apt), and the root package.json's dev tools (npm: playwright-core, binaryen's
 #   wasm-opt, typescript, esbuild, reconnecting-websocket).
 # The other browser engines: Firefox ESR (apt) + geckodriver (crates.io), WebKitGTK's WebKitWebDriver and MiniBrowser
@@ -108,6 +109,13 @@ if ! command -v geckodriver >/dev/null; then
     installed+=("geckodriver")
 fi
 
+# cargo-fuzz for the fuzz targets of the protocol core (scripts/fuzz.sh; built with the npm build's nightly).
+if ! command -v cargo-fuzz >/dev/null; then
+    say "cargo install cargo-fuzz --locked --version $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+    installed+=("cargo-fuzz")
+fi
+
 # npm dev tools: reinstalled only when package.json or package-lock.json changed since the last install.
 npm_stamp=node_modules/.durable-ws-setup-stamp
 npm_inputs=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -126,7 +134,7 @@ fi
 
 # Everything must now be on PATH.
 for tool in wasm-bindgen wasm-bindgen-test-runner wasm-pack wasm-opt chromedriver geckodriver WebKitWebDriver xvfb-run \
-    firefox-esr node tsc esbuild; do
+    firefox-esr node tsc esbuild cargo-fuzz; do
     command -v "$tool" >/dev/null || die "$tool is still missing after setup"
 done
 if command -v cargo-nextest >/dev/null; then

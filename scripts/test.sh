@@ -53,13 +53,15 @@ stage_features() {
 stage_lint() {
     local failed=0 dir features file
     say "build output is ignored by git"
-    for dir in target examples/target bench/rust-api/target pkg; do
+    for dir in target examples/target bench/rust-api/target pkg crates/core/fuzz/target crates/core/fuzz/corpus \
+        crates/core/fuzz/artifacts; do
         git check-ignore -q "$dir/x" || { warn "$dir/ is not ignored by git"; failed=1; }
     done
     say "cargo fmt --check (workspace, examples/, bench/rust-api/)"
     cargo fmt --all --check || failed=1
     cargo fmt --manifest-path examples/Cargo.toml --all --check || failed=1
     cargo fmt --manifest-path bench/rust-api/Cargo.toml --check || failed=1
+    cargo fmt --manifest-path crates/core/fuzz/Cargo.toml --check || failed=1
     say "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy -q --workspace --all-targets -- -D warnings || failed=1
     for features in "${ROOT_FEATURE_SETS[@]}"; do
@@ -90,6 +92,12 @@ stage_native_tests() {
 
 stage_doctests() {
     cargo test --workspace --doc --no-fail-fast
+}
+
+# Coverage-guided fuzzing of the protocol core, briefly: each target of crates/core/fuzz for 20 s from its seeds
+# (scripts/fuzz.sh; DURABLE_WS_FUZZ_SECONDS sets another time). A campaign is `bash scripts/fuzz.sh 600`.
+stage_fuzz() {
+    bash scripts/fuzz.sh "${DURABLE_WS_FUZZ_SECONDS:-20}"
 }
 
 # Builds the reference server and the test kit's binaries (chaos-proxy, loadgen, durable-ws-conformance); after it
@@ -323,7 +331,7 @@ has_browser_tests() { compgen -G 'tests/browser_*.rs' >/dev/null; }
 has_e2e_tests() { [[ -n $(e2e_test_files) ]]; }
 
 all_stages() {
-    printf '%s\n' setup lint features build native-tests doctests wasm-package size-budget
+    printf '%s\n' setup lint features build native-tests doctests fuzz wasm-package size-budget
     if [[ -d tests/types ]]; then echo types; fi
     if [[ -f scripts/check-readme-examples.mjs ]]; then echo readme-examples; fi
     printf '%s\n' server conformance
