@@ -21,6 +21,10 @@ impl Default for BufferLimits {
     }
 }
 
+/// The highest sequence number a message can get: numbering that reached it (only a restored session
+/// with corrupt numbers can) takes no more messages, so that `seq + 1` never overflows.
+pub(crate) const MAX_SEQ: u64 = u64::MAX - 1;
+
 /// Unacknowledged messages in sequence order. Append and acknowledge are O(1) amortised; the
 /// sequence numbers held are always `first_seq() ..= last_seq()` without gaps. Payloads are
 /// shared ([`push_shared`](Self::push_shared)): one broadcast to many buffers is one copy.
@@ -59,7 +63,9 @@ impl ReplayBuffer {
 
     /// Whether a payload of `len` bytes fits now.
     pub fn has_room(&self, len: usize) -> bool {
-        self.entries.len() < self.limits.max_messages && self.bytes.saturating_add(len) <= self.limits.max_bytes
+        self.entries.len() < self.limits.max_messages
+            && self.bytes.saturating_add(len) <= self.limits.max_bytes
+            && self.last_seq() < MAX_SEQ
     }
 
     /// Appends a message and returns its sequence number, or `BufferFull` (nothing appended).
@@ -112,7 +118,7 @@ impl ReplayBuffer {
 
     /// Sequence number of the newest message ever pushed (0 before the first).
     pub fn last_seq(&self) -> u64 {
-        self.first_seq + self.entries.len() as u64 - 1
+        (self.first_seq - 1) + self.entries.len() as u64
     }
 
     /// Messages held.

@@ -142,7 +142,8 @@ pub enum SendError {
         /// Configured maximum.
         max: usize,
     },
-    /// The replay buffer is full (count or bytes); wait for acknowledgements (backpressure).
+    /// The replay buffer is full (count or bytes; or, after a corrupt restore, the sequence numbers
+    /// are used up); wait for acknowledgements (backpressure).
     #[error("replay buffer full ({messages} messages, {bytes} bytes unconfirmed)")]
     BufferFull {
         /// Messages held.

@@ -77,16 +77,16 @@ impl Inbound {
     }
 
     pub(crate) fn receive(&mut self, now: Millis, seq: u64) -> Result<Receipt, ProtocolError> {
-        let expected = self.delivered + 1;
-        let receipt = if seq == expected {
-            self.delivered = seq;
-            Receipt::Deliver
-        } else if seq < expected {
+        // Compared without `delivered + 1`: a restored position may be the last number there is.
+        let receipt = if seq <= self.delivered {
             // The peer did not see our acknowledgement: tell it again.
             self.told = self.told.min(seq.saturating_sub(1));
             Receipt::Duplicate
+        } else if seq - self.delivered == 1 {
+            self.delivered = seq;
+            Receipt::Deliver
         } else {
-            return Err(ProtocolError::SequenceGap { expected, got: seq });
+            return Err(ProtocolError::SequenceGap { expected: self.delivered + 1, got: seq });
         };
         self.unacked = self.unacked.saturating_add(1);
         if self.unacked >= self.every {

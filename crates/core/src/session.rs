@@ -173,7 +173,7 @@ impl Session {
     ) -> Option<Self> {
         // Numbers that could not go on (corrupt storage): the session cannot be continued.
         let last = acked.checked_add(unconfirmed.len() as u64)?;
-        if last == u64::MAX || delivered == u64::MAX {
+        if last > crate::buffer::MAX_SEQ {
             return None;
         }
         let mut session = Session::new(Role::Server, config);
@@ -518,6 +518,11 @@ impl Session {
     /// Whether a `Goodbye` was sent or received: the session is over.
     pub fn is_ended(&self) -> bool {
         matches!(self.goodbye, Goodbye::Sent | Goodbye::Received)
+    }
+
+    /// Whether the peer said goodbye (rather than this side).
+    pub fn peer_said_goodbye(&self) -> bool {
+        self.goodbye == Goodbye::Received
     }
 
     /// Counters.

@@ -191,19 +191,50 @@ fn a_zero_heartbeat_interval_leaves_no_deadline_due() {
     }
 }
 
-/// Read, not fuzzed: a stored session whose numbers leave no room (corrupt storage) is refused,
-/// not restored with an overflow; its client's resume learns the session is lost.
+/// Read, then fuzzed (`endpoint`, restores with any numbers): a stored session whose numbers leave
+/// no room (corrupt storage) is refused rather than overflowing; one at the last numbers there are
+/// takes no more messages (`BufferFull`), and takes DATA at the last delivery position as duplicates.
 #[test]
-fn a_restored_session_at_the_end_of_the_numbers_is_refused() {
+fn a_restored_session_at_the_end_of_the_numbers_is_refused_or_bounded() {
     let mut endpoint = Endpoint::<()>::new(EndpointConfig::default());
-    let full = Restored { acked: u64::MAX, unconfirmed: vec![Payload::from("x").into()], delivered: 0 };
+    let beyond = Restored { acked: u64::MAX, unconfirmed: vec![Payload::from("x").into()], delivered: 0 };
+    assert_eq!(endpoint.restore(0, TOKEN, (), beyond), None);
+    let full = Restored { acked: u64::MAX - 1, unconfirmed: vec![Payload::from("x").into()], delivered: 0 };
     assert_eq!(endpoint.restore(0, TOKEN, (), full), None);
-    let delivered = Restored { acked: 0, unconfirmed: Vec::new(), delivered: u64::MAX };
-    assert_eq!(endpoint.restore(0, TOKEN, (), delivered), None);
-    let last = Restored { acked: u64::MAX - 2, unconfirmed: vec![Payload::from("x").into()], delivered: 0 };
-    let id = endpoint.restore(0, TOKEN, (), last).expect("room for one more");
-    let accepted = endpoint.hello(0, 1, (), Some((TOKEN, u64::MAX - 2)), Token([8; 16])).unwrap();
+
+    let last =
+        Restored { acked: u64::MAX - 4, unconfirmed: vec![Payload::from("x").into(); 2], delivered: u64::MAX - 2 };
+    let id = endpoint.restore(0, TOKEN, (), last).expect("room for one more message");
+    assert!(endpoint.has_room(id, 1));
+    assert_eq!(endpoint.send(0, id, Payload::from("y")), Ok(u64::MAX - 1));
+    assert!(!endpoint.has_room(id, 1));
+    assert!(matches!(endpoint.send(0, id, Payload::from("z")), Err(durable_ws_core::SendError::BufferFull { .. })));
+
+    let accepted = endpoint.hello(0, 1, (), Some((TOKEN, u64::MAX - 4)), Token([8; 16])).unwrap();
     assert_eq!((accepted.id, accepted.status), (id, WelcomeStatus::Resumed));
+    for seq in [u64::MAX - 1, u64::MAX, u64::MAX, 5] {
+        let data = encode(Frame::Data { seq, payload: PayloadRef::Text("c") });
+        endpoint.handle_message(0, id, 1, PayloadRef::Binary(&data)).expect("delivered, or a duplicate");
+    }
+    assert_eq!(endpoint.stats(id).unwrap().received, 2);
+    assert_eq!(endpoint.stats(id).unwrap().duplicates_dropped, 2);
+}
+
+/// Found by the `endpoint` target: a client message arriving after the server's own GOODBYE went
+/// out ended the session as if the client had said goodbye.
+#[test]
+fn a_client_message_after_the_servers_goodbye_ends_the_session_as_closed() {
+    let mut endpoint = Endpoint::<()>::new(EndpointConfig::default());
+    let id = endpoint.hello(0, 1, (), None, TOKEN).unwrap().id;
+    endpoint.goodbye(0, id);
+    let mut buf = Vec::new();
+    while endpoint.poll_transmit(0, id, 1, &mut buf).is_some() && buf != encode(Frame::Goodbye) {}
+    assert_eq!(buf, encode(Frame::Goodbye));
+    let data = encode(Frame::Data { seq: 1, payload: PayloadRef::Text("late") });
+    endpoint.handle_message(1, id, 1, PayloadRef::Binary(&data)).unwrap();
+    let ended = endpoint.poll_ended().expect("ended");
+    assert_eq!(ended.reason, EndReason::Closed, "the server said goodbye, not the client");
+    assert_eq!(ended.delivered, [Payload::from("late")]);
 }
 
 /// Read, not fuzzed: times near the end of the clock saturate instead of overflowing.

@@ -351,7 +351,10 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
                     record.protocol_errors = 0;
                 }
                 if record.session.is_ended() {
-                    self.end(now, id, EndReason::Goodbye);
+                    // The client's GOODBYE, or a message after ours went out.
+                    let reason =
+                        if record.session.peer_said_goodbye() { EndReason::Goodbye } else { EndReason::Closed };
+                    self.end(now, id, reason);
                 }
                 Ok(())
             }
