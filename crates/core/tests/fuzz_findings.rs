@@ -44,6 +44,19 @@ fn to_server(endpoint: &mut Endpoint<()>, now: Millis, id: SessionId, conn: u64,
     }
 }
 
+/// A client in a new durable session (token `TOKEN`) that sent message 1, "a", at 30.
+fn durable_client_with_one_sent() -> Client {
+    let mut client = Client::new(config(), 1, 0, true);
+    client.poll_action();
+    client.on_open(10, true);
+    transmitted(&mut client, 10);
+    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
+    client.on_message(20, PayloadRef::Binary(&welcome));
+    client.send(30, Payload::from("a")).unwrap();
+    transmitted(&mut client, 30);
+    client
+}
+
 fn reconnect(client: &mut Client, now: Millis) {
     let ClientState::Reconnecting { at } = client.state() else { panic!("not reconnecting: {:?}", client.state()) };
     client.handle_timeout(at.max(now));
@@ -107,14 +120,7 @@ fn plain_then_durable_numbers_the_new_session_from_one() {
 /// collect them lands on a plain server: the close must finish instead of waiting forever.
 #[test]
 fn close_then_reconnect_to_a_plain_server_finishes_the_close() {
-    let mut client = Client::new(config(), 1, 0, true);
-    client.poll_action();
-    client.on_open(10, true);
-    transmitted(&mut client, 10);
-    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
-    client.on_message(20, PayloadRef::Binary(&welcome));
-    client.send(30, Payload::from("a")).unwrap();
-    transmitted(&mut client, 30);
+    let mut client = durable_client_with_one_sent();
     events(&mut client);
     client.close(40, 1000, "bye");
     client.on_close(50, 1006, "", false);
@@ -265,14 +271,7 @@ fn deadlines_near_the_end_of_time_saturate() {
 /// reconnect, so the session ends there, reported, and the next `Hello` asks for a new one.
 #[test]
 fn a_resume_the_client_cannot_accept_ends_the_session_explicitly() {
-    let mut client = Client::new(config(), 1, 0, true);
-    client.poll_action();
-    client.on_open(10, true);
-    transmitted(&mut client, 10);
-    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
-    client.on_message(20, PayloadRef::Binary(&welcome));
-    client.send(30, Payload::from("a")).unwrap();
-    transmitted(&mut client, 30);
+    let mut client = durable_client_with_one_sent();
     client.on_close(40, 1006, "", false);
     events(&mut client);
     reconnect(&mut client, 40);

@@ -19,29 +19,12 @@ use durable_ws_core::{
     Action, BackoffConfig, BufferLimits, Client, ClientConfig, ClientState, Event, HeartbeatConfig, MessageKind,
     Millis, Payload, PayloadRef, SendError, SessionConfig, Token, WelcomeStatus,
 };
+use durable_ws_core_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: BufferLimits = BufferLimits { max_messages: 8, max_bytes: 256 };
 const MAX_MESSAGE: usize = 64;
 const TOKENS: [Token; 2] = [Token([1; 16]), Token([2; 16])];
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for _ in 0..8 {
-            v = v << 8 | u64::from(self.byte()?);
-        }
-        Some(v)
-    }
-}
 
 fn app_payload(n: u64) -> Payload {
     if n % 2 == 0 {
@@ -141,7 +124,7 @@ impl Harness {
         self.drain();
     }
 
-    fn server_message(&mut self, input: &mut Input) -> Option<()> {
+    fn server_message(&mut self, input: &mut Bytes) -> Option<()> {
         let kind = input.byte()?;
         let pick = input.byte()?;
         let token = TOKENS[usize::from(pick & 1)];
@@ -320,7 +303,7 @@ impl Harness {
         }
     }
 
-    fn step(&mut self, input: &mut Input) -> Option<()> {
+    fn step(&mut self, input: &mut Bytes) -> Option<()> {
         match input.byte()? % 12 {
             0 | 1 => self.send(input.byte()?),
             2 => {
@@ -363,7 +346,7 @@ impl Harness {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input(data);
+    let mut input = Bytes(data);
     let (Some(flags), Some(start)) = (input.byte(), input.byte()) else { return };
     let start = if flags & 4 == 0 { u64::from(start) } else { Millis::MAX - 10_000_000 + u64::from(start) };
     let mut harness = Harness::new(start, flags & 1 == 0, flags & 2 == 0, u64::from(flags));

@@ -26,6 +26,7 @@ use durable_ws_core::{
     BufferLimits, HeartbeatConfig, MessageKind, Payload, PayloadRef, ProtocolError, SendError, SessionConfig, Token,
     WelcomeStatus,
 };
+use durable_ws_core_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_MESSAGES: usize = 8;
@@ -53,34 +54,6 @@ fn config() -> EndpointConfig {
         max_sessions_per_owner: MAX_PER_OWNER,
         max_protocol_errors: MAX_PROTOCOL_ERRORS,
         max_buffered_bytes: MAX_BUFFERED,
-    }
-}
-
-/// The fuzzer's bytes, read front to back; `None` once they run out.
-struct Bytes<'a>(&'a [u8]);
-
-impl<'a> Bytes<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for _ in 0..8 {
-            v = v << 8 | u64::from(self.byte()?);
-        }
-        Some(v)
-    }
-
-    fn slice(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
     }
 }
 
