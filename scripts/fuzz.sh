@@ -7,7 +7,8 @@
 #
 # Each target starts from its seeds (crates/core/fuzz/seeds/TARGET, in git) and a working corpus
 # (crates/core/fuzz/corpus/TARGET, not in git, kept between runs). A finding stops that target: libFuzzer writes the
-# input to crates/core/fuzz/artifacts/TARGET/ and `cargo fuzz run TARGET FILE` (in crates/core/fuzz) replays it.
+# input to crates/core/fuzz/artifacts/TARGET/, and `cargo +TOOLCHAIN fuzz run TARGET FILE` in crates/core/fuzz
+# replays it (TOOLCHAIN: the npm build's nightly, which this script names when it starts).
 # Prints per target: executions, executions per second, coverage (edges `cov`, features `ft`), corpus size; exits 1
 # if any target found something.
 set -euo pipefail
@@ -17,7 +18,8 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(frame endpoint client pair)
-[[ $seconds =~ ^[0-9]+$ ]] || die "SECONDS must be a number, got '$seconds'"
+# libFuzzer takes -max_total_time=0 as "no limit".
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || die "SECONDS must be a whole number of at least 1, got '$seconds'"
 
 toolchain=$(npm_toolchain) || die "no nightly-$NPM_NIGHTLY_DATE toolchain: run scripts/setup.sh"
 command -v cargo-fuzz >/dev/null || die "cargo-fuzz is missing: run scripts/setup.sh"
@@ -40,7 +42,8 @@ for target in "${targets[@]}"; do
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
         status=clean
     else
-        status="FOUND SOMETHING: $(grep -m1 -oE "(artifacts|crates/core/fuzz/artifacts)/$target/[^ ]+" "$log" || echo "see $log")"
+        artifact=$(grep -oE "Test unit written to [^ ]+" "$log" | head -n 1 | sed 's/^Test unit written to //' || true)
+        status="FOUND SOMETHING: ${artifact:-see $log}"
         failed+=("$target")
         grep -m3 -E "panicked at|^[a-z].*(failed|overflow)|ERROR: " "$log" || true
     fi

@@ -110,7 +110,7 @@ if ! command -v geckodriver >/dev/null; then
 fi
 
 # cargo-fuzz for the fuzz targets of the protocol core (scripts/fuzz.sh; built with the npm build's nightly).
-if ! command -v cargo-fuzz >/dev/null; then
+if [[ $(cargo-fuzz --version 2>/dev/null | awk '{print $2}') != "$CARGO_FUZZ_VERSION" ]]; then
     say "cargo install cargo-fuzz --locked --version $CARGO_FUZZ_VERSION"
     cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
     installed+=("cargo-fuzz")

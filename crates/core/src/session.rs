@@ -196,21 +196,16 @@ impl Session {
         if self.is_ended() {
             return Err(ResumeError::Ended);
         }
-        let last_sent = self.highest_sent - self.wire_base;
-        let Some(local) = last_received.checked_add(self.wire_base).filter(|&seq| seq <= self.highest_sent) else {
-            return Err(ResumeError::FromFuture { claimed: last_received, last_sent });
+        let Some(local) = self.sent_from_wire(last_received) else {
+            return Err(ResumeError::FromFuture { claimed: last_received, last_sent: self.wire(self.highest_sent) });
         };
-        let last_received = local;
         let acked = self.out.first_seq() - 1;
-        if last_received < acked {
-            return Err(ResumeError::BehindAck {
-                claimed: last_received - self.wire_base,
-                acked: acked - self.wire_base,
-            });
+        if local < acked {
+            return Err(ResumeError::BehindAck { claimed: last_received, acked: self.wire(acked) });
         }
         self.detach();
-        self.confirm(last_received);
-        self.rewind(last_received);
+        self.confirm(local);
+        self.rewind(local);
         let token = self.token.expect("a server session always has a token");
         self.control.push_back(Control::Welcome(WelcomeStatus::Resumed, token, self.inbound.confirmed()));
         self.establish(now);
@@ -248,8 +243,9 @@ impl Session {
     }
 
     /// A binary WebSocket message arrived on a durable connection (`frame`), or in plain mode
-    /// any message (`Payload` delivered as is). Errors leave the session resumable; the driver
-    /// closes the connection with `err.close_code()`.
+    /// any message (`Payload` delivered as is). Errors leave the session resumable, but for a
+    /// `Welcome(Resumed)` the client cannot accept (§5.5); the driver closes the connection with
+    /// `err.close_code()`.
     pub fn handle_message(&mut self, now: Millis, message: PayloadRef<'_>) -> Result<(), ProtocolError> {
         match self.link {
             Link::Down => return Ok(()),
@@ -288,11 +284,8 @@ impl Session {
                 Ok(())
             }
             (Frame::Ack { seq }, Link::Durable) => {
-                let Some(local) = seq.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent) else {
-                    return Err(ProtocolError::AckFromFuture {
-                        acked: seq,
-                        last_sent: self.highest_sent - self.wire_base,
-                    });
+                let Some(local) = self.sent_from_wire(seq) else {
+                    return Err(ProtocolError::AckFromFuture { acked: seq, last_sent: self.wire(self.highest_sent) });
                 };
                 self.confirm(local);
                 Ok(())
@@ -388,7 +381,7 @@ impl Session {
                     return Some(MessageKind::Binary);
                 }
                 if let Some(payload) = self.out.get(self.next_send).filter(|_| self.next_send <= self.send_limit) {
-                    Frame::Data { seq: self.next_send - self.wire_base, payload: payload.as_ref() }.encode(buf);
+                    Frame::Data { seq: self.wire(self.next_send), payload: payload.as_ref() }.encode(buf);
                     self.highest_sent = self.highest_sent.max(self.next_send);
                     self.next_send += 1;
                     return Some(MessageKind::Binary);
@@ -540,7 +533,7 @@ impl Session {
         let asked = self.token;
         if status == WelcomeStatus::Resumed {
             let accepted = self.accept_resume(asked, token, last_received);
-            if accepted.is_err() {
+            if accepted.is_err() && asked.is_some() {
                 // The server would answer the same way again: the session cannot go on (§5.5).
                 self.lose(LostReason::Refused);
             }
@@ -573,16 +566,28 @@ impl Session {
         if asked != Some(token) {
             return Err(ProtocolError::Unexpected(FrameType::Welcome));
         }
-        let last_sent = self.highest_sent - self.wire_base;
-        let Some(local) = last_received.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent) else {
-            return Err(ProtocolError::ResumeFromFuture { claimed: last_received, last_sent });
+        let Some(local) = self.sent_from_wire(last_received) else {
+            return Err(ProtocolError::ResumeFromFuture {
+                claimed: last_received,
+                last_sent: self.wire(self.highest_sent),
+            });
         };
         let acked = self.out.first_seq() - 1;
         if local < acked {
-            return Err(ProtocolError::ResumeBehindAck { claimed: last_received, acked: acked - self.wire_base });
+            return Err(ProtocolError::ResumeBehindAck { claimed: last_received, acked: self.wire(acked) });
         }
         self.confirm(local);
         Ok(local)
+    }
+
+    /// An own sequence number as the wire carries it.
+    fn wire(&self, local: u64) -> u64 {
+        local - self.wire_base
+    }
+
+    /// The own message a number from the peer (an ACK, a resume point) names, if it was transmitted.
+    fn sent_from_wire(&self, seq: u64) -> Option<u64> {
+        seq.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent)
     }
 
     /// Frees what the peer confirmed, reporting it.

@@ -289,3 +289,20 @@ fn a_resume_the_client_cannot_accept_ends_the_session_explicitly() {
     client.on_open(400, true);
     assert_eq!(transmitted(&mut client, 400), [(MessageKind::Binary, encode(Frame::Hello { resume: None }))]);
 }
+
+/// ... but a client that asked for no session has none to lose: its queued messages wait for the
+/// next connection.
+#[test]
+fn a_resumed_welcome_to_a_client_without_a_session_loses_nothing() {
+    let mut client = Client::new(config(), 1, 0, true);
+    client.poll_action();
+    client.send(5, Payload::from("queued")).unwrap();
+    client.on_open(10, true);
+    transmitted(&mut client, 10);
+    let resumed = encode(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 });
+    client.on_message(20, PayloadRef::Binary(&resumed));
+    assert_eq!(client.poll_action(), Some(Action::Close { code: 4002, reason: "protocol error".into() }));
+    let evs = events(&mut client);
+    assert!(!evs.iter().any(|e| matches!(e, Event::SessionLost { .. })), "{evs:?}");
+    assert_eq!(client.stats().session.pending, 1);
+}
