@@ -859,7 +859,14 @@ fn step(h: &mut Harness, input: &mut Bytes<'_>) -> Option<()> {
                     h.client_message(ci, PayloadRef::Text("hello"));
                     return Some(());
                 }
-                12 => garbage.to_vec(),
+                12 => {
+                    // Garbage that happens to be DATA would carry a payload the model cannot number.
+                    let mut bytes = garbage.to_vec();
+                    if let Some(first @ (0x03 | 0x04)) = bytes.first_mut() {
+                        *first |= 0x40;
+                    }
+                    bytes
+                }
                 _ => encode(Frame::Welcome { status: WelcomeStatus::New, token: counter_token(0), last_received: 0 }),
             };
             h.client_message(ci, PayloadRef::Binary(&bytes));
