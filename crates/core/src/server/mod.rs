@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 
 use crate::config::SessionConfig;
-use crate::error::{ProtocolError, SendError};
+use crate::error::{ProtocolError, ResumeError, SendError};
 use crate::frame::{Token, WelcomeStatus};
 use crate::payload::{MessageKind, Payload, PayloadRef};
 use crate::session::{Session, SessionEvent, SessionStats};
@@ -275,30 +275,33 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
                     self.end(now, id, EndReason::Expired);
                     WelcomeStatus::LostUnknown
                 }
-                Some(id) if self.store.get(id).is_some_and(|r| r.owner == owner && r.session.is_ended()) => {
-                    // Its GOODBYE went out (§5.7): over, although the driver has not polled its end yet.
-                    self.end(now, id, EndReason::Closed);
-                    WelcomeStatus::LostUnknown
-                }
                 Some(id) => {
                     let record = self.store.get_mut(id).expect("found above");
                     if record.owner != owner {
                         foreign = true;
                         WelcomeStatus::LostRefused
-                    } else if let Some(freed) = resumed(&mut record.session, now, last_received) {
-                        self.buffered -= freed;
-                        let superseded = record.attached.replace(conn);
-                        record.detached_at = None;
-                        self.store.set_expiry(id, None);
-                        return Ok(Accepted {
-                            id,
-                            status: WelcomeStatus::Resumed,
-                            created: false,
-                            superseded,
-                            foreign,
-                        });
                     } else {
-                        WelcomeStatus::LostRefused
+                        match resumed(&mut record.session, now, last_received) {
+                            Ok(freed) => {
+                                self.buffered -= freed;
+                                let superseded = record.attached.replace(conn);
+                                record.detached_at = None;
+                                self.store.set_expiry(id, None);
+                                return Ok(Accepted {
+                                    id,
+                                    status: WelcomeStatus::Resumed,
+                                    created: false,
+                                    superseded,
+                                    foreign,
+                                });
+                            }
+                            // Its GOODBYE went out (§5.7): over, although the driver has not polled its end yet.
+                            Err(ResumeError::Ended) => {
+                                self.end(now, id, EndReason::Closed);
+                                WelcomeStatus::LostUnknown
+                            }
+                            Err(_) => WelcomeStatus::LostRefused,
+                        }
                     }
                 }
                 None => self.store.tombstone(&token, now).unwrap_or(WelcomeStatus::LostUnknown),
@@ -666,10 +669,10 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
 }
 
 /// Resumes `session` from `last_received`; returns the bytes the resume point acknowledged.
-fn resumed(session: &mut Session, now: Millis, last_received: u64) -> Option<usize> {
+fn resumed(session: &mut Session, now: Millis, last_received: u64) -> Result<usize, ResumeError> {
     let held = session.buffered_bytes();
-    session.resume(now, last_received).ok()?;
-    Some(held - session.buffered_bytes())
+    session.resume(now, last_received)?;
+    Ok(held - session.buffered_bytes())
 }
 
 #[cfg(test)]
