@@ -3,6 +3,7 @@
 //! and closes sockets when told, and feeds back what the socket did.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::backoff::{Backoff, BackoffConfig, SplitMix64};
 use crate::close::{close_code, ClosePolicy};
@@ -10,6 +11,7 @@ use crate::config::SessionConfig;
 use crate::error::{ConnectionError, SendError};
 use crate::event::{Event, LostReason};
 use crate::payload::{MessageKind, Payload, PayloadRef};
+use crate::persist::{Position, StorageError, StoreBatch};
 use crate::session::{Session, SessionEvent, SessionStats};
 use crate::Millis;
 
@@ -30,6 +32,10 @@ pub struct ClientConfig {
     /// for drivers whose URL provider fetches fresh credentials on every attempt. A second 4401
     /// before a handshake succeeds stops. Default false.
     pub retry_unauthorized: bool,
+    /// Persist the session so that it outlives the driver (a page): the client hands out what to
+    /// store ([`Client::poll_store`]) and transmits or acknowledges nothing before it is stored
+    /// ([`Client::stored`]). Default false.
+    pub persist: bool,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +47,7 @@ impl Default for ClientConfig {
             close_timeout_ms: 2_000,
             close_policy: ClosePolicy::default(),
             retry_unauthorized: false,
+            persist: false,
         }
     }
 }
@@ -129,6 +136,33 @@ pub struct Client {
     sessions_lost: u64,
     /// A 4401 was already retried since the last successful handshake.
     unauthorized_retried: bool,
+    /// What a persisted session has still to hand to its driver's storage.
+    store: Option<Store>,
+}
+
+/// A persisted session's bookkeeping between the client and its driver's storage.
+#[derive(Debug, Default)]
+struct Store {
+    next_id: u64,
+    /// Stored messages and position are void (the session was lost or closed).
+    clear: bool,
+    messages: Vec<(u64, Arc<Payload>)>,
+    /// The position of the last batch handed out.
+    written: Option<Position>,
+    /// Batches handed out and not reported stored: what each lets through once it is.
+    unstored: VecDeque<Unstored>,
+    /// Bumped when the session's numbering starts again: older batches let nothing through.
+    epoch: u64,
+    /// Closed for good: nothing more is stored.
+    ended: bool,
+}
+
+#[derive(Debug)]
+struct Unstored {
+    id: u64,
+    epoch: u64,
+    last_queued: u64,
+    delivered: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -142,8 +176,11 @@ impl Client {
     /// A client that wants to connect at once (`poll_action` yields `Connect`). `seed` feeds
     /// the jitter; `online` is the browser's current state.
     pub fn new(config: ClientConfig, seed: u64, now: Millis, online: bool) -> Self {
+        let session =
+            if config.persist { Session::persisted_client(config.session.clone()) } else { Session::client(config.session.clone()) };
         let mut client = Client {
-            session: Session::client(config.session.clone()),
+            store: config.persist.then(Store::default),
+            session,
             backoff: Backoff::new(config.backoff.clone()),
             config,
             rng: SplitMix64::new(seed),
@@ -164,6 +201,89 @@ impl Client {
             client.start_attempt(now);
         }
         client
+    }
+
+    /// A persisted client whose driver read back a stored session: `position` as
+    /// [`StoreBatch::position`] was written ([`Position::encode`]) and the messages stored since
+    /// (those up to its `acked` may still be there). The session resumes on the first connection.
+    /// If storage held something unreadable, the client starts a new session, reports the
+    /// messages it could read (`SessionLost`, `LostReason::Storage`) and returns why.
+    pub fn restore(
+        config: ClientConfig,
+        seed: u64,
+        now: Millis,
+        online: bool,
+        position: &str,
+        messages: Vec<(u64, Payload)>,
+    ) -> (Client, Option<StorageError>) {
+        let mut client = Client::new(ClientConfig { persist: true, ..config }, seed, now, online);
+        match crate::persist::check(position, messages) {
+            Ok(restored) => {
+                client.session = Session::restored_client(client.config.session.clone(), restored);
+                (client, None)
+            }
+            Err((error, readable)) => {
+                if let Some(store) = &mut client.store {
+                    store.clear = true;
+                }
+                if !readable.is_empty() {
+                    client.sessions_lost += 1;
+                    client.events.push_back(Event::SessionLost { reason: LostReason::Storage, unconfirmed: readable });
+                }
+                (client, Some(error))
+            }
+        }
+    }
+
+    /// A persisted session's next batch to store, if anything changed since the last one. Call it
+    /// after every input (before the task ends); nothing it holds is transmitted or acknowledged
+    /// before [`stored`](Self::stored) reports it.
+    pub fn poll_store(&mut self) -> Option<StoreBatch> {
+        let store = self.store.as_mut()?;
+        let position = (!store.ended).then(|| self.session.position());
+        if !store.clear && store.messages.is_empty() && position == store.written {
+            return None;
+        }
+        let id = store.next_id;
+        store.next_id += 1;
+        store.written = position;
+        if let Some(position) = position {
+            let last_queued = self.session.last_queued();
+            store.unstored.push_back(Unstored { id, epoch: store.epoch, last_queued, delivered: position.delivered });
+        }
+        Some(StoreBatch {
+            id,
+            clear: std::mem::take(&mut store.clear),
+            messages: std::mem::take(&mut store.messages),
+            position,
+        })
+    }
+
+    /// Every batch up to `id` is durably stored: what they hold may be transmitted and acknowledged.
+    pub fn stored(&mut self, now: Millis, id: u64) {
+        let Some(store) = &mut self.store else { return };
+        let mut last = None;
+        while store.unstored.front().is_some_and(|batch| batch.id <= id) {
+            last = store.unstored.pop_front();
+        }
+        if let Some(batch) = last.filter(|batch| batch.epoch == store.epoch) {
+            self.session.set_stored(now, batch.last_queued, batch.delivered);
+        }
+    }
+
+    /// Storage failed: the session goes on in memory only, nothing waits for storage any more.
+    pub fn unpersist(&mut self, now: Millis) {
+        self.store = None;
+        self.session.unpersist(now);
+    }
+
+    /// Own messages queued and not yet stored (0 when not persisted).
+    pub fn unstored(&self) -> u64 {
+        if self.store.is_some() {
+            self.session.unstored()
+        } else {
+            0
+        }
     }
 
     /// The socket opened; `durable` says whether the server selected `durable.v1`.
@@ -207,7 +327,11 @@ impl Client {
         if self.closed_by_user || self.state == ClientState::Closed {
             return Err(SendError::Closed);
         }
-        self.session.send(now, payload)
+        let seq = self.session.send(now, payload)?;
+        if let (Some(store), Some(payload)) = (&mut self.store, self.session.queued(seq)) {
+            store.messages.push((seq, payload.clone()));
+        }
+        Ok(seq)
     }
 
     /// Whether `send` would accept `len` bytes now.
@@ -220,6 +344,17 @@ impl Client {
     /// closes with `code`/`reason`; whatever stayed unconfirmed is reported with
     /// `SessionLost { reason: Closed }`. Never reconnects afterwards.
     pub fn close(&mut self, now: Millis, code: u16, reason: &str) {
+        self.close_within(now, code, reason, self.config.close_timeout_ms);
+    }
+
+    /// The driver goes away for good (a page unloading) with a session that is not persisted:
+    /// says goodbye at once, so that the server ends the session now rather than after its
+    /// time-to-live, and closes with 1000; whatever is unconfirmed is reported.
+    pub fn leave(&mut self, now: Millis) {
+        self.close_within(now, close_code::NORMAL, "", 0);
+    }
+
+    fn close_within(&mut self, now: Millis, code: u16, reason: &str, timeout_ms: Millis) {
         self.closed_by_user = true;
         match self.state {
             ClientState::Closed | ClientState::Closing => {}
@@ -228,7 +363,7 @@ impl Client {
                 self.closing = Some(Closing {
                     code,
                     reason: reason.to_owned(),
-                    deadline: now.saturating_add(self.config.close_timeout_ms),
+                    deadline: now.saturating_add(timeout_ms),
                 });
                 self.progress_closing(now);
             }
@@ -385,6 +520,7 @@ impl Client {
                     return self.finish(close_code::NORMAL, "goodbye", true);
                 }
                 SessionEvent::SessionLost { reason, unconfirmed } => {
+                    self.void_store(false);
                     self.sessions_lost += 1;
                     self.events.push_back(Event::SessionLost { reason, unconfirmed });
                 }
@@ -476,6 +612,17 @@ impl Client {
         };
     }
 
+    /// The stored session is void: the session was lost (numbering starts again) or, `ended`,
+    /// closed for good (nothing more is stored).
+    fn void_store(&mut self, ended: bool) {
+        if let Some(store) = &mut self.store {
+            store.clear = true;
+            store.messages.clear();
+            store.epoch += 1;
+            store.ended |= ended;
+        }
+    }
+
     /// Closed for good: report what stayed unconfirmed, then the close.
     fn finish(&mut self, code: u16, reason: &str, was_clean: bool) {
         self.state = ClientState::Closed;
@@ -483,6 +630,7 @@ impl Client {
         self.connect_deadline = None;
         self.stable_at = None;
         let unconfirmed = self.session.take_unconfirmed();
+        self.void_store(true);
         if !unconfirmed.is_empty() {
             self.sessions_lost += 1;
             self.events.push_back(Event::SessionLost { reason: LostReason::Closed, unconfirmed });

@@ -19,6 +19,9 @@ pub enum LostReason {
     /// The client stopped for good (user close, terminal close code, attempt limit) with
     /// messages still unconfirmed.
     Closed,
+    /// A persisted session could not be read back from storage (corrupt, or written by another
+    /// format version): the messages that could be read are listed.
+    Storage,
 }
 
 /// What a [`Client`](crate::Client) tells its application. (The server role has its own:

@@ -41,6 +41,11 @@ impl Inbound {
         self.delivered.min(self.limit)
     }
 
+    /// Highest number that may be acknowledged.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Starts numbering after `delivered` (a session restored from storage).
     pub(crate) fn restore(&mut self, delivered: u64) {
         self.delivered = delivered;

@@ -12,6 +12,7 @@
 //! - [`server::Endpoint`]: the server role: which session a `Hello` leads to, sessions'
 //!   lifetimes and bounds, over a storage seam ([`server::Store`]).
 //! - [`Backoff`]: the reconnect delay policy.
+//! - [`persist`]: a client session stored by its driver, outliving it (a page reload).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ mod event;
 pub mod frame;
 mod inbound;
 mod payload;
+pub mod persist;
 pub mod server;
 mod session;
 

@@ -64,6 +64,9 @@ pub(crate) struct Session {
     highest_sent: u64,
     /// Highest sequence number that may be transmitted (the driver stored it somewhere safe first).
     send_limit: u64,
+    /// Client with a persisted session: a new session transmits and acknowledges nothing until
+    /// the driver stored it (the limits start at 0 instead of `u64::MAX`).
+    persisted: bool,
     inbound: Inbound,
     control: VecDeque<Control>,
     next_ping: Option<Millis>,
@@ -135,6 +138,7 @@ impl Session {
             next_send: 1,
             highest_sent: 0,
             send_limit: u64::MAX,
+            persisted: false,
             control: VecDeque::new(),
             next_ping: None,
             dead_at: None,
@@ -188,6 +192,69 @@ impl Session {
         Some(session)
     }
 
+    /// A client session that is persisted: nothing is transmitted or acknowledged before
+    /// [`set_stored`](Self::set_stored) says it is stored.
+    pub fn persisted_client(config: SessionConfig) -> Self {
+        let mut session = Session::new(Role::Client, config);
+        session.persisted = true;
+        session.gate();
+        session
+    }
+
+    /// A persisted client session read back from storage, where all of it is stored: `unconfirmed`
+    /// are the own messages after `position.acked` (any may have been transmitted).
+    pub(crate) fn restored_client(config: SessionConfig, restored: crate::persist::Restored) -> Self {
+        let crate::persist::Restored { position, unconfirmed } = restored;
+        let mut session = Session::persisted_client(config);
+        session.token = position.token;
+        session.wire_base = position.wire_base;
+        session.out = ReplayBuffer::starting_at(session.config.limits, position.acked + 1);
+        for payload in unconfirmed {
+            session.out.push_unbounded(payload);
+        }
+        session.highest_sent = if session.token.is_some() { session.out.last_seq() } else { position.acked };
+        session.next_send = session.out.first_seq();
+        session.send_limit = session.out.last_seq();
+        session.inbound.restore(position.delivered);
+        session.inbound.set_limit(0, position.delivered);
+        session
+    }
+
+    /// Client with a persisted session: everything queued up to `last_queued` and every delivery up
+    /// to `delivered` is stored; it may be transmitted and acknowledged.
+    pub fn set_stored(&mut self, now: Millis, last_queued: u64, delivered: u64) {
+        self.send_limit = self.send_limit.max(last_queued);
+        self.inbound.set_limit(now, self.inbound.limit().max(delivered));
+    }
+
+    /// Client: the session is no longer persisted (storage failed): nothing waits for it any more.
+    pub fn unpersist(&mut self, now: Millis) {
+        self.persisted = false;
+        self.send_limit = u64::MAX;
+        self.inbound.set_limit(now, u64::MAX);
+    }
+
+    /// Own messages queued and not yet stored (persisted client).
+    pub fn unstored(&self) -> u64 {
+        self.out.last_seq().saturating_sub(self.send_limit.max(self.acked()))
+    }
+
+    /// Where the session stands, as a persisted session stores it.
+    pub fn position(&self) -> crate::persist::Position {
+        crate::persist::Position {
+            token: self.token,
+            wire_base: self.wire_base,
+            acked: self.acked(),
+            delivered: self.inbound.delivered(),
+        }
+    }
+
+    /// A persisted session's new numbering: nothing is stored yet.
+    fn gate(&mut self) {
+        self.send_limit = 0;
+        self.inbound.set_limit(0, 0);
+    }
+
     /// Server: attaches a new connection to this existing session for a client whose `Hello`
     /// says it has delivered everything up to `last_received`. Queues `Welcome(Resumed)` and
     /// replays every unacknowledged message after it. On error nothing changes (the driver then
@@ -216,7 +283,8 @@ impl Session {
     pub fn connect(&mut self, now: Millis) {
         let _ = now;
         self.detach();
-        self.control.push_back(Control::Hello(self.token.map(|t| (t, self.inbound.delivered()))));
+        // Claims only what the peer may be told: a persisted session's next page knows no more.
+        self.control.push_back(Control::Hello(self.token.map(|t| (t, self.inbound.confirmed()))));
         self.link = Link::Handshaking;
     }
 
@@ -638,6 +706,9 @@ impl Session {
         self.next_send = 1;
         self.highest_sent = 0;
         self.send_limit = u64::MAX;
+        if self.persisted {
+            self.gate();
+        }
         self.goodbye = Goodbye::None;
     }
 }
