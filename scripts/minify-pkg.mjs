@@ -118,13 +118,16 @@ function renameExport(bytes, from, to) {
   throw new Error(`minify-pkg: no export section in ${wasmFile}`);
 }
 
-// The face imports the glue as ./durable_ws_glue.js; the bundle takes the glue's place (and its `new
+// The face imports the glue as ./durable_ws_glue.js and the storage of persisted sessions (src/store.js, which the
+// Rust API imports as a wasm-bindgen module) as ./store.js; the bundle takes the glue's place (and its `new
 // URL("durable_ws_bg.wasm", import.meta.url)` still resolves next to it).
 const selfTypes = glue.match(/^\/\* @ts-self-types="[^"]*" \*\/\n/)?.[0] ?? "";
 const gluePart = join(dir, "durable_ws_glue.js");
 const facePart = join(dir, "face.js");
+const storePart = join(dir, "store.js");
 writeFileSync(gluePart, glue);
 copyFileSync(fileURLToPath(new URL("../src/js/face.js", import.meta.url)), facePart);
+copyFileSync(fileURLToPath(new URL("../src/store.js", import.meta.url)), storePart);
 buildSync({
   entryPoints: [facePart],
   outfile: glueFile,
@@ -139,4 +142,5 @@ buildSync({
 });
 rmSync(gluePart);
 rmSync(facePart);
+rmSync(storePart);
 console.log(`minify-pkg: ${dir} (${mapping.imports.length} imports, ${mapping.exports.length} exports renamed)`);

@@ -46,6 +46,8 @@ pub(crate) struct EngineConfig {
     pub(crate) url: UrlSource,
     /// Subprotocols offered after `durable.v1`.
     pub(crate) protocols: Vec<String>,
+    /// The name of a persisted session and how to open its storage.
+    pub(crate) persist: Option<(String, crate::persist::StoreOpener)>,
 }
 
 /// Whether `url` is absolute with a scheme `new WebSocket` accepts (the JS API checks it in `face.js`).

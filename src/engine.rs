@@ -22,6 +22,7 @@ use crate::clock;
 use crate::config::{EngineConfig, Resolution, UrlProvider, UrlSource};
 use crate::environment::{Environment, EnvironmentEvent};
 use crate::error::Error;
+use crate::persist::{Persistence, StoreEvent, StoreOpener};
 use crate::socket::{Socket, SocketEvent};
 use crate::stats::Stats;
 use crate::timer::Timer;
@@ -68,8 +69,13 @@ pub(crate) enum Output {
         /// Whether a reconnect follows.
         will_reconnect: bool,
     },
-    /// Something failed (a connection given up, the URL).
+    /// Something failed (a connection given up, the URL, storage).
     Error(Error),
+    /// A persisted session's storage committed: `unstored` messages sent are not stored yet.
+    Stored {
+        /// Messages queued and not yet durably stored.
+        unstored: u64,
+    },
 }
 
 /// Work handed out after the state borrow ends.
@@ -86,6 +92,7 @@ enum Input {
     Url { attempt: u64, url: Result<String, String> },
     Timer,
     Environment(EnvironmentEvent),
+    Store(StoreEvent),
 }
 
 /// A running durable socket. Dropping it ends everything: goodbye if possible, socket closed,
@@ -126,6 +133,25 @@ struct State {
     wakers: Vec<Waker>,
     scratch: Vec<u8>,
     stopped: bool,
+    /// A persisted session: its name, storage and what waits for it to be read back.
+    persist: Option<Persist>,
+}
+
+/// A persisted session's driver state.
+struct Persist {
+    name: String,
+    opener: StoreOpener,
+    /// The open store; `None` while the page sits in the back/forward cache.
+    store: Option<Persistence>,
+    /// Until the stored session is read back, the client is a stand-in that neither connects nor
+    /// stores: sends and a close wait here, and this configuration starts the real client.
+    loading: Option<Loading>,
+}
+
+struct Loading {
+    config: ClientConfig,
+    sends: Vec<(Payload, Option<AckWaiter>)>,
+    close: Option<(u16, String)>,
 }
 
 impl Engine {
@@ -141,7 +167,15 @@ impl Engine {
         let client_config = ClientConfig { retry_unauthorized: provider.is_some(), ..config.client };
         let mut protocols = vec![SUBPROTOCOL.to_owned()];
         protocols.extend(config.protocols);
-        let client = Client::new(client_config, clock::seed(), now, Environment::is_online());
+        let persist = config.persist.map(|(name, opener)| Persist {
+            name,
+            opener,
+            store: None,
+            loading: Some(Loading { config: client_config.clone(), sends: Vec::new(), close: None }),
+        });
+        // A persisted session connects once it is read back: until then a stand-in that stays offline.
+        let online = persist.is_none() && Environment::is_online();
+        let client = Client::new(client_config, clock::seed(), now, online);
         let shared = Rc::new_cyclic(|me: &Weak<Shared>| {
             let target = me.clone();
             let timer = Timer::new(move || input(&target, Input::Timer));
@@ -161,6 +195,7 @@ impl Engine {
                     wakers: Vec::new(),
                     scratch: Vec::new(),
                     stopped: false,
+                    persist,
                 }),
                 inputs: RefCell::new(VecDeque::new()),
                 deliveries: RefCell::new(VecDeque::new()),
@@ -173,6 +208,9 @@ impl Engine {
                 me: me.clone(),
             }
         });
+        if let Ok(mut state) = shared.state.try_borrow_mut() {
+            state.open_store();
+        }
         shared.as_call(|| shared.run(Some(now)));
         Engine { shared }
     }
@@ -180,6 +218,10 @@ impl Engine {
     /// Queues a message; `waiter` (if any) learns whether it was acknowledged.
     pub(crate) fn send(&self, payload: Payload, waiter: Option<AckWaiter>) -> Result<u64, Error> {
         self.shared.update(|state, now| {
+            if let Some(loading) = state.loading() {
+                loading.sends.push((payload, waiter));
+                return Ok(0);
+            }
             let seq = state.client.send(now, payload)?;
             if let Some(waiter) = waiter {
                 state.acks.push_back((seq, waiter));
@@ -192,12 +234,19 @@ impl Engine {
     /// Refuses what browsers refuse (code 1000 or 3000–4999, reason of at most 123 bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         crate::error::check_close(code, reason)?;
-        self.shared.update(|state, now| state.client.close(now, code, reason))
+        self.shared.update(|state, now| match state.loading() {
+            Some(loading) => loading.close = Some((code, reason.to_owned())),
+            None => state.client.close(now, code, reason),
+        })
     }
 
     /// Reconnects now, skipping the remaining backoff delay.
     pub(crate) fn reconnect_now(&self) -> Result<(), Error> {
-        self.shared.update(|state, now| state.client.reconnect_now(now))
+        self.shared.update(|state, now| {
+            if state.loading().is_none() {
+                state.client.reconnect_now(now)
+            }
+        })
     }
 
     /// Whether a message of `len` bytes would be accepted now.
@@ -213,7 +262,17 @@ impl Engine {
 
     /// Counters.
     pub(crate) fn stats(&self) -> Stats {
-        self.shared.read(|state| Stats::from(state.client.stats())).unwrap_or_default()
+        self.shared
+            .read(|state| {
+                let mut stats = Stats::from(state.client.stats());
+                stats.unstored = state.client.unstored();
+                if let Some(loading) = &state.persist.as_ref().and_then(|p| p.loading.as_ref()) {
+                    let waiting = loading.sends.len() as u64;
+                    (stats.sent, stats.pending, stats.unstored) = (waiting, waiting, waiting);
+                }
+                stats
+            })
+            .unwrap_or_default()
     }
 
     /// The current session's token in hex (tests and the demo address the server's fault endpoints with it).
@@ -444,8 +503,152 @@ impl State {
                 self.timer.fired();
                 self.client.handle_timeout(now);
             }
+            Input::Store(event) => self.on_store(event, now, out),
+            // The stand-in of a persisted session waiting to be read back neither connects nor pings.
+            Input::Environment(_) if self.loading().is_some() => {}
             Input::Environment(EnvironmentEvent::Online(online)) => self.client.set_online(now, online),
             Input::Environment(EnvironmentEvent::Visible) => self.client.on_visible(now),
+            Input::Environment(EnvironmentEvent::PageHide { for_good }) => self.page_hidden(for_good, now),
+            Input::Environment(EnvironmentEvent::PageShow) => self.page_shown(now),
+        }
+    }
+
+    /// The persisted session's stand-in, while its stored session is being read back.
+    fn loading(&mut self) -> Option<&mut Loading> {
+        self.persist.as_mut()?.loading.as_mut()
+    }
+
+    /// Opens the persisted session's storage (at start, and when the page comes back from the
+    /// back/forward cache); it reports through `Input::Store`.
+    fn open_store(&mut self) {
+        let Some(persist) = &mut self.persist else { return };
+        let target = self.me.clone();
+        persist.store =
+            Some(Persistence::open(&persist.name, &persist.opener, move |event| input(&target, Input::Store(event))));
+    }
+
+    fn on_store(&mut self, event: StoreEvent, now: Millis, out: &mut VecDeque<Delivery>) {
+        match event {
+            StoreEvent::Loaded { position, messages } => self.restore(position, messages, now, out),
+            StoreEvent::Stored(id) => {
+                let before = self.client.unstored();
+                self.client.stored(now, id);
+                let unstored = self.client.unstored();
+                if unstored < before {
+                    out.push_back(Delivery::Output(Output::Stored { unstored }));
+                }
+            }
+            StoreEvent::Failed(message) => {
+                out.push_back(Delivery::Output(Output::Error(Error::Persist(message))));
+                if let Some(persist) = &mut self.persist {
+                    persist.store = None;
+                    if let Some(loading) = persist.loading.take() {
+                        // Nothing could be read: a session in memory only.
+                        let online = Environment::is_online();
+                        self.client = Client::new(loading.config.clone(), clock::seed(), now, online);
+                        self.replay_loading(loading, now, out);
+                    }
+                }
+                self.persist = None;
+                self.client.unpersist(now);
+            }
+        }
+    }
+
+    /// The stored session is read back (or nothing was stored): the real client takes over from
+    /// the stand-in, with what the application did meanwhile.
+    fn restore(&mut self, position: Option<String>, messages: Vec<(u64, Payload)>, now: Millis, out: &mut VecDeque<Delivery>) {
+        let Some(persist) = &mut self.persist else { return };
+        let online = Environment::is_online();
+        let Some(loading) = persist.loading.take() else {
+            // Back from the back/forward cache: storage is the truth (another page may have driven the
+            // session meanwhile); the waiters of messages it confirmed are settled.
+            let config = self.client_config();
+            let old_token = self.client.session_token();
+            let (client, error) = self.restored_client(config, position, messages, now, online);
+            self.client = client;
+            if old_token.is_none() || old_token != self.client.session_token() {
+                self.fail_waiters(LostReason::Closed, out);
+            }
+            if let Some(error) = error {
+                out.push_back(Delivery::Output(Output::Error(Error::Persist(error))));
+            }
+            return;
+        };
+        let (client, error) = self.restored_client(loading.config.clone(), position, messages, now, online);
+        self.client = client;
+        if let Some(error) = error {
+            out.push_back(Delivery::Output(Output::Error(Error::Persist(error))));
+        }
+        self.replay_loading(loading, now, out);
+    }
+
+    fn restored_client(
+        &self,
+        config: ClientConfig,
+        position: Option<String>,
+        messages: Vec<(u64, Payload)>,
+        now: Millis,
+        online: bool,
+    ) -> (Client, Option<String>) {
+        let config = ClientConfig { persist: true, ..config };
+        if position.is_none() && messages.is_empty() {
+            return (Client::new(config, clock::seed(), now, online), None);
+        }
+        let (client, error) =
+            Client::restore(config, clock::seed(), now, online, position.as_deref().unwrap_or(""), messages);
+        (client, error.map(|e| e.describe().to_owned()))
+    }
+
+    /// The configuration the client was started with.
+    fn client_config(&self) -> ClientConfig {
+        self.client.config().clone()
+    }
+
+    /// What the application did while the stored session was being read back, done now.
+    fn replay_loading(&mut self, loading: Loading, now: Millis, out: &mut VecDeque<Delivery>) {
+        for (payload, waiter) in loading.sends {
+            match self.client.send(now, payload) {
+                Ok(seq) => {
+                    if let Some(waiter) = waiter {
+                        self.acks.push_back((seq, waiter));
+                    }
+                }
+                Err(error) => {
+                    if let Some(waiter) = waiter {
+                        out.push_back(Delivery::Settle(waiter, Err(error.into())));
+                    }
+                }
+            }
+        }
+        if let Some((code, reason)) = loading.close {
+            self.client.close(now, code, &reason);
+        }
+    }
+
+    /// `pagehide`: the page unloads (`for_good`) or enters the back/forward cache.
+    fn page_hidden(&mut self, for_good: bool, now: Millis) {
+        match &mut self.persist {
+            // Stored already (every batch is written to storage at once): the next page resumes. Entering
+            // the back/forward cache, the name is released, so that the page stays eligible for it.
+            Some(persist) => {
+                if !for_good {
+                    persist.store = None;
+                }
+            }
+            // Nothing outlives the page: end the session now rather than at the server's time-to-live.
+            None if for_good => self.client.leave(now),
+            None => {}
+        }
+    }
+
+    /// `pageshow` from the back/forward cache: take the stored session back, then reconnect at once.
+    fn page_shown(&mut self, now: Millis) {
+        if self.persist.as_ref().is_some_and(|persist| persist.store.is_none()) {
+            self.open_store();
+        } else {
+            self.client.reconnect_now(now);
+            self.client.on_visible(now);
         }
     }
 
@@ -467,6 +670,11 @@ impl State {
             }
             if !progressed {
                 break;
+            }
+        }
+        if let Some(store) = self.persist.as_ref().and_then(|persist| persist.store.as_ref()) {
+            while let Some(batch) = self.client.poll_store() {
+                store.write(batch);
             }
         }
         match self.client.poll_timeout() {
@@ -582,7 +790,25 @@ impl State {
         if self.stopped {
             return;
         }
-        self.client.close(now, 1000, "");
+        if let Some(persist) = self.persist.take() {
+            // The session outlives this socket: everything is stored (the next page, or the next socket of
+            // this name, resumes it); its promises end here.
+            if let Some(store) = &persist.store {
+                while let Some(batch) = self.client.poll_store() {
+                    store.write(batch);
+                }
+            }
+            for (_, waiter) in std::mem::take(&mut self.acks) {
+                out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
+            }
+            let waiting = persist.loading.into_iter().flat_map(|loading| loading.sends).filter_map(|(_, waiter)| waiter);
+            for waiter in waiting {
+                out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
+            }
+            self.wake_all(out);
+        } else {
+            self.client.close(now, 1000, "");
+        }
         self.transmit(now);
         while self.client.poll_action().is_some() {}
         while let Some(event) = self.client.poll_event() {

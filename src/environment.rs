@@ -1,11 +1,12 @@
-//! The page's surroundings: `online`/`offline` on the global object and `visibilitychange` on
-//! the document (absent in workers). The listeners are owned and removed on drop.
+//! The page's surroundings: `online`/`offline` and the page lifecycle's `pagehide`/`pageshow` on
+//! the global object, `visibilitychange` and `resume` (a frozen page thawed) on the document
+//! (absent in workers). The listeners are owned and removed on drop.
 
 use std::rc::Rc;
 
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use web_sys::{Document, Event, EventTarget};
+use web_sys::{Document, Event, EventTarget, PageTransitionEvent};
 
 #[wasm_bindgen]
 extern "C" {
@@ -24,8 +25,15 @@ fn global_property(name: &str) -> JsValue {
 pub(crate) enum EnvironmentEvent {
     /// The browser went online (`true`) or offline (`false`).
     Online(bool),
-    /// The page became visible again.
+    /// The page became visible again, or was thawed after a freeze.
     Visible,
+    /// `pagehide`: the page unloads (`for_good`) or enters the back/forward cache.
+    PageHide {
+        /// Not kept in the back/forward cache.
+        for_good: bool,
+    },
+    /// `pageshow` of a page restored from the back/forward cache.
+    PageShow,
 }
 
 /// The registered listeners; dropping it removes them.
@@ -38,15 +46,28 @@ impl Environment {
     pub(crate) fn watch(on_event: impl Fn(EnvironmentEvent) + 'static) -> Environment {
         let on_event: Rc<dyn Fn(EnvironmentEvent)> = Rc::new(on_event);
         let global = GLOBAL.with(EventTarget::clone);
-        let mut listeners = Vec::with_capacity(3);
+        let mut listeners = Vec::with_capacity(6);
         for (kind, online) in [("online", true), ("offline", false)] {
             let handler = on_event.clone();
             listeners.push(Listener::new(&global, kind, move |_| handler(EnvironmentEvent::Online(online))));
         }
+        let handler = on_event.clone();
+        listeners.push(Listener::new(&global, "pagehide", move |event| {
+            let kept = event.unchecked_ref::<PageTransitionEvent>().persisted();
+            handler(EnvironmentEvent::PageHide { for_good: !kept })
+        }));
+        let handler = on_event.clone();
+        listeners.push(Listener::new(&global, "pageshow", move |event| {
+            if event.unchecked_ref::<PageTransitionEvent>().persisted() {
+                handler(EnvironmentEvent::PageShow)
+            }
+        }));
         // Absent in workers.
         let document = global_property("document");
         if !document.is_undefined() {
             let document: Document = document.unchecked_into();
+            let handler = on_event.clone();
+            listeners.push(Listener::new(&document, "resume", move |_| handler(EnvironmentEvent::Visible)));
             let handler = on_event;
             let watched = document.clone();
             listeners.push(Listener::new(&document, "visibilitychange", move |_| {

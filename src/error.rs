@@ -47,6 +47,10 @@ pub enum Error {
     /// `Sink::start_send` was called while the previous message still waits for room.
     #[error("start_send called without a successful poll_ready")]
     NotReady,
+    /// A persisted session's storage cannot be used (unavailable, blocked, full, corrupt, or taken
+    /// over by another page): the session goes on in memory only. The storage's own message.
+    #[error("the session is not persisted: {0}")]
+    Persist(String),
     /// The socket was used from inside its own event processing (a bug in the caller's executor).
     #[error("the socket is busy processing an event")]
     Busy,

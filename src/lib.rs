@@ -35,6 +35,8 @@ pub mod js;
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 #[cfg(any(feature = "js", feature = "typed"))]
+mod persist;
+#[cfg(any(feature = "js", feature = "typed"))]
 mod socket;
 mod stats;
 #[cfg(any(feature = "js", feature = "typed"))]

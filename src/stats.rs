@@ -23,6 +23,9 @@ pub struct Stats {
     pub sessions_lost: u64,
     /// Round-trip time of the last answered heartbeat ping.
     pub last_rtt_ms: Option<Millis>,
+    /// A persisted session's messages sent and not yet durably stored (they would not survive the
+    /// browser being killed); 0 without `persist`.
+    pub unstored: u64,
 }
 
 impl From<ClientStats> for Stats {
@@ -38,6 +41,7 @@ impl From<ClientStats> for Stats {
             reconnects: stats.reconnects,
             sessions_lost: stats.sessions_lost,
             last_rtt_ms: session.last_rtt_ms,
+            unstored: 0,
         }
     }
 }

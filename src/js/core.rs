@@ -28,6 +28,8 @@ const UNCONFIRMED: u32 = 7;
 const SETTLE: u32 = 8;
 /// The URL function is to be asked for the attempt given (answered through [`Core::url`]).
 const ASK_URL: u32 = 9;
+/// A persisted session's storage committed: the messages not yet stored.
+const STORED: u32 = 10;
 /// Added to a kind while a call of the application's is on the stack: the event waits for a microtask.
 const LATER: u32 = 16;
 
@@ -55,9 +57,17 @@ pub struct Core {
 #[wasm_bindgen]
 impl Core {
     /// Starts connecting to `url`, or, without one, to what the URL function gives before each
-    /// attempt. `numbers`: see [`client_config`]; `protocols`: comma-separated tokens.
+    /// attempt. `numbers`: see [`client_config`]; `protocols`: comma-separated tokens; `persist`:
+    /// the persisted session's name, with `open_store` the `openStore` of `src/store.js`.
     #[wasm_bindgen(constructor)]
-    pub fn new(sink: Sink, url: Option<String>, numbers: &[f64], protocols: &str) -> Result<Core, String> {
+    pub fn new(
+        sink: Sink,
+        url: Option<String>,
+        numbers: &[f64],
+        protocols: &str,
+        persist: Option<String>,
+        open_store: Option<js_sys::Function>,
+    ) -> Result<Core, String> {
         let client = client_config(numbers)?;
         let sink = Rc::new(sink);
         let asking: Rc<RefCell<Option<UrlReply>>> = Rc::default();
@@ -75,8 +85,9 @@ impl Core {
         };
         let protocols = protocols.split(',').filter(|p| !p.is_empty()).map(String::from).collect();
         let out = sink.clone();
-        let engine =
-            Engine::start(EngineConfig { client, url, protocols }, move |output, later| emit(&out, output, later));
+        let persist = persist.zip(open_store).map(|(name, open)| (name, crate::persist::function_opener(open)));
+        let config = EngineConfig { client, url, protocols, persist };
+        let engine = Engine::start(config, move |output, later| emit(&out, output, later));
         Ok(Core { engine, sink, asking })
     }
 
@@ -129,15 +140,22 @@ impl Core {
         self.engine.stats().pending as f64
     }
 
+    /// A persisted session's messages sent and not yet durably stored.
+    pub fn unstored(&self) -> f64 {
+        self.engine.stats().unstored as f64
+    }
+
     /// The session token as 32 hex digits, once there is one.
     pub fn token(&self) -> Option<String> {
         self.engine.session_token_hex()
     }
 
-    /// The counters in the order of `DurableWebSocketStats`; the round trip `NaN` before the first.
+    /// The counters in the order of `DurableWebSocketStats`, then the round trip (`NaN` before
+    /// the first).
     pub fn stats(&self) -> Vec<f64> {
         let s = self.engine.stats();
-        let counts = [s.sent, s.acked, s.pending, s.replayed, s.received, s.duplicates, s.reconnects, s.sessions_lost];
+        let counts =
+            [s.sent, s.acked, s.pending, s.replayed, s.received, s.duplicates, s.reconnects, s.sessions_lost, s.unstored];
         let mut numbers: Vec<f64> = counts.iter().map(|&n| n as f64).collect();
         numbers.push(s.last_rtt_ms.map_or(f64::NAN, |ms| ms as f64));
         numbers
@@ -188,6 +206,7 @@ fn emit(sink: &Sink, output: Output, later: bool) {
             let (code, extra, text) = describe(&error);
             sink.text(ERROR | later, code as f64, extra, 0.0, text)
         }
+        Output::Stored { unstored } => sink.text(STORED | later, unstored as f64, 0.0, 0.0, ""),
     }
 }
 
@@ -206,6 +225,7 @@ fn describe(error: &Error) -> (u32, f64, &str) {
         Error::Connection(ConnectionError::Refused { code, reason }) => (8, (*code).into(), reason),
         Error::Url(message) => (9, 0.0, message),
         Error::InvalidClose(problem) => (10, 0.0, problem),
+        Error::Persist(message) => (12, 0.0, message),
         _ => (11, 0.0, ""),
     }
 }
@@ -218,6 +238,7 @@ fn lost_reason(reason: LostReason) -> f64 {
         LostReason::Refused => 2.0,
         LostReason::NotDurable => 3.0,
         LostReason::Closed => 4.0,
-        _ => 5.0,
+        LostReason::Storage => 5.0,
+        _ => 6.0,
     }
 }

@@ -1,9 +1,10 @@
 // The public face of the npm package: the `DurableWebSocket` class, in JavaScript over the engine's few wasm exports
 // (`Core`, src/js/core.rs). The engine owns the browser WebSocket, the protocol, the replay buffer and the timers;
 // this module checks arguments, encodes payloads, and turns the engine's outputs into DOM events and errors.
-// scripts/minify-pkg.mjs bundles it with wasm-bindgen's glue (imported below as ./durable_ws_glue.js) into the
-// package's durable_ws.js.
+// scripts/minify-pkg.mjs bundles it with wasm-bindgen's glue (imported below as ./durable_ws_glue.js) and the storage
+// of persisted sessions (src/store.js, imported as ./store.js) into the package's durable_ws.js.
 import init, { initSync, Core } from "./durable_ws_glue.js";
+import { openStore } from "./store.js";
 
 export default init;
 export { initSync };
@@ -11,7 +12,7 @@ export { initSync };
 // Indices shared with src/js/core.rs: the output kinds (the first seven are the event types), error codes and
 // session-lost reasons.
 const TYPES = ["open", "message", "reconnecting", "resumed", "sessionlost", "close", "error"];
-const [UNCONFIRMED, SETTLE, ASK_URL, LATER] = [7, 8, 9, 16];
+const [UNCONFIRMED, SETTLE, ASK_URL, STORED, LATER] = [7, 8, 9, 10, 16];
 const ERRORS = [
   ,
   ["TooLargeError", "the message exceeds buffer.maxMessageBytes"],
@@ -25,8 +26,9 @@ const ERRORS = [
   ["UrlError", ""],
   ["SyntaxError", ""],
   ["Error", "unexpected internal state"],
+  ["PersistError", "the session's storage cannot be used"],
 ];
-const LOST = ["expired", "overflow", "refused", "notDurable", "closed", "unknown"];
+const LOST = ["expired", "overflow", "refused", "notDurable", "closed", "storage", "unknown"];
 
 /** The error for code `code` (ERRORS), with its number (a lost reason, a close code) and message. */
 function error(code, number, text) {
@@ -94,14 +96,15 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
     } else if (typeof url != "function") {
       throw new TypeError("DurableWebSocket: url must be a string or a function returning one (or a promise of one)");
     }
-    const [numbers, protocols] = readOptions(options);
+    const [numbers, protocols, persist] = readOptions(options);
     const state = (this[STATE] = new State(numbers[13] == 1, typeof url == "function" && url));
     const sink = {
       t: (kind, a, b, c, text) => state.output(kind, a, b, c, text),
       b: (kind, bytes) => state.output(kind, 0, 0, 0, bytes.slice().buffer),
     };
     try {
-      state.core = new Core(sink, state.urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join());
+      const open = persist === undefined ? undefined : openStore;
+      state.core = new Core(sink, state.urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join(), persist, open);
     } catch (problem) {
       throw typeof problem == "string" ? new TypeError(problem) : problem;
     }
@@ -174,6 +177,14 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
   }
 
   /**
+   * With `persist`: messages sent and not yet durably stored (they would not survive the browser being killed; a
+   * reload or a crashed tab they survive). A `stored` event follows each commit. 0 without `persist`.
+   */
+  get unstored() {
+    return coreOf(this).unstored();
+  }
+
+  /**
    * The current durable session's token as 32 hex digits, or `undefined` before the first handshake (and in plain
    * mode). It is a credential: pass it only to tools that need it, such as the reference server's `/admin` fault
    * endpoints.
@@ -184,8 +195,8 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
 
   /** Counters since the socket was created. */
   stats() {
-    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, rtt] = coreOf(this).stats();
-    return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, lastRttMs: isNaN(rtt) ? null : rtt };
+    const [sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, unstored, rtt] = coreOf(this).stats();
+    return { sent, acked, pending, replayed, received, duplicates, reconnects, sessionsLost, unstored, lastRttMs: isNaN(rtt) ? null : rtt };
   }
 
   /** Registers a listener (as `EventTarget.addEventListener`). */
@@ -210,7 +221,7 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
 
 if (Symbol.dispose) DurableWebSocket.prototype[Symbol.dispose] = DurableWebSocket.prototype.free;
 // `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
-for (const type of TYPES)
+for (const type of [...TYPES, "stored"])
   Object.defineProperty(DurableWebSocket.prototype, `on${type}`, {
     get() {
       return this[STATE].handlers[type] ?? null;
@@ -264,9 +275,12 @@ class State {
       return;
     }
     if (kind == UNCONFIRMED) return void this.unconfirmed.push(this.decode(data, true));
-    let type = TYPES[kind];
+    let type = kind == STORED ? "stored" : TYPES[kind];
     let fields;
     switch (type) {
+      case "stored":
+        fields = { unstored: a };
+        break;
       case "open":
         fields = { durable: !!a };
         break;
@@ -352,7 +366,7 @@ class State {
 // The options object, checked field by field: unknown keys (typos), wrong types and out-of-range values throw a
 // TypeError naming the field. Gives the numbers `Core` reads (src/js/options.rs) and the subprotocols.
 const KEYS = {
-  options: ["reconnect", "connectTimeoutMs", "closeTimeoutMs", "heartbeat", "buffer", "protocols", "terminalCloseCodes", "json"],
+  options: ["reconnect", "connectTimeoutMs", "closeTimeoutMs", "heartbeat", "buffer", "protocols", "terminalCloseCodes", "json", "persist"],
   "options.reconnect": ["minDelayMs", "maxDelayMs", "factor", "jitter", "maxAttempts", "stableAfterMs"],
   "options.heartbeat": ["intervalMs", "timeoutMs"],
   "options.buffer": ["maxMessages", "maxBytes", "maxMessageBytes"],
@@ -412,5 +426,8 @@ function readOptions(options) {
     if (!list.every((c) => code(c) || (Array.isArray(c) && c.length == 2 && code(c[0]) && code(c[1]) && c[0] <= c[1])))
       fail("options.terminalCloseCodes", "must hold close codes (1000–4999) or ascending [from, to] ranges");
   }
-  return [terminal ? [...numbers, 1, ...terminal] : numbers, protocols];
+  const persist = o.persist;
+  if (persist !== undefined && !(typeof persist == "string" && persist.length >= 1 && persist.length <= 200))
+    fail("options.persist", "must be a session name of 1 to 200 characters");
+  return [terminal ? [...numbers, 1, ...terminal] : numbers, protocols, persist];
 }

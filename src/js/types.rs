@@ -71,6 +71,13 @@ export interface DurableWebSocketOptions {
   terminalCloseCodes?: Array<number | [number, number]>;
   /** Every non-binary message is JSON both ways (strings too). Default false. */
   json?: boolean;
+  /**
+   * Persist the session under this name (1–200 characters, unique within the origin): it outlives the page. After a
+   * reload, a closed tab, a crashed renderer or a killed browser, the next page that opens the name resumes it and
+   * sends what the previous one left unconfirmed. One page drives a name at a time; another waits for it.
+   * Default: not persisted.
+   */
+  persist?: string;
 }
 
 /** Counters since the socket was created. */
@@ -83,6 +90,8 @@ export interface DurableWebSocketStats {
   duplicates: number;
   reconnects: number;
   sessionsLost: number;
+  /** With `persist`: messages sent and not yet durably stored. */
+  unstored: number;
   lastRttMs: number | null;
 }
 
@@ -95,12 +104,14 @@ export interface DurableReconnectingEvent extends Event { readonly attempt: numb
 /** The session continued on a new connection; `replayed` messages were sent again. */
 export interface DurableResumedEvent extends Event { readonly replayed: number; }
 /** Why a session could not continue. */
-export type DurableSessionLostReason = "expired" | "overflow" | "refused" | "notDurable" | "closed";
+export type DurableSessionLostReason = "expired" | "overflow" | "refused" | "notDurable" | "closed" | "storage";
 /** The session could not continue: `unconfirmed` lists, in order, every message never acknowledged. */
 export interface DurableSessionLostEvent extends Event {
   readonly reason: DurableSessionLostReason;
   readonly unconfirmed: DurableWebSocketMessage[];
 }
+/** A persisted session's storage committed: all but the last `unstored` messages sent are durably stored. */
+export interface DurableStoredEvent extends Event { readonly unstored: number; }
 /** A connection closed; `willReconnect: false` means for good. */
 export interface DurableCloseEvent extends Event {
   readonly code: number;
@@ -108,7 +119,7 @@ export interface DurableCloseEvent extends Event {
   readonly wasClean: boolean;
   readonly willReconnect: boolean;
 }
-/** Something failed; `error.name` says what (`ConnectTimeoutError`, `HeartbeatTimeoutError`, `ProtocolError`, `UrlError`, or a `SyntaxError` with the raw text in `data` in JSON mode). */
+/** Something failed; `error.name` says what (`ConnectTimeoutError`, `HeartbeatTimeoutError`, `ProtocolError`, `RefusedError`, `UrlError`, `PersistError` — the session goes on in memory —, or a `SyntaxError` with the raw text in `data` in JSON mode). */
 export interface DurableErrorEvent extends Event {
   readonly error: Error;
   readonly message: string;
@@ -123,6 +134,7 @@ export interface DurableWebSocketEventMap {
   sessionlost: DurableSessionLostEvent;
   close: DurableCloseEvent;
   error: DurableErrorEvent;
+  stored: DurableStoredEvent;
 }
 
 export interface DurableWebSocket {
@@ -145,6 +157,7 @@ export interface DurableWebSocket {
   onsessionlost: ((event: DurableSessionLostEvent) => unknown) | null;
   onclose: ((event: DurableCloseEvent) => unknown) | null;
   onerror: ((event: DurableErrorEvent) => unknown) | null;
+  onstored: ((event: DurableStoredEvent) => unknown) | null;
 }
 /** A WebSocket that reconnects, resumes its session and never silently loses a message. */
 export class DurableWebSocket {
@@ -179,6 +192,10 @@ export class DurableWebSocket {
      * Messages sent or queued and not yet acknowledged.
      */
     readonly pending: number;
+    /**
+     * With `persist`: messages sent and not yet durably stored (0 without).
+     */
+    readonly unstored: number;
     /**
      * `0` connecting (or waiting to reconnect, or offline), `1` open, `2` closing, `3` closed.
      */

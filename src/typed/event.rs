@@ -52,8 +52,15 @@ pub enum SocketEvent<In> {
         /// Whether a reconnect follows.
         will_reconnect: bool,
     },
-    /// Something failed: a connection given up, the URL, or a message that did not decode.
+    /// Something failed: a connection given up, the URL, a message that did not decode, or the
+    /// storage of a persisted session ([`Error::Persist`]: it goes on in memory).
     Error(Error),
+    /// A persisted session's storage committed: all but the last `unstored` messages sent are
+    /// durably stored (they survive the browser being killed).
+    Stored {
+        /// Messages sent and not yet durably stored.
+        unstored: u64,
+    },
 }
 
 impl<In: serde::de::DeserializeOwned> SocketEvent<In> {
@@ -73,6 +80,7 @@ impl<In: serde::de::DeserializeOwned> SocketEvent<In> {
                 SocketEvent::Closed { code, reason, was_clean, will_reconnect }
             }
             Output::Error(error) => SocketEvent::Error(error),
+            Output::Stored { unstored } => SocketEvent::Stored { unstored },
         }
     }
 }

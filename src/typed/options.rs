@@ -27,12 +27,14 @@ use crate::error::Error;
 /// | [`terminal_close_codes`](Self::terminal_close_codes) | 1003, 1007–1010, 4400–4499 |
 /// | [`protocols`](Self::protocols) | none besides `durable.v1` |
 /// | [`message_history`](Self::message_history) | the Leptos and Yew hooks keep the last 1 000 messages |
+/// | [`persist`](Self::persist) | not persisted: the session ends with the page |
 #[must_use = "options do nothing until passed to `DurableSocket::connect` or a hook"]
 pub struct Options {
     url: UrlSource,
     protocols: Vec<String>,
     client: ClientConfig,
     history: usize,
+    persist: Option<String>,
 }
 
 /// How many received messages the Leptos and Yew hooks keep by default.
@@ -49,6 +51,7 @@ impl fmt::Debug for Options {
             .field("protocols", &self.protocols)
             .field("client", &self.client)
             .field("history", &self.history)
+            .field("persist", &self.persist)
             .finish()
     }
 }
@@ -74,7 +77,16 @@ impl Options {
     }
 
     fn from_source(url: UrlSource) -> Self {
-        Options { url, protocols: Vec::new(), client: ClientConfig::default(), history: DEFAULT_HISTORY }
+        Options { url, protocols: Vec::new(), client: ClientConfig::default(), history: DEFAULT_HISTORY, persist: None }
+    }
+
+    /// Persist the session under `name` (unique within the page's origin) so that it outlives the
+    /// page: after a reload, a closed tab, a crashed renderer or a killed browser, the next page
+    /// that opens `name` resumes it and sends what the previous one left unconfirmed (see
+    /// `docs/PERSISTENCE.md`). One page drives a name at a time; another waits for it.
+    pub fn persist(mut self, name: impl Into<String>) -> Self {
+        self.persist = Some(name.into());
+        self
     }
 
     /// Subprotocols offered after `durable.v1` (a server without durable-ws may pick one: plain mode).
@@ -218,9 +230,16 @@ impl Options {
         if client.close_policy.terminal.iter().any(|&(lo, hi)| lo > hi) {
             return invalid("terminal_close_codes", "each range must be ascending");
         }
-        Ok(EngineConfig { client: self.client, url: self.url, protocols: self.protocols })
+        if self.persist.as_ref().is_some_and(|name| name.is_empty() || name.len() > MAX_PERSIST_NAME) {
+            return invalid("persist", "the name must have 1 to 200 bytes");
+        }
+        let persist = self.persist.map(|name| (name, crate::persist::module_opener()));
+        Ok(EngineConfig { client: self.client, url: self.url, protocols: self.protocols, persist })
     }
 }
+
+/// The longest name of a persisted session.
+pub(crate) const MAX_PERSIST_NAME: usize = 200;
 
 fn millis(duration: Duration) -> Millis {
     Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)

@@ -205,7 +205,8 @@ impl Client {
 
     /// A persisted client whose driver read back a stored session: `position` as
     /// [`StoreBatch::position`] was written ([`Position::encode`]) and the messages stored since
-    /// (those up to its `acked` may still be there). The session resumes on the first connection.
+    /// (those up to its `acked` may still be there), in ascending order. The session resumes on the
+    /// first connection.
     /// If storage held something unreadable, the client starts a new session, reports the
     /// messages it could read (`SessionLost`, `LostReason::Storage`) and returns why.
     pub fn restore(
@@ -471,6 +472,11 @@ impl Client {
         if self.state == ClientState::Closing {
             self.progress_closing(now);
         }
+    }
+
+    /// The configuration the client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
     }
 
     /// Lifecycle state.

@@ -8,7 +8,6 @@
 //! the server saw: the next page restores it ([`Client::restore`](crate::Client::restore)) and
 //! resumes.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::frame::Token;
@@ -33,15 +32,19 @@ const FORMAT: &str = "dws1";
 impl Position {
     /// The position as stored: `dws1:<token hex or empty>:<wire_base>:<acked>:<delivered>`.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(80);
+        // By hand, not `format!`: the browser build carries no formatting machinery.
+        let mut out = String::with_capacity(96);
         out.push_str(FORMAT);
         out.push(':');
         if let Some(token) = self.token {
-            for byte in token.0 {
-                let _ = write!(out, "{byte:02x}");
+            for digit in token.0.iter().flat_map(|b| [b >> 4, b & 15]) {
+                out.push(char::from_digit(digit.into(), 16).unwrap_or('0'));
             }
         }
-        let _ = write!(out, ":{}:{}:{}", self.wire_base, self.acked, self.delivered);
+        for number in [self.wire_base, self.acked, self.delivered] {
+            out.push(':');
+            push_decimal(&mut out, number);
+        }
         out
     }
 
@@ -63,6 +66,20 @@ impl Position {
         }
         Ok(position)
     }
+}
+
+fn push_decimal(out: &mut String, mut number: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn decode_token(hex: &str) -> Option<[u8; 16]> {
@@ -110,20 +127,30 @@ pub enum StorageError {
     Gap(u64),
 }
 
+impl StorageError {
+    /// What went wrong, without numbers (for drivers that carry no formatting machinery).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            StorageError::Format => "the stored session has an unknown format",
+            StorageError::Corrupt(_) => "the stored session is corrupt",
+            StorageError::Gap(_) => "the stored session is missing a message",
+        }
+    }
+}
+
 /// A stored session checked: the position and the unconfirmed payloads from `acked + 1`, in order.
 pub(crate) struct Restored {
     pub(crate) position: Position,
     pub(crate) unconfirmed: Vec<Arc<Payload>>,
 }
 
-/// Checks what storage held: messages at or below `acked` are dropped (confirmed, not yet deleted),
-/// the rest must follow `acked` without a gap. On error, the readable messages in order.
+/// Checks what storage held (messages in ascending order): those at or below `acked` are dropped
+/// (confirmed, not yet deleted), the rest must follow `acked` without a gap. On error, the readable
+/// messages.
 pub(crate) fn check(
     position: &str,
     mut messages: Vec<(u64, Payload)>,
 ) -> Result<Restored, (StorageError, Vec<(u64, Payload)>)> {
-    messages.sort_by_key(|(seq, _)| *seq);
-    messages.dedup_by_key(|(seq, _)| *seq);
     let position = match Position::decode(position) {
         Ok(position) => position,
         Err(error) => return Err((error, messages)),
@@ -170,9 +197,9 @@ mod tests {
     #[test]
     fn stored_messages_must_follow_the_confirmed_ones() {
         let text = |s: &str| Payload::from(s);
-        let ok = check("dws1::0:2:0", vec![(4, text("d")), (1, text("a")), (3, text("c"))]).ok().unwrap();
+        let ok = check("dws1::0:2:0", vec![(1, text("a")), (3, text("c")), (4, text("d"))]).ok().unwrap();
         assert_eq!(ok.unconfirmed, vec![Arc::new(text("c")), Arc::new(text("d"))], "1 was confirmed");
-        let (error, readable) = check("dws1::0:2:0", vec![(5, text("e")), (3, text("c"))]).err().unwrap();
+        let (error, readable) = check("dws1::0:2:0", vec![(3, text("c")), (5, text("e"))]).err().unwrap();
         assert_eq!((error, readable), (StorageError::Gap(4), vec![(3, text("c")), (5, text("e"))]));
         let (error, readable) = check("garbage", vec![(1, text("a"))]).err().unwrap();
         assert_eq!((error, readable.len()), (StorageError::Format, 1));

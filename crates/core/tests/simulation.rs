@@ -1,13 +1,14 @@
 //! The client core and the server role's `Endpoint` over a simulated faulty link (`sim/mod.rs`),
 //! under random schedules: exactly-once in-order delivery across cuts, explicit reporting of
 //! everything unconfirmed when a session ends, and the faults that fuzzing found bugs with (a plain
-//! server in between, a cut only one side notices, a close during the acknowledgement wait).
+//! server in between, a cut only one side notices, a close during the acknowledgement wait); and
+//! the same with a persisted client session, across page reloads and browser kills.
 
 mod sim;
 
 use durable_ws_core::{LostReason, Millis};
 use proptest::prelude::*;
-use sim::{run, Op};
+use sim::{run, run_persisted, Op};
 
 fn op() -> impl Strategy<Value = (Millis, Op)> {
     let op = prop_oneof![
@@ -72,6 +73,43 @@ proptest! {
         seed: u64, latency in 0u64..30, ttl in 50u64..2000, ops in proptest::collection::vec(any_op(), 1..80),
     ) {
         let sim = run(seed, latency, ttl, &ops);
+        for (reason, _) in &sim.sessions_lost {
+            prop_assert!(
+                matches!(reason, LostReason::Expired | LostReason::NotDurable | LostReason::Closed),
+                "{:?}", reason
+            );
+        }
+    }
+}
+
+/// The faults of a persisted session: cuts, stalls, the page dying, the browser dying.
+fn persisted_op() -> impl Strategy<Value = (Millis, Op)> {
+    prop_oneof![
+        12 => op(),
+        2 => (0u64..120, Just(Op::Reload)),
+        1 => (0u64..120, Just(Op::Kill)),
+    ]
+}
+
+proptest! {
+    // Each case simulates a whole schedule with two storage layers: fewer cases keep the stage short.
+    #![proptest_config(ProptestConfig { cases: cases(400), ..ProptestConfig::default() })]
+
+    #[test]
+    fn persisted_sessions_survive_reloads_and_kills(
+        seed: u64, latency in 0u64..30, storage_latency in 0u64..60,
+        ops in proptest::collection::vec(persisted_op(), 1..80),
+    ) {
+        let sim = run_persisted(seed, latency, Millis::MAX, storage_latency, &ops);
+        prop_assert!(sim.sessions_lost.is_empty(), "no expiry: the session survives pages and browsers: {:?}", sim.sessions_lost);
+    }
+
+    #[test]
+    fn persisted_sessions_with_expiry_plain_servers_and_closes_lose_nothing_silently(
+        seed: u64, latency in 0u64..30, ttl in 50u64..2000, storage_latency in 0u64..60,
+        ops in proptest::collection::vec(prop_oneof![6 => persisted_op(), 1 => any_op()], 1..80),
+    ) {
+        let sim = run_persisted(seed, latency, ttl, storage_latency, &ops);
         for (reason, _) in &sim.sessions_lost {
             prop_assert!(
                 matches!(reason, LostReason::Expired | LostReason::NotDurable | LostReason::Closed),

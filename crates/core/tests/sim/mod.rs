@@ -6,12 +6,20 @@
 //! session lives, explicit reporting of everything unconfirmed when it does not, bounded buffers,
 //! and that everything settles once the faults stop.
 //!
+//! [`run_persisted`] runs the same with a persisted client session (`ClientConfig::persist`) kept in
+//! a model of a page's storage with two layers: a volatile one that gets every batch as it is handed
+//! out (localStorage: it survives a page reload, not a browser kill) and a durable one that commits
+//! them in order after a random delay, when the client is told (`Client::stored`; IndexedDB). Two
+//! more faults: the page dies (`Op::Reload`: the next page restores the session from the volatile
+//! layer) and the browser dies (`Op::Kill`: from the durable layer only).
+//!
 //! Shared by the property tests (`tests/simulation.rs`) and the coverage-guided fuzz target
 //! `pair` (`crates/core/fuzz`), which include this file.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use durable_ws_core::frame::Frame;
+use durable_ws_core::persist::{Position, StoreBatch};
 use durable_ws_core::server::{ConnId, EndReason, Ended, Endpoint, EndpointConfig, ServerEvent, SessionId};
 use durable_ws_core::{
     Action, BackoffConfig, BufferLimits, Client, ClientConfig, ClientState, ConnectionError, Event, HeartbeatConfig,
@@ -30,12 +38,13 @@ fn session_config() -> SessionConfig {
     }
 }
 
-fn client_config() -> ClientConfig {
+fn client_config(persist: bool) -> ClientConfig {
     ClientConfig {
         session: session_config(),
         backoff: BackoffConfig { min_delay_ms: 5, max_delay_ms: 200, ..Default::default() },
         connect_timeout_ms: 400,
         close_timeout_ms: 500,
+        persist,
         ..Default::default()
     }
 }
@@ -63,6 +72,13 @@ pub enum Op {
     Plain,
     /// The user closes the client for good (waiting for acknowledgements first).
     Close,
+    /// Persisted mode: the page dies (a reload, a renderer crash). Its socket closes (what it wrote
+    /// may or may not arrive first) and the server notices; batches not yet durable may or may not
+    /// commit. The next page restores the session from what the volatile layer holds.
+    Reload,
+    /// Persisted mode: the browser dies. Batches not yet durable are lost with the volatile layer;
+    /// the next page restores the session from the durable layer.
+    Kill,
 }
 
 /// Application payloads carry a unique number: text `"<n>"` or `n` as 8 bytes plus padding.
@@ -107,6 +123,51 @@ pub struct Ledger {
     /// Reported lost by a `SessionLost`.
     pub reported_lost: BTreeSet<u64>,
     sent: BTreeSet<u64>,
+    /// Sent by a page that a browser kill took before the batch holding them was durable: never
+    /// promised, so never transmitted (the send gate), and no longer expected anywhere.
+    pub withdrawn: BTreeSet<u64>,
+}
+
+/// One layer of a persisted client's storage, as a correct driver keeps it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Storage {
+    /// The last position written ([`Position::encode`]).
+    pub position: Option<String>,
+    /// Every message added and not deleted.
+    pub messages: BTreeMap<u64, Payload>,
+}
+
+impl Storage {
+    /// Writes a batch as one transaction: `clear` deletes everything first, then the messages are
+    /// added, then the position is written and the messages it confirms deleted (no position:
+    /// everything deleted).
+    pub fn apply(&mut self, batch: &StoreBatch) {
+        if batch.clear {
+            *self = Storage::default();
+        }
+        for (seq, payload) in &batch.messages {
+            self.messages.insert(*seq, Payload::clone(payload));
+        }
+        match &batch.position {
+            Some(position) => {
+                self.position = Some(position.encode());
+                self.messages.retain(|&seq, _| seq > position.acked);
+            }
+            None => *self = Storage::default(),
+        }
+    }
+}
+
+/// The persisted mode's storage model.
+struct Persisted {
+    /// Every batch, applied as it is handed out (localStorage).
+    volatile: Storage,
+    /// The batches committed so far, in order (IndexedDB).
+    durable: Storage,
+    /// Batches handed out and not yet durable, with when each commits (in order).
+    committing: VecDeque<(Millis, StoreBatch)>,
+    /// Longest storage latency.
+    max_latency: Millis,
 }
 
 impl Ledger {
@@ -147,6 +208,15 @@ pub struct Sim {
     pub delivered_to_plain: Vec<u64>,
     pub sessions_lost: Vec<(LostReason, Vec<u64>)>,
     pub resumes: u32,
+    /// Persisted mode: the storage model.
+    persisted: Option<Persisted>,
+    /// For each entry of `delivered_to_client`: the session (token) and its number in it.
+    received_in: Vec<(Option<Token>, u64)>,
+    /// The session the client last delivered a message of, and that message's number in it.
+    receiving: (Option<Token>, u64),
+    /// Pages that died (reloads) and browsers that died (kills).
+    pub reloads: u32,
+    pub kills: u32,
     buf: Vec<u8>,
 }
 
@@ -156,7 +226,7 @@ impl Sim {
             now: 0,
             rng: SplitMix64::new(seed),
             latency,
-            client: Client::new(client_config(), seed, 0, true),
+            client: Client::new(client_config(false), seed, 0, true),
             endpoint: Endpoint::new(EndpointConfig { session: session_config(), ttl_ms: ttl, ..Default::default() }),
             server: None,
             link: None,
@@ -173,8 +243,134 @@ impl Sim {
             delivered_to_plain: Vec::new(),
             sessions_lost: Vec::new(),
             resumes: 0,
+            persisted: None,
+            received_in: Vec::new(),
+            receiving: (None, 0),
+            reloads: 0,
+            kills: 0,
             buf: Vec::new(),
         }
+    }
+
+    /// A simulation whose client persists its session in a storage model whose durable layer
+    /// commits each batch within `storage_latency` ms.
+    pub fn persisted(seed: u64, latency: Millis, ttl: Millis, storage_latency: Millis) -> Self {
+        let mut sim = Sim::new(seed, latency, ttl);
+        sim.client = Client::new(client_config(true), seed, 0, true);
+        sim.persisted = Some(Persisted {
+            volatile: Storage::default(),
+            durable: Storage::default(),
+            committing: VecDeque::new(),
+            max_latency: storage_latency,
+        });
+        sim
+    }
+
+    /// Takes the client's next batches: the volatile layer gets them at once, the durable one
+    /// when they commit. Whether anything was taken or committed.
+    fn store(&mut self) -> bool {
+        let Some(persisted) = &mut self.persisted else {
+            assert!(self.client.poll_store().is_none(), "a client that does not persist stores nothing");
+            return false;
+        };
+        let mut progress = false;
+        while let Some(batch) = self.client.poll_store() {
+            progress = true;
+            persisted.volatile.apply(&batch);
+            assert!(persisted.volatile.messages.len() <= LIMITS.max_messages, "storage holds a bounded outbox");
+            let after = persisted.committing.back().map_or(0, |(at, _)| *at);
+            let at = (self.now + self.rng.next_u64() % (persisted.max_latency + 1)).max(after);
+            persisted.committing.push_back((at, batch));
+        }
+        progress | self.commit_due()
+    }
+
+    /// Commits the batches due by now and tells the client.
+    fn commit_due(&mut self) -> bool {
+        let Some(persisted) = &mut self.persisted else { return false };
+        let mut progress = false;
+        while persisted.committing.front().is_some_and(|(at, _)| *at <= self.now) {
+            let (_, batch) = persisted.committing.pop_front().expect("checked above");
+            persisted.durable.apply(&batch);
+            self.client.stored(self.now, batch.id);
+            progress = true;
+        }
+        progress
+    }
+
+    /// The page dies, or with `kill` the whole browser; the next page restores the session from what
+    /// storage holds and goes on (its application has not closed anything).
+    fn new_page(&mut self, kill: bool) {
+        let Some(persisted) = &mut self.persisted else { return };
+        let mut committing = std::mem::take(&mut persisted.committing);
+        if kill {
+            persisted.volatile = persisted.durable.clone();
+            self.kills += 1;
+        } else {
+            // A dying page's storage transactions may still commit, or not (in order).
+            let committed = self.rng.next_u64() as usize % (committing.len() + 1);
+            for (_, batch) in committing.drain(..committed) {
+                persisted.durable.apply(&batch);
+            }
+            self.reloads += 1;
+        }
+        let storage = persisted.volatile.clone();
+        // The socket closes with the page: what it wrote may arrive first, or be lost with the link.
+        if self.rng.next_u64() % 2 == 0 {
+            self.client_closes();
+        } else {
+            self.cut(false, true);
+        }
+        let seed = self.rng.next_u64();
+        let (client, position) = match &storage.position {
+            Some(stored) => {
+                let messages = storage.messages.iter().map(|(seq, p)| (*seq, p.clone())).collect();
+                let (client, error) = Client::restore(client_config(true), seed, self.now, true, stored, messages);
+                assert_eq!(error, None, "a store kept correctly reads back: {stored} {:?}", storage.messages.keys());
+                (client, Position::decode(stored).expect("restore read it"))
+            }
+            None => {
+                assert!(storage.messages.is_empty(), "messages stored without a position");
+                (Client::new(client_config(true), seed, self.now, true), Position::default())
+            }
+        };
+        self.client = client;
+        self.closed = false;
+        let restored: Vec<(u64, u64)> =
+            storage.messages.iter().filter(|(seq, _)| **seq > position.acked).map(|(seq, p)| (*seq, number(p))).collect();
+        let numbers: Vec<u64> = restored.iter().map(|&(_, n)| n).collect();
+        let ledger = &mut self.client_ledger;
+        if kill {
+            // What the durable layer lacks was never promised: the send gate kept it off the wire.
+            for n in ledger.unconfirmed.iter().copied().filter(|n| !numbers.contains(n)).collect::<Vec<_>>() {
+                assert!(
+                    !self.delivered_to_server.contains(&n) && !self.delivered_to_plain.contains(&n),
+                    "message {n} was transmitted before it was durably stored"
+                );
+                ledger.sent.remove(&n);
+                ledger.withdrawn.insert(n);
+            }
+            // A plain server's receipt is the only confirmation plain mode has: one not durably
+            // recorded yet is undone, and the message goes again.
+            self.delivered_to_plain.retain(|n| !numbers.contains(n));
+            // The next page's application has not seen what was delivered after the durable receive
+            // position: the server sends it again (if the session lives on).
+            if position.token.is_some() {
+                let mut kept = self.received_in.iter().map(|&(token, seq)| token != position.token || seq <= position.delivered);
+                self.delivered_to_client.retain(|_| kept.next().expect("one entry each"));
+                self.received_in.retain(|&(token, seq)| token != position.token || seq <= position.delivered);
+            }
+        } else {
+            assert_eq!(numbers, Vec::from(ledger.unconfirmed.clone()), "the volatile layer holds exactly the unconfirmed");
+            assert!(
+                self.received_in.iter().all(|&(token, seq)| token != position.token || seq <= position.delivered),
+                "the volatile layer holds every delivery"
+            );
+        }
+        ledger.unconfirmed = numbers.into();
+        self.client_seqs = restored.into();
+        self.receiving = (position.token, position.delivered);
+        self.drain_client();
     }
 
     fn client_send(&mut self, count: u8) {
@@ -400,7 +596,15 @@ impl Sim {
             while let Some(event) = self.client.poll_event() {
                 progress = true;
                 match event {
-                    Event::Message(p) => self.delivered_to_client.push(number(&p)),
+                    Event::Message(p) => {
+                        let token = self.client.session_token();
+                        if token != self.receiving.0 {
+                            self.receiving = (token, 0);
+                        }
+                        self.receiving.1 += 1;
+                        self.received_in.push(self.receiving);
+                        self.delivered_to_client.push(number(&p));
+                    }
                     Event::Acked { seq } => self.client_ledger.confirm(&mut self.client_seqs, seq),
                     Event::SessionLost { reason, unconfirmed } => {
                         let lost: Vec<u64> = unconfirmed.iter().map(|(_, p)| number(p)).collect();
@@ -423,6 +627,8 @@ impl Sim {
                     other => panic!("unexpected client event {other:?}"),
                 }
             }
+            // The driver stores after every input, before its task ends.
+            progress |= self.store();
             if !progress {
                 break;
             }
@@ -444,6 +650,9 @@ impl Sim {
             }
             if let Some(t) = self.endpoint.poll_timeout() {
                 next = next.min(t);
+            }
+            if let Some((t, _)) = self.persisted.as_ref().and_then(|p| p.committing.front()) {
+                next = next.min(*t);
             }
             if let Some(link) = &self.link {
                 if !link.opened {
@@ -470,6 +679,7 @@ impl Sim {
     fn has_work_now(&self) -> bool {
         self.client.poll_timeout().is_some_and(|t| t <= self.now)
             || self.endpoint.poll_timeout().is_some_and(|t| t <= self.now)
+            || self.persisted.as_ref().and_then(|p| p.committing.front()).is_some_and(|(t, _)| *t <= self.now)
             || self.endpoint.ids().into_iter().any(|id| self.endpoint.timeout(id).is_some_and(|t| t <= self.now))
             || self.link.as_ref().is_some_and(|l| {
                 (!l.opened && l.opens_at <= self.now)
@@ -480,6 +690,9 @@ impl Sim {
 
     fn step(&mut self) {
         let now = self.now;
+        if self.commit_due() {
+            self.drain_client();
+        }
         if let Some(link) = &mut self.link {
             if !link.opened && link.opens_at <= now {
                 link.opened = true;
@@ -546,6 +759,8 @@ impl Sim {
                 self.closed = true;
                 self.client.close(self.now, 1000, "bye");
             }
+            Op::Reload => self.new_page(false),
+            Op::Kill => self.new_page(true),
         }
         self.drain_client();
     }
@@ -557,7 +772,18 @@ impl Sim {
 
 /// Runs a schedule, then lets the link settle, and checks every guarantee.
 pub fn run(seed: u64, latency: Millis, ttl: Millis, ops: &[(Millis, Op)]) -> Sim {
-    let mut sim = Sim::new(seed, latency, ttl);
+    run_sim(Sim::new(seed, latency, ttl), ops)
+}
+
+/// Runs a schedule with a persisted client session whose durable storage commits each batch within
+/// `storage_latency` ms, then lets everything settle, and checks every guarantee.
+pub fn run_persisted(seed: u64, latency: Millis, ttl: Millis, storage_latency: Millis, ops: &[(Millis, Op)]) -> Sim {
+    let mut sim = Sim::persisted(seed, latency, ttl, storage_latency);
+    sim.drain_client();
+    run_sim(sim, ops)
+}
+
+fn run_sim(mut sim: Sim, ops: &[(Millis, Op)]) -> Sim {
     for &(gap, op) in ops {
         let until = sim.now + gap + sim.random_jitter();
         sim.run_until(until);
@@ -582,6 +808,18 @@ fn check(sim: &Sim) {
     let end = if sim.closed { ClientState::Closed } else { ClientState::Open };
     assert_eq!(sim.client.state(), end, "the client ends connected, or closed if the user closed it");
     assert!(sim.client.poll_timeout().is_none_or(|t| t > sim.now), "no deadline left due");
+    if let Some(persisted) = &sim.persisted {
+        assert!(persisted.committing.is_empty(), "every batch committed");
+        assert_eq!(persisted.volatile, persisted.durable, "both layers hold the same once all committed");
+        assert_eq!(sim.client.unstored(), 0, "everything stored");
+        assert!(persisted.durable.messages.is_empty(), "nothing unconfirmed stored: {:?}", persisted.durable.messages);
+        for n in &sim.client_ledger.withdrawn {
+            assert!(
+                !sim.delivered_to_server.contains(n) && !sim.delivered_to_plain.contains(n),
+                "message {n}, never durably stored, was transmitted"
+            );
+        }
+    }
     let to_plain: BTreeSet<u64> = sim.delivered_to_plain.iter().copied().collect();
     assert!(sim.delivered_to_plain.windows(2).all(|w| w[0] < w[1]), "plain: reordered: {:?}", sim.delivered_to_plain);
     for (side, ledger, delivered, elsewhere) in [

@@ -1,0 +1,224 @@
+// Storage of persisted sessions (the `persist` option): the I/O of what the core's client asks to store
+// (crates/core/src/persist.rs). One implementation for both APIs: the npm build bundles it with src/js/face.js,
+// which hands `openStore` to the engine; the Rust typed API imports it as a wasm-bindgen module (src/persist.rs).
+//
+// Two stores, for two kinds of page death (docs/PERSISTENCE.md has the measurements):
+// - localStorage, written synchronously by every batch: it survives a reload, a closed tab and a crashed renderer
+//   (the browser process holds it), but a killed browser loses what it had not yet written to disk;
+// - IndexedDB, one transaction at a time for every batch written meanwhile: its `complete` is the durable milestone
+//   (`stored`, which lets the engine transmit and acknowledge), and it holds the whole outbox without
+//   localStorage's 5 MB limit. After a commit, the messages it holds are deleted from localStorage.
+// One page owns a name at a time: a Web Lock, held until `close`. Where Web Locks are missing, the last page to open
+// the name wins: every write first checks the owner generation in localStorage, and a page that finds a newer one
+// stops (fenced).
+
+const PREFIX = "durable-ws:";
+const DB = "durable-ws";
+const [SESSIONS, MESSAGES] = ["sessions", "messages"];
+
+/**
+ * Opens the persisted session `name`. `loaded(position, seqs, payloads)` once it is ours and read (position
+ * undefined: nothing stored); `stored(id)` when every batch up to `id` is committed; `failed(message)` once if
+ * storage is unusable (then nothing is called any more).
+ */
+export function openStore(name, loaded, stored, failed) {
+  return new Store(name, loaded, stored, failed);
+}
+
+class Store {
+  constructor(name, loaded, stored, failed) {
+    this.name = name;
+    this.key = PREFIX + name;
+    this.callbacks = { loaded, stored, failed };
+    this.done = false;
+    this.db = null;
+    this.generation = 0;
+    this.rev = 0;
+    /** The rev of the last clear: localStorage messages of an older one are void. */
+    this.cleared = 0;
+    /** Batches written to localStorage and waiting for IndexedDB. */
+    this.queue = [];
+    this.committing = false;
+    this.release = null;
+    const start = () => this.load().catch((e) => this.fail(e));
+    const locks = globalThis.navigator?.locks;
+    if (!locks) return void start();
+    locks
+      .request(this.key, () => new Promise((release) => {
+        this.release = release;
+        if (this.done) release();
+        else start();
+      }))
+      .catch((e) => this.fail(e));
+  }
+
+  /** Reads the session (IndexedDB, then the newer localStorage tail), moves the tail into IndexedDB, hands it over. */
+  async load() {
+    const ls = localStorage;
+    this.generation = +(ls.getItem(this.key + ":g") ?? 0) + 1;
+    ls.setItem(this.key + ":g", String(this.generation));
+    this.db = await openDb();
+    const tx = this.db.transaction([SESSIONS, MESSAGES], "readonly");
+    const [record, keys, values] = await Promise.all([
+      request(tx.objectStore(SESSIONS).get(this.name)),
+      request(tx.objectStore(MESSAGES).getAllKeys(range(this.name))),
+      request(tx.objectStore(MESSAGES).getAll(range(this.name))),
+    ]);
+    let position = record?.p, messages = new Map(keys.map((key, i) => [key[1], values[i]]));
+    this.rev = record?.r ?? 0;
+    const tail = readJson(ls.getItem(this.key + ":p"));
+    if (tail && tail.r > this.rev) {
+      if (tail.c > this.rev) messages = new Map();
+      position = tail.p;
+      this.rev = tail.r;
+      for (const [seq, payload] of this.tailMessages(tail.c)) messages.set(seq, payload);
+    }
+    this.cleared = tail?.c ?? 0;
+    if (this.done) return;
+    // Everything read is written back as one batch: from here on, IndexedDB holds it all.
+    const seqs = [...messages.keys()].sort((a, b) => a - b);
+    const payloads = seqs.map((seq) => messages.get(seq));
+    if (position !== undefined || seqs.length) {
+      const acked = position === undefined ? 0 : +(position.split(":")[3] ?? 0);
+      await this.commit([{ id: -1, rev: this.rev, clear: true, position, acked, seqs, payloads }]);
+    }
+    this.removeTail();
+    if (!this.done) this.callbacks.loaded(position, seqs, payloads);
+  }
+
+  /**
+   * One batch (crates/core/src/persist.rs StoreBatch): written to localStorage now, to IndexedDB with the next
+   * commit. `position` undefined: the session is over, everything is deleted.
+   */
+  write(id, clear, position, acked, seqs, payloads) {
+    if (this.done) return;
+    try {
+      const ls = localStorage;
+      if (ls.getItem(this.key + ":g") != String(this.generation)) throw new Error("another page took the session over");
+      const rev = ++this.rev;
+      if (clear || position === undefined) {
+        this.removeTail();
+        this.cleared = rev;
+      }
+      seqs.forEach((seq, i) => ls.setItem(`${this.key}:m:${this.cleared}:${seq}`, encode(payloads[i])));
+      if (position === undefined) ls.removeItem(this.key + ":p");
+      else ls.setItem(this.key + ":p", JSON.stringify({ r: rev, c: this.cleared, p: position }));
+      this.queue.push({ id, rev, clear, position, acked, seqs: Array.from(seqs), payloads, cleared: this.cleared });
+      this.flush();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Commits the queued batches in one IndexedDB transaction, then the next ones. */
+  flush() {
+    if (this.committing || !this.queue.length || this.done) return;
+    const batches = this.queue;
+    this.queue = [];
+    this.committing = true;
+    this.commit(batches).then(
+      () => {
+        this.committing = false;
+        if (this.done) return;
+        const ls = localStorage;
+        for (const { seqs, cleared } of batches) for (const seq of seqs) ls.removeItem(`${this.key}:m:${cleared}:${seq}`);
+        this.callbacks.stored(batches[batches.length - 1].id);
+        this.flush();
+      },
+      (e) => this.fail(e),
+    );
+  }
+
+  commit(batches) {
+    const tx = this.db.transaction([SESSIONS, MESSAGES], "readwrite");
+    const sessions = tx.objectStore(SESSIONS), messages = tx.objectStore(MESSAGES);
+    for (const { rev, clear, position, acked, seqs, payloads } of batches) {
+      if (clear || position === undefined) messages.delete(range(this.name));
+      seqs.forEach((seq, i) => messages.put(payloads[i], [this.name, seq]));
+      if (position === undefined) sessions.delete(this.name);
+      else {
+        sessions.put({ r: rev, p: position }, this.name);
+        if (acked > 0) messages.delete(range(this.name, acked));
+      }
+    }
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onabort = tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
+    });
+  }
+
+  /** The localStorage messages written after clear `cleared`, as [seq, payload]; older ones are removed. */
+  tailMessages(cleared) {
+    const ls = localStorage, prefix = this.key + ":m:", found = [];
+    for (const key of Object.keys(ls)) {
+      if (!key.startsWith(prefix)) continue;
+      const [c, seq] = key.slice(prefix.length).split(":").map(Number);
+      if (c === cleared) found.push([seq, decode(ls.getItem(key))]);
+    }
+    return found;
+  }
+
+  removeTail() {
+    const ls = localStorage, prefix = this.key + ":m:";
+    for (const key of Object.keys(ls)) if (key.startsWith(prefix)) ls.removeItem(key);
+  }
+
+  /** Storage cannot be used: say why once, delete what is stored (it would be stale), let the name go. */
+  fail(e) {
+    if (this.done) return;
+    const failed = this.callbacks.failed;
+    this.close();
+    try {
+      this.removeTail();
+      localStorage.removeItem(this.key + ":p");
+      this.db?.transaction([SESSIONS, MESSAGES], "readwrite").objectStore(SESSIONS).delete(this.name);
+    } catch {}
+    failed(`${e?.name ?? "Error"}: ${e?.message ?? e}`);
+  }
+
+  /** Stops calling back and releases the name; what was written stays (the next page resumes from it). */
+  close() {
+    this.done = true;
+    this.release?.();
+  }
+}
+
+function openDb() {
+  const open = indexedDB.open(DB, 1);
+  open.onupgradeneeded = () => {
+    open.result.createObjectStore(SESSIONS);
+    open.result.createObjectStore(MESSAGES);
+  };
+  return request(open);
+}
+
+const request = (r) => new Promise((resolve, reject) => {
+  r.onsuccess = () => resolve(r.result);
+  r.onerror = () => reject(r.error);
+});
+
+/** The messages of session `name`, up to `last` (or all). */
+const range = (name, last = Infinity) => IDBKeyRange.bound([name, 0], [name, last]);
+
+const readJson = (text) => {
+  try {
+    const value = text == null ? null : JSON.parse(text);
+    return value && typeof value.p == "string" && value.r > 0 && value.c >= 0 ? value : null;
+  } catch {
+    return null;
+  }
+};
+
+/** A payload as a localStorage string: text as it is, bytes one char each. */
+function encode(payload) {
+  if (typeof payload == "string") return "t" + payload;
+  let text = "b";
+  for (let i = 0; i < payload.length; i += 8192) text += String.fromCharCode.apply(null, payload.subarray(i, i + 8192));
+  return text;
+}
+
+function decode(text) {
+  if (text?.[0] == "t") return text.slice(1);
+  if (text?.[0] == "b") return Uint8Array.from(text.slice(1), (c) => c.charCodeAt(0));
+  return null; // unreadable: the core reports the gap
+}
