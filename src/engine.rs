@@ -137,6 +137,9 @@ struct State {
     persist: Option<Persist>,
 }
 
+/// The stored position of a session that has nothing stored yet.
+const NOTHING_STORED: &str = "dws1::0:0:0";
+
 /// A persisted session's driver state.
 struct Persist {
     name: String,
@@ -144,12 +147,11 @@ struct Persist {
     /// The open store; `None` while the page sits in the back/forward cache.
     store: Option<Persistence>,
     /// Until the stored session is read back, the client is a stand-in that neither connects nor
-    /// stores: sends and a close wait here, and this configuration starts the real client.
+    /// stores: sends and a close wait here.
     loading: Option<Loading>,
 }
 
 struct Loading {
-    config: ClientConfig,
     sends: Vec<(Payload, Option<AckWaiter>)>,
     close: Option<(u16, String)>,
 }
@@ -171,7 +173,7 @@ impl Engine {
             name,
             opener,
             store: None,
-            loading: Some(Loading { config: client_config.clone(), sends: Vec::new(), close: None }),
+            loading: Some(Loading { sends: Vec::new(), close: None }),
         });
         // A persisted session connects once it is read back: until then a stand-in that stays offline.
         let online = persist.is_none() && Environment::is_online();
@@ -540,69 +542,40 @@ impl State {
             }
             StoreEvent::Failed(message) => {
                 out.push_back(Delivery::Output(Output::Error(Error::Persist(message))));
-                if let Some(persist) = &mut self.persist {
-                    persist.store = None;
-                    if let Some(loading) = persist.loading.take() {
-                        // Nothing could be read: a session in memory only.
-                        let online = Environment::is_online();
-                        self.client = Client::new(loading.config.clone(), clock::seed(), now, online);
-                        self.replay_loading(loading, now, out);
-                    }
-                }
-                self.persist = None;
+                let loading = self.persist.take().and_then(|persist| persist.loading);
                 self.client.unpersist(now);
+                if let Some(loading) = loading {
+                    // Nothing could be read: the stand-in goes on as a session in memory only.
+                    self.client.set_online(now, Environment::is_online());
+                    self.replay_loading(loading, now, out);
+                }
             }
         }
     }
 
-    /// The stored session is read back (or nothing was stored): the real client takes over from
-    /// the stand-in, with what the application did meanwhile.
+    /// The stored session is read back: a client restored from it takes over from the stand-in
+    /// (with what the application did meanwhile), or, back from the back/forward cache, from the
+    /// client that ran before (storage is the truth: another page may have driven it meanwhile).
     fn restore(&mut self, position: Option<String>, messages: Vec<(u64, Payload)>, now: Millis, out: &mut VecDeque<Delivery>) {
         let Some(persist) = &mut self.persist else { return };
-        let online = Environment::is_online();
-        let Some(loading) = persist.loading.take() else {
-            // Back from the back/forward cache: storage is the truth (another page may have driven the
-            // session meanwhile); the waiters of messages it confirmed are settled.
-            let config = self.client_config();
-            let old_token = self.client.session_token();
-            let (client, error) = self.restored_client(config, position, messages, now, online);
-            self.client = client;
-            if old_token.is_none() || old_token != self.client.session_token() {
-                self.fail_waiters(LostReason::Closed, out);
-            }
-            if let Some(error) = error {
-                out.push_back(Delivery::Output(Output::Error(Error::Persist(error))));
-            }
-            return;
-        };
-        let (client, error) = self.restored_client(loading.config.clone(), position, messages, now, online);
+        let loading = persist.loading.take();
+        let old_token = self.client.session_token();
+        // Nothing stored reads as a new session's position; stored messages without one are reported.
+        let fresh = if messages.is_empty() { NOTHING_STORED } else { "" };
+        let config = ClientConfig { persist: true, ..self.client.config().clone() };
+        let position = position.as_deref().unwrap_or(fresh);
+        let (client, error) = Client::restore(config, clock::seed(), now, Environment::is_online(), position, messages);
         self.client = client;
         if let Some(error) = error {
-            out.push_back(Delivery::Output(Output::Error(Error::Persist(error))));
+            out.push_back(Delivery::Output(Output::Error(Error::Persist(error.describe().to_owned()))));
         }
-        self.replay_loading(loading, now, out);
-    }
-
-    fn restored_client(
-        &self,
-        config: ClientConfig,
-        position: Option<String>,
-        messages: Vec<(u64, Payload)>,
-        now: Millis,
-        online: bool,
-    ) -> (Client, Option<String>) {
-        let config = ClientConfig { persist: true, ..config };
-        if position.is_none() && messages.is_empty() {
-            return (Client::new(config, clock::seed(), now, online), None);
+        match loading {
+            Some(loading) => self.replay_loading(loading, now, out),
+            None if old_token.is_none() || old_token != self.client.session_token() => {
+                self.fail_waiters(LostReason::Closed, out)
+            }
+            None => {}
         }
-        let (client, error) =
-            Client::restore(config, clock::seed(), now, online, position.as_deref().unwrap_or(""), messages);
-        (client, error.map(|e| e.describe().to_owned()))
-    }
-
-    /// The configuration the client was started with.
-    fn client_config(&self) -> ClientConfig {
-        self.client.config().clone()
     }
 
     /// What the application did while the stored session was being read back, done now.

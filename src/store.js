@@ -8,6 +8,8 @@
 // - IndexedDB, one transaction at a time for every batch written meanwhile: its `complete` is the durable milestone
 //   (`stored`, which lets the engine transmit and acknowledge), and it holds the whole outbox without
 //   localStorage's 5 MB limit. After a commit, the messages it holds are deleted from localStorage.
+// In a worker, which has no localStorage, IndexedDB alone: nothing is transmitted before it is committed anyway, so
+// only what a crash takes before the commit is lost (and the worker that could report it is gone too).
 // One page owns a name at a time: a Web Lock, held until `close`. Where Web Locks are missing, the last page to open
 // the name wins: every write first checks the owner generation in localStorage, and a page that finds a newer one
 // stops (fenced).
@@ -40,6 +42,8 @@ class Store {
     this.queue = [];
     this.committing = false;
     this.release = null;
+    /** localStorage, or a stand-in where there is none (workers). */
+    this.ls = "localStorage" in globalThis ? null : memoryStorage();
     const start = () => this.load().catch((e) => this.fail(e));
     const locks = globalThis.navigator?.locks;
     if (!locks) return void start();
@@ -54,7 +58,7 @@ class Store {
 
   /** Reads the session (IndexedDB, then the newer localStorage tail), moves the tail into IndexedDB, hands it over. */
   async load() {
-    const ls = localStorage;
+    const ls = this.storage();
     this.generation = +(ls.getItem(this.key + ":g") ?? 0) + 1;
     ls.setItem(this.key + ":g", String(this.generation));
     this.db = await openDb();
@@ -93,7 +97,7 @@ class Store {
   write(id, clear, position, acked, seqs, payloads) {
     if (this.done) return;
     try {
-      const ls = localStorage;
+      const ls = this.storage();
       if (ls.getItem(this.key + ":g") != String(this.generation)) throw new Error("another page took the session over");
       const rev = ++this.rev;
       if (clear || position === undefined) {
@@ -120,7 +124,7 @@ class Store {
       () => {
         this.committing = false;
         if (this.done) return;
-        const ls = localStorage;
+        const ls = this.storage();
         for (const { seqs, cleared } of batches) for (const seq of seqs) ls.removeItem(`${this.key}:m:${cleared}:${seq}`);
         this.callbacks.stored(batches[batches.length - 1].id);
         this.flush();
@@ -149,8 +153,8 @@ class Store {
 
   /** The localStorage messages written after clear `cleared`, as [seq, payload]; older ones are removed. */
   tailMessages(cleared) {
-    const ls = localStorage, prefix = this.key + ":m:", found = [];
-    for (const key of Object.keys(ls)) {
+    const ls = this.storage(), prefix = this.key + ":m:", found = [];
+    for (const key of keysOf(ls)) {
       if (!key.startsWith(prefix)) continue;
       const [c, seq] = key.slice(prefix.length).split(":").map(Number);
       if (c === cleared) found.push([seq, decode(ls.getItem(key))]);
@@ -159,8 +163,12 @@ class Store {
   }
 
   removeTail() {
-    const ls = localStorage, prefix = this.key + ":m:";
-    for (const key of Object.keys(ls)) if (key.startsWith(prefix)) ls.removeItem(key);
+    const ls = this.storage(), prefix = this.key + ":m:";
+    for (const key of keysOf(ls)) if (key.startsWith(prefix)) ls.removeItem(key);
+  }
+
+  storage() {
+    return this.ls ?? localStorage;
   }
 
   /** Storage cannot be used: say why once, delete what is stored (it would be stale), let the name go. */
@@ -170,7 +178,7 @@ class Store {
     this.close();
     try {
       this.removeTail();
-      localStorage.removeItem(this.key + ":p");
+      this.storage().removeItem(this.key + ":p");
       this.db?.transaction([SESSIONS, MESSAGES], "readwrite").objectStore(SESSIONS).delete(this.name);
     } catch {}
     failed(`${e?.name ?? "Error"}: ${e?.message ?? e}`);
@@ -182,6 +190,13 @@ class Store {
     this.release?.();
   }
 }
+
+function memoryStorage() {
+  const map = new Map();
+  return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v), removeItem: (k) => void map.delete(k), keys: () => [...map.keys()] };
+}
+
+const keysOf = (ls) => (typeof ls.keys == "function" ? ls.keys() : Object.keys(ls));
 
 function openDb() {
   const open = indexedDB.open(DB, 1);
