@@ -556,7 +556,13 @@ impl State {
     /// The stored session is read back: a client restored from it takes over from the stand-in
     /// (with what the application did meanwhile), or, back from the back/forward cache, from the
     /// client that ran before (storage is the truth: another page may have driven it meanwhile).
-    fn restore(&mut self, position: Option<String>, messages: Vec<(u64, Payload)>, now: Millis, out: &mut VecDeque<Delivery>) {
+    fn restore(
+        &mut self,
+        position: Option<String>,
+        messages: Vec<(u64, Payload)>,
+        now: Millis,
+        out: &mut VecDeque<Delivery>,
+    ) {
         let Some(persist) = &mut self.persist else { return };
         let loading = persist.loading.take();
         let old_token = self.client.session_token();
@@ -648,6 +654,10 @@ impl State {
         if let Some(store) = self.persist.as_ref().and_then(|persist| persist.store.as_ref()) {
             while let Some(batch) = self.client.poll_store() {
                 store.write(batch);
+            }
+            if self.client.state() == ClientState::Closed {
+                // Ended for good (its storage cleared): the name is free for the next socket.
+                self.persist = None;
             }
         }
         match self.client.poll_timeout() {
@@ -774,7 +784,8 @@ impl State {
             for (_, waiter) in std::mem::take(&mut self.acks) {
                 out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
             }
-            let waiting = persist.loading.into_iter().flat_map(|loading| loading.sends).filter_map(|(_, waiter)| waiter);
+            let waiting =
+                persist.loading.into_iter().flat_map(|loading| loading.sends).filter_map(|(_, waiter)| waiter);
             for waiter in waiting {
                 out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
             }

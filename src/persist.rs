@@ -71,14 +71,15 @@ impl Persistence {
     pub(crate) fn open(name: &str, opener: &StoreOpener, on_event: impl Fn(StoreEvent) + 'static) -> Persistence {
         let on_event: Rc<dyn Fn(StoreEvent)> = Rc::new(on_event);
         let handler = on_event.clone();
-        let loaded = Closure::<dyn FnMut(JsValue, Array, Array)>::new(move |position: JsValue, seqs: Array, payloads: Array| {
-            let messages = seqs
-                .iter()
-                .zip(payloads.iter())
-                .filter_map(|(seq, payload)| Some((seq.as_f64()? as u64, payload_of(&payload)?)))
-                .collect();
-            handler(StoreEvent::Loaded { position: position.as_string(), messages })
-        });
+        let loaded =
+            Closure::<dyn FnMut(JsValue, Array, Array)>::new(move |position: JsValue, seqs: Array, payloads: Array| {
+                let messages = seqs
+                    .iter()
+                    .zip(payloads.iter())
+                    .filter_map(|(seq, payload)| Some((seq.as_f64()? as u64, payload_of(&payload)?)))
+                    .collect();
+                handler(StoreEvent::Loaded { position: position.as_string(), messages })
+            });
         let handler = on_event.clone();
         let stored = Closure::<dyn FnMut(f64)>::new(move |id: f64| handler(StoreEvent::Stored(id as u64)));
         let handler = on_event;

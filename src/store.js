@@ -73,12 +73,12 @@ class Store {
     const tail = readJson(ls.getItem(this.key + ":p"));
     if (tail && tail.r > this.rev) {
       if (tail.c > this.rev) messages = new Map();
-      position = tail.p;
+      position = tail.p || undefined; // "": the session ended
       this.rev = tail.r;
       for (const [seq, payload] of this.tailMessages(tail.c)) messages.set(seq, payload);
     }
     this.cleared = tail?.c ?? 0;
-    if (this.done) return;
+    if (this.done) return this.flush();
     // Everything read is written back as one batch: from here on, IndexedDB holds it all.
     const seqs = [...messages.keys()].sort((a, b) => a - b);
     const payloads = seqs.map((seq) => messages.get(seq));
@@ -87,7 +87,8 @@ class Store {
       await this.commit([{ id: -1, rev: this.rev, clear: true, position, acked, seqs, payloads }]);
     }
     this.removeTail();
-    if (!this.done) this.callbacks.loaded(position, seqs, payloads);
+    if (this.done) return this.flush();
+    this.callbacks.loaded(position, seqs, payloads);
   }
 
   /**
@@ -98,15 +99,14 @@ class Store {
     if (this.done) return;
     try {
       const ls = this.storage();
-      if (ls.getItem(this.key + ":g") != String(this.generation)) throw new Error("another page took the session over");
+      if (ls.getItem(this.key + ":g") != String(this.generation)) return this.fail(new Error("another page took the session over"), true);
       const rev = ++this.rev;
       if (clear || position === undefined) {
         this.removeTail();
         this.cleared = rev;
       }
       seqs.forEach((seq, i) => ls.setItem(`${this.key}:m:${this.cleared}:${seq}`, encode(payloads[i])));
-      if (position === undefined) ls.removeItem(this.key + ":p");
-      else ls.setItem(this.key + ":p", JSON.stringify({ r: rev, c: this.cleared, p: position }));
+      ls.setItem(this.key + ":p", JSON.stringify({ r: rev, c: this.cleared, p: position ?? "" }));
       this.queue.push({ id, rev, clear, position, acked, seqs: Array.from(seqs), payloads, cleared: this.cleared });
       this.flush();
     } catch (e) {
@@ -114,19 +114,19 @@ class Store {
     }
   }
 
-  /** Commits the queued batches in one IndexedDB transaction, then the next ones. */
+  /** Commits the queued batches in one IndexedDB transaction, then the next ones; after `close`, lets the name go. */
   flush() {
-    if (this.committing || !this.queue.length || this.done) return;
+    if (this.committing) return;
+    if (!this.queue.length) return void (this.done && this.release?.());
     const batches = this.queue;
     this.queue = [];
     this.committing = true;
     this.commit(batches).then(
       () => {
         this.committing = false;
-        if (this.done) return;
         const ls = this.storage();
         for (const { seqs, cleared } of batches) for (const seq of seqs) ls.removeItem(`${this.key}:m:${cleared}:${seq}`);
-        this.callbacks.stored(batches[batches.length - 1].id);
+        if (!this.done) this.callbacks.stored(batches[batches.length - 1].id);
         this.flush();
       },
       (e) => this.fail(e),
@@ -171,23 +171,30 @@ class Store {
     return this.ls ?? localStorage;
   }
 
-  /** Storage cannot be used: say why once, delete what is stored (it would be stale), let the name go. */
-  fail(e) {
+  /** Storage cannot be used: say why once, delete what is stored (it would be stale) unless it is another page's now, let the name go. */
+  fail(e, fenced) {
     if (this.done) return;
     const failed = this.callbacks.failed;
-    this.close();
-    try {
+    this.done = true;
+    this.queue = [];
+    this.release?.();
+    if (!fenced) try {
       this.removeTail();
       this.storage().removeItem(this.key + ":p");
-      this.db?.transaction([SESSIONS, MESSAGES], "readwrite").objectStore(SESSIONS).delete(this.name);
+      const tx = this.db?.transaction([SESSIONS, MESSAGES], "readwrite");
+      tx?.objectStore(SESSIONS).delete(this.name);
+      tx?.objectStore(MESSAGES).delete(range(this.name));
     } catch {}
     failed(`${e?.name ?? "Error"}: ${e?.message ?? e}`);
   }
 
-  /** Stops calling back and releases the name; what was written stays (the next page resumes from it). */
+  /**
+   * Stops calling back and releases the name once the batches written are committed (a page adopting the name must
+   * not read before them); what was written stays, and the next page resumes from it.
+   */
   close() {
     this.done = true;
-    this.release?.();
+    this.flush();
   }
 }
 

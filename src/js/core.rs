@@ -154,8 +154,17 @@ impl Core {
     /// the first).
     pub fn stats(&self) -> Vec<f64> {
         let s = self.engine.stats();
-        let counts =
-            [s.sent, s.acked, s.pending, s.replayed, s.received, s.duplicates, s.reconnects, s.sessions_lost, s.unstored];
+        let counts = [
+            s.sent,
+            s.acked,
+            s.pending,
+            s.replayed,
+            s.received,
+            s.duplicates,
+            s.reconnects,
+            s.sessions_lost,
+            s.unstored,
+        ];
         let mut numbers: Vec<f64> = counts.iter().map(|&n| n as f64).collect();
         numbers.push(s.last_rtt_ms.map_or(f64::NAN, |ms| ms as f64));
         numbers
