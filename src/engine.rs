@@ -220,8 +220,13 @@ impl Engine {
     /// Queues a message; `waiter` (if any) learns whether it was acknowledged.
     pub(crate) fn send(&self, payload: Payload, waiter: Option<AckWaiter>) -> Result<u64, Error> {
         self.shared.update(|state, now| {
-            if let Some(loading) = state.loading() {
-                loading.sends.push((payload, waiter));
+            if let Some(persist) = state.persist.as_mut().filter(|persist| persist.loading.is_some()) {
+                if let Some(store) = &persist.store {
+                    store.enqueue(&payload);
+                }
+                if let Some(loading) = &mut persist.loading {
+                    loading.sends.push((payload, waiter));
+                }
                 return Ok(0);
             }
             let seq = state.client.send(now, payload)?;
@@ -608,13 +613,10 @@ impl State {
     /// `pagehide`: the page unloads (`for_good`) or enters the back/forward cache.
     fn page_hidden(&mut self, for_good: bool, now: Millis) {
         match &mut self.persist {
-            // Stored already (every batch is written to storage at once): the next page resumes. Entering
-            // the back/forward cache, the name is released, so that the page stays eligible for it.
-            Some(persist) => {
-                if !for_good {
-                    persist.store = None;
-                }
-            }
+            // Entering the back/forward cache, the name is released, so that the page stays eligible for it.
+            Some(persist) if !for_good => persist.store = None,
+            // Stored already (every batch is written to storage at once): the next page resumes.
+            Some(_) => {}
             // Nothing outlives the page: end the session now rather than at the server's time-to-live.
             None if for_good => self.client.leave(now),
             None => {}

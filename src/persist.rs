@@ -18,6 +18,8 @@ extern "C" {
     fn write(this: &JsStore, id: f64, clear: bool, position: Option<String>, acked: f64, seqs: &[f64], payloads: Array);
     #[wasm_bindgen(method)]
     fn close(this: &JsStore);
+    #[wasm_bindgen(method)]
+    fn enqueue(this: &JsStore, payload: JsValue);
 }
 
 #[cfg(feature = "typed")]
@@ -93,16 +95,19 @@ impl Persistence {
         Persistence { store, _loaded: loaded, _stored: stored, _failed: failed }
     }
 
+    /// Keeps a message sent while the session is being read back (it has no number yet), so that
+    /// it survives the page dying before that.
+    pub(crate) fn enqueue(&self, payload: &Payload) {
+        self.store.enqueue(js_payload(payload));
+    }
+
     /// Writes a batch (synchronously to the fast store; the durable commit is reported later).
     pub(crate) fn write(&self, batch: StoreBatch) {
         let seqs: Vec<f64> = batch.messages.iter().map(|(seq, _)| *seq as f64).collect();
         let payloads: Array = batch
             .messages
             .iter()
-            .map(|(_, payload)| match &**payload {
-                Payload::Text(text) => JsValue::from_str(text),
-                Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).into(),
-            })
+            .map(|(_, payload)| js_payload(payload))
             .collect();
         let acked = batch.position.map_or(0, |p| p.acked) as f64;
         self.store.write(batch.id as f64, batch.clear, batch.position.map(|p| p.encode()), acked, &seqs, payloads);
@@ -112,6 +117,13 @@ impl Persistence {
 impl Drop for Persistence {
     fn drop(&mut self) {
         self.store.close();
+    }
+}
+
+fn js_payload(payload: &Payload) -> JsValue {
+    match payload {
+        Payload::Text(text) => JsValue::from_str(text),
+        Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).into(),
     }
 }
 

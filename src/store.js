@@ -42,6 +42,11 @@ class Store {
     this.queue = [];
     this.committing = false;
     this.release = null;
+    /** This page's sends while the session is read back (their keys): kept until it takes them over. */
+    this.early = [];
+    this.page = Math.random().toString(36).slice(2);
+    /** Settles when this store is closed: the page's own lock (see enqueue) is held until then. */
+    this.gone = new Promise((resolve) => (this.leave = resolve));
     /** localStorage, or a stand-in where there is none (workers). */
     this.ls = "localStorage" in globalThis ? null : memoryStorage();
     const start = () => this.load().catch((e) => this.fail(e));
@@ -79,16 +84,45 @@ class Store {
     }
     this.cleared = tail?.c ?? 0;
     if (this.done) return this.flush();
-    // Everything read is written back as one batch: from here on, IndexedDB holds it all.
     const seqs = [...messages.keys()].sort((a, b) => a - b);
     const payloads = seqs.map((seq) => messages.get(seq));
+    // Sends of pages that died before they held the session follow the stored outbox (a page still waiting holds
+    // a lock of its own: its sends are its own to take over).
+    const alive = new Set(((await globalThis.navigator?.locks?.query())?.held ?? []).map((lock) => lock.name));
+    const prefix = this.key + ":q:";
+    const orphans = keysOf(ls)
+      .filter((k) => k.startsWith(prefix) && !alive.has(prefix + k.slice(prefix.length).split(":")[0]))
+      .sort();
+    if (orphans.length) {
+      position ??= "dws1::0:0:0";
+      let last = Math.max(+position.split(":")[3] || 0, seqs[seqs.length - 1] ?? 0);
+      for (const key of orphans) {
+        seqs.push(++last);
+        payloads.push(decode(ls.getItem(key)));
+      }
+    }
+    // Everything read is written back as one batch: from here on, IndexedDB holds it all.
     if (position !== undefined || seqs.length) {
       const acked = position === undefined ? 0 : +(position.split(":")[3] ?? 0);
       await this.commit([{ id: -1, rev: this.rev, clear: true, position, acked, seqs, payloads }]);
     }
     this.removeTail();
+    for (const key of orphans) ls.removeItem(key);
     if (this.done) return this.flush();
     this.callbacks.loaded(position, seqs, payloads);
+    // The engine has taken this page's early sends into the session (and written them) by now.
+    for (const key of this.early) ls.removeItem(key);
+    this.early = [];
+  }
+
+  /** A send while the session is read back: kept in localStorage until the session takes it. */
+  enqueue(payload) {
+    try {
+      if (!this.early.length) globalThis.navigator?.locks?.request(`${this.key}:q:${this.page}`, () => this.gone);
+      const key = `${this.key}:q:${this.page}:${String(this.early.length).padStart(8, "0")}`;
+      this.storage().setItem(key, encode(payload));
+      this.early.push(key);
+    } catch {} // a storage problem surfaces when the session is read back
   }
 
   /**
@@ -177,6 +211,7 @@ class Store {
     const failed = this.callbacks.failed;
     this.done = true;
     this.queue = [];
+    this.leave();
     this.release?.();
     if (!fenced) try {
       this.removeTail();
@@ -194,6 +229,7 @@ class Store {
    */
   close() {
     this.done = true;
+    this.leave();
     this.flush();
   }
 }

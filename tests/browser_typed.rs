@@ -325,3 +325,35 @@ async fn a_decode_error_keeps_the_codecs_error_as_its_source() {
     assert_eq!(source.to_string(), codec_error.to_string());
     assert!(codec_error.to_string().contains("expected u32"), "serde_json's own message: {codec_error}");
 }
+
+/// A session persisted under a name outlives its socket as it outlives a page: the next socket of
+/// the name (here after a drop, in a page after a reload) resumes it and sends what was left.
+#[wasm_bindgen_test]
+async fn a_persisted_session_outlives_its_socket() {
+    let name = format!("typed-{}", js_sys::Math::random());
+    let options = |url: &str| {
+        Options::new(url).persist(&name).reconnect_delay(Duration::from_millis(10), Duration::from_millis(50))
+    };
+    // Nothing answers there: the messages stay unconfirmed, and stored.
+    let mut first = connect(options("ws://127.0.0.1:9/echo"));
+    let sends: Vec<_> = texts(0..3, "left ").into_iter().map(|text| first.send(text)).collect();
+    until(&mut first, "stored", |e| matches!(e, SocketEvent::Stored { unstored: 0 })).await;
+    assert_eq!((first.stats().pending, first.stats().unstored), (3, 0));
+    drop(first);
+    for send in sends {
+        assert!(send.await.is_err(), "the first socket's sends do not settle as acknowledged");
+    }
+
+    let mut second = connect(options(&echo_url()));
+    second.send("new".to_owned()).await.expect("acknowledged");
+    let (received, _) = messages(&mut second, 4).await;
+    assert_eq!(received, [texts(0..3, "left "), vec!["new".to_owned()]].concat(), "the stored ones first, once each");
+    second.close(1000, "done").unwrap();
+    until(&mut second, "closed", |e| matches!(e, SocketEvent::Closed { will_reconnect: false, .. })).await;
+
+    // Closed for good: the name starts afresh.
+    let mut third = open(options(&echo_url())).await;
+    third.send("fresh".to_owned()).await.expect("acknowledged");
+    let (received, _) = messages(&mut third, 1).await;
+    assert_eq!(received, ["fresh"]);
+}
