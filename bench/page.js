@@ -18,6 +18,38 @@ try {
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable with Node's. */
 const epochMs = () => performance.timeOrigin + performance.now();
 
+let persistRuns = 0;
+/** A session name no earlier run used (each run's close() ends its session and clears its storage). */
+const persistName = () => `bench-${Date.now().toString(36)}-${++persistRuns}`;
+
+/**
+ * A DurableWebSocket with `persist` that is open (its stored session read back: nothing, a new name) and stores: a
+ * PersistError rejects, since a session that fell back to memory would measure the wrong thing.
+ */
+function openPersisted(url, options = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = new DurableWebSocket(url, { ...options, persist: persistName() });
+    socket.addEventListener("error", (e) => {
+      if (e.error?.name === "PersistError") reject(new Error(`persist unusable in this browser: ${e.error.message}`));
+    });
+    socket.addEventListener("open", () => resolve(socket), { once: true });
+  });
+}
+
+/** Closes a persisted socket and waits (at most 5 s) for its close, so that its storage is cleared before the next run. */
+function closePersisted(socket) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    socket.addEventListener("close", (e) => {
+      if (!e.willReconnect) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    socket.close();
+  }).then(() => socket.free());
+}
+
 /** A connected client of kind `kind`: `{ send(text), onMessage(fn), close() }`. */
 function connect(kind, url, options = {}) {
   return new Promise((resolve, reject) => {
@@ -27,6 +59,11 @@ function connect(kind, url, options = {}) {
       const socket = new DurableWebSocket(url, options);
       socket.addEventListener("message", (e) => handler(e.data));
       socket.addEventListener("open", () => resolve({ send: (text) => socket.send(text), onMessage, close: () => socket.close(), socket }), { once: true });
+    } else if (kind === "persist") {
+      openPersisted(url, options).then((socket) => {
+        socket.addEventListener("message", (e) => handler(e.data));
+        resolve({ send: (text) => socket.send(text), onMessage, close: () => closePersisted(socket), socket });
+      }, reject);
     } else if (kind === "raw") {
       const socket = new WebSocket(url);
       socket.onmessage = (e) => handler(e.data);
@@ -91,11 +128,79 @@ async function echo(kind, url, { size, count, window, samples }) {
   const client = await connect(kind, url);
   try {
     const rate = await throughput(client, size, count, window);
-    const rtt = await roundTrips(client, size, samples);
+    const rtt = samples > 0 ? await roundTrips(client, size, samples) : null;
     return { rate, rtt };
   } finally {
-    client.close();
+    await client.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Persisted sessions: from send() to stored. A `stored` event says that all but the last `unstored` messages sent
+// are durably stored (IndexedDB committed), so each message's time is the first such event that covers it.
+
+/**
+ * `count` messages of `size` bytes to the echo endpoint of a persisted session, each timed from its send() to the
+ * `stored` event that covers it. `window` 0: one at a time (the next is sent once the previous is stored: the bare
+ * commit latency); otherwise pipelined as the throughput run (at most `window` unanswered echoes). Percentiles in ms.
+ */
+async function storedLatency(url, { count, size = 100, window = 0, warmup = 20 }) {
+  const socket = await openPersisted(url);
+  const text = "x".repeat(size);
+  const sentAt = [];
+  const latencies = [];
+  let storedUpTo = 0;
+  let events = 0;
+  let wake = () => {};
+  socket.addEventListener("stored", (e) => {
+    const now = performance.now();
+    events++;
+    const upTo = sentAt.length - e.unstored;
+    for (; storedUpTo < upTo; storedUpTo++) latencies.push(now - sentAt[storedUpTo]);
+    wake();
+  });
+  const send = () => {
+    sentAt.push(performance.now());
+    socket.send(text).catch(() => {});
+  };
+  const started = performance.now();
+  try {
+    if (window === 0) {
+      for (let i = 0; i < warmup + count; i++) {
+        const stored = new Promise((resolve) => (wake = () => storedUpTo === sentAt.length && resolve()));
+        send();
+        await stored;
+      }
+    } else {
+      let received = 0;
+      await new Promise((resolve) => {
+        socket.addEventListener("message", () => {
+          received++;
+          if (received === warmup + count) resolve();
+          else if (sentAt.length < warmup + count) send();
+        });
+        while (sentAt.length < Math.min(window, warmup + count)) send();
+      });
+      // The last ones may be echoed before their commit is reported.
+      await new Promise((resolve) => {
+        wake = () => storedUpTo === sentAt.length && resolve();
+        wake();
+      });
+    }
+  } finally {
+    await closePersisted(socket);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const measured = latencies.slice(warmup).sort((a, b) => a - b);
+  return {
+    p50: quantile(measured, 0.5),
+    p99: quantile(measured, 0.99),
+    mean: measured.reduce((a, b) => a + b, 0) / measured.length,
+    max: measured.at(-1),
+    messages: measured.length,
+    messagesPerCommit: sentAt.length / Math.max(1, events),
+    seconds,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -219,6 +324,8 @@ window.bench = {
   rustApi: rustApi !== null,
   wasmMemoryBytes: () => wasm.memory.buffer.byteLength,
   echo,
+  storedLatency,
+  userAgent: () => navigator.userAgent,
   soakOpen,
   soakCycles,
   soakMessages,

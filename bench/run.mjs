@@ -3,8 +3,10 @@
 //
 //   node bench/run.mjs                 everything (builds what is missing first)
 //   node bench/run.mjs --quick         fewer rounds and messages (a smoke run; figures are noisier)
-//   node bench/run.mjs --only echo,size   some parts: echo, size, recovery, memory, server, scale
+//   node bench/run.mjs --only echo,size   some parts: echo, size, recovery, memory, server, scale, persist
 //   node bench/run.mjs --no-write      print only
+//   node bench/run.mjs --only persist --persist-baseline=DIR   DIR: a package built without persisted sessions
+//   node bench/run.mjs --pkg=DIR       the npm package (web target) in DIR instead of www/pkg and pkg/
 //
 // 1. echo: throughput (pipelined, 100 unanswered) and round trip (one at a time) for 100 B and 4 KB messages:
 //    DurableWebSocket (JS API), the Rust API (bench/rust-api, loop in wasm), raw WebSocket and
@@ -15,19 +17,23 @@
 // 5. server: `loadgen` opens 10,000 durable sessions: server RSS per session, echo round trip under load.
 // 6. scale: the Redis store next to the memory store (bench/scaleout.mjs), and the fault scenario next to the
 //    socket.io anchor (bench/anchor-socketio); written into BENCHMARKS.md between the "scale" markers.
+// 7. persist: persisted sessions (the `persist` option) in Chromium, Firefox and WebKit (PERSIST_ENGINES or
+//    DURABLE_WS_ENGINES choose): pipelined echo with and without persist (interleaved rounds, ratios), the time from
+//    send() to the `stored` event, and the package size with the feature; written between the "persist" markers.
 //
 // Uses the release binaries (cargo build --release -p durable-ws-reference -p durable-ws-testkit --bins) and www/pkg (the npm build,
 // web target); builds them when missing. Raw results also go to target/bench-results.json.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem, homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { REPO_ROOT, launchBrowser, siteDir, sleep, startServer } from "../tests/chaos/harness.mjs";
 import { table } from "../tests/chaos/analysis.mjs";
 import { startBlockableProxy } from "./blockable-proxy.mjs";
-import { bundleSizes } from "./size.mjs";
+import { bundleSizes, durableWsSize, storeJsSize } from "./size.mjs";
 import { namedBuild, profile } from "./wasm-profile.mjs";
 import { anchorBench, faultBench, loadBench } from "./scaleout.mjs";
+import { launchEngine } from "../tests/support/browser.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -36,8 +42,12 @@ const option = (name) => {
   return match ? match.slice(name.length + 1) : argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined;
 };
 const QUICK = flag("--quick");
-const PARTS = new Set((option("--only") ?? "echo,size,recovery,memory,server,scale").split(","));
+const PARTS = new Set((option("--only") ?? "echo,size,recovery,memory,server,scale,persist").split(","));
+// The parts written into the main "results" block (scale and persist have blocks of their own).
+const MAIN_PARTS = ["echo", "size", "recovery", "memory", "server"];
 const RELEASE = join(REPO_ROOT, "target/release");
+/** `--pkg=DIR`: the package measured, instead of www/pkg (pages) and pkg/ (sizes), e.g. one built from a clean checkout. */
+const PKG = option("--pkg") ? resolve(REPO_ROOT, option("--pkg")) : null;
 const RUST_API_DIR = join(REPO_ROOT, "target/bench-rust-api");
 const TOOLS_PATH = `${join(homedir(), ".cargo/bin")}:${join(REPO_ROOT, "node_modules/.bin")}:${process.env.PATH}`;
 
@@ -90,7 +100,7 @@ function machine(browserVersion) {
     kernel: `Linux ${release()}`,
     node: process.version,
     browser: `Chromium ${browserVersion} (headless)`,
-    commit: `${commit}${dirty ? " + uncommitted changes in src/crates" : ""}`,
+    commit: PKG ? `${commit} (package from ${PKG})` : `${commit}${dirty ? " + uncommitted changes in src/crates" : ""}`,
   };
 }
 
@@ -312,6 +322,188 @@ async function serverBench(www) {
     }
   }
   return results;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 7. Persisted sessions.
+
+const ENGINE_NAMES = { chromium: "Chromium", firefox: "Firefox", webkit: "WebKit" };
+
+function persistEngines() {
+  const list = (process.env.PERSIST_ENGINES ?? process.env.DURABLE_WS_ENGINES ?? "chromium,firefox,webkit").split(",").map((e) => e.trim()).filter(Boolean);
+  for (const engine of list) if (!ENGINE_NAMES[engine]) throw new Error(`PERSIST_ENGINES: unknown engine ${engine}`);
+  return list;
+}
+
+/**
+ * In each engine, one page of bench/page.html: (1) pipelined echo, `DurableWebSocket` without and with `persist`,
+ * interleaved (the order alternates per round), each run on a new connection (and a new session name), medians of the
+ * rounds; (2) send() → `stored`: one message at a time, and under the pipelined echo.
+ */
+async function persistBench(server, chromium) {
+  const sizes = [
+    { size: 100, count: QUICK ? 1000 : 5000 },
+    { size: 4096, count: QUICK ? 500 : 2000 },
+  ];
+  const rounds = QUICK ? 1 : 3;
+  const samples = QUICK ? 100 : 300;
+  const latencyModes = [
+    { mode: "one at a time", params: { count: QUICK ? 100 : 300, window: 0 } },
+    { mode: "pipelined echo (100 unanswered)", params: { count: QUICK ? 1000 : 3000, window: 100 } },
+  ];
+  const engines = [];
+  for (const engine of persistEngines()) {
+    const result = { engine, name: ENGINE_NAMES[engine], runs: [], echo: [], latency: [] };
+    engines.push(result);
+    let browser = null;
+    let context = null;
+    try {
+      if (engine === "chromium") {
+        context = await chromium.newContext();
+        result.version = `Chromium ${chromium.version()}`;
+      } else {
+        browser = await launchEngine(engine);
+        context = await browser.newContext();
+        result.version = browser.version().replace(/^(\S+)/, (name) => (name === "MiniBrowser" ? "WebKitGTK MiniBrowser" : name));
+      }
+      const page = await context.newPage();
+      page.on("pageerror", (error) => log(`${engine} page error: ${error.message}`));
+      await page.goto(`${server.http}/index.html`);
+      await page.waitForFunction(() => window.bench?.ready === true, null, { timeout: 60_000 });
+      if (engine === "webkit") result.version += ` (${await page.evaluate(() => window.bench.userAgent())})`;
+      for (let round = 0; round < rounds; round++) {
+        for (const { size, count } of sizes) {
+          const order = round % 2 === 0 ? ["durable", "persist"] : ["persist", "durable"];
+          for (const kind of order) {
+            const run = await page.evaluate(
+              ({ kind, url, params }) => window.bench.echo(kind, url, params),
+              { kind, url: `${server.ws}/echo`, params: { size, count, window: 100, samples } },
+            );
+            result.runs.push({ kind, size, ...run });
+            log(`persist ${engine} round ${round + 1} ${kind} ${size} B: ${fixed(run.rate, 0)} msg/s, RTT p50 ${fixed(run.rtt?.p50, 3)} ms`);
+          }
+        }
+      }
+      for (const { size } of sizes) {
+        const of = (kind) => result.runs.filter((r) => r.kind === kind && r.size === size);
+        const summary = (kind) => ({ rate: median(of(kind).map((r) => r.rate)), p50: median(of(kind).map((r) => r.rtt.p50)), p99: median(of(kind).map((r) => r.rtt.p99)) });
+        const without = summary("durable");
+        const withPersist = summary("persist");
+        // The ratio of each round's pair (run back to back), then the median: less exposed to the machine's drift.
+        const pairs = of("persist").map((p, i) => p.rate / of("durable")[i].rate);
+        result.echo.push({ size, without, with: withPersist, ratio: withPersist.rate / without.rate, pairRatio: median(pairs), pairs });
+      }
+      for (const { mode, params } of latencyModes) {
+        const latency = await page.evaluate(({ url, params }) => window.bench.storedLatency(url, params), { url: `${server.ws}/echo`, params: { ...params, size: 100 } });
+        result.latency.push({ mode, ...latency });
+        log(`persist ${engine} send → stored, ${mode}: p50 ${fixed(latency.p50, 2)} ms, p99 ${fixed(latency.p99, 2)} ms (${latency.messages} messages, ${fixed(latency.messagesPerCommit, 1)} per commit)`);
+      }
+    } catch (error) {
+      log(`persist ${engine} failed: ${error.stack ?? error}`);
+      result.error = String(error.message ?? error).split("\n")[0];
+    } finally {
+      await (browser ? browser.close() : context?.close());
+    }
+  }
+  const dir = PKG ?? ["pkg", "www/pkg"].map((d) => join(REPO_ROOT, d)).find((d) => existsSync(join(d, "durable_ws_bg.wasm")));
+  const size = { package: await durableWsSize(dir, REPO_ROOT), dir: dir.startsWith(REPO_ROOT) ? dir.slice(REPO_ROOT.length + 1) : dir, store: await storeJsSize(PKG ? resolve(PKG, "..") : REPO_ROOT) };
+  const baseline = option("--persist-baseline");
+  if (baseline) size.baseline = { dir: baseline, ...(await durableWsSize(baseline, REPO_ROOT)) };
+  return { sizes, rounds, samples, latencyModes, engines, size };
+}
+
+function persistMarkdown(p, machineInfo) {
+  const out = [];
+  out.push(`Run of \`node bench/run.mjs${argv.length ? ` ${argv.join(" ")}` : ""}\` on ${machineInfo.date}: ${machineInfo.cpu} (2 cores, shared with other jobs), ${machineInfo.memory} RAM, ${machineInfo.kernel}; Node ${machineInfo.node}; commit ${machineInfo.commit}; the reference server (release build) on 127.0.0.1.`);
+  out.push("");
+  out.push("Browsers: " + p.engines.map((e) => `${e.name}: ${e.version ?? "n/a"}${e.error ? ` — **failed**: ${e.error}` : ""}`).join("; ") + ".");
+  out.push("");
+  out.push(`#### Echo throughput and round trip, with \`persist\` next to without`);
+  out.push("");
+  out.push(
+    `Throughput: ${p.sizes.map((s) => `${s.count.toLocaleString("en")} × ${s.size} B`).join(", ")} to /echo, pipelined with at most 100 unanswered ` +
+      `(as section 1); round trip: ${p.samples} messages one at a time. ${p.rounds} round${p.rounds === 1 ? "" : "s"}, the order of the two alternating, each run on a new ` +
+      "connection (and, with persist, a new session name, closed and cleared after the run). Medians of the rounds; " +
+      "\"× without\" is the ratio of the medians, \"pairs\" the ratio of each round's back-to-back pair.",
+  );
+  out.push("");
+  const rows = [];
+  for (const e of p.engines) {
+    for (const r of e.echo) {
+      rows.push({
+        browser: e.name,
+        message: `${r.size} B`,
+        "msgs/s without": Math.round(r.without.rate).toLocaleString("en"),
+        "msgs/s with persist": Math.round(r.with.rate).toLocaleString("en"),
+        "× without": `**${fixed(r.ratio, 2)}×**`,
+        pairs: r.pairs.map((x) => fixed(x, 2)).join(" / "),
+        "RTT p50 without / with (ms)": `${fixed(r.without.p50, 2)} / ${fixed(r.with.p50, 2)}`,
+        "RTT p99 without / with (ms)": `${fixed(r.without.p99, 2)} / ${fixed(r.with.p99, 2)}`,
+      });
+    }
+  }
+  out.push(table(["browser", "message", "msgs/s without", "msgs/s with persist", "× without", "pairs", "RTT p50 without / with (ms)", "RTT p99 without / with (ms)"], rows));
+  out.push("");
+  out.push("#### From `send()` to stored");
+  out.push("");
+  out.push(
+    "Each message timed from its `send()` to the first `stored` event that covers it (the event says all but the last " +
+      "`unstored` messages sent are stored: IndexedDB committed). One at a time: the next message is sent once the previous " +
+      "one is stored (the bare commit latency). Pipelined echo: the throughput run's traffic (100 B, 100 unanswered), every " +
+      "message timed. 20 warm-up messages are left out.",
+  );
+  out.push("");
+  out.push(
+    table(
+      ["browser", "traffic", "messages", "p50", "p99", "mean", "max", "messages per stored event"],
+      p.engines.flatMap((e) =>
+        e.latency.map((l) => ({
+          browser: e.name,
+          traffic: l.mode,
+          messages: l.messages.toLocaleString("en"),
+          p50: `${fixed(l.p50, 2)} ms`,
+          p99: `${fixed(l.p99, 2)} ms`,
+          mean: `${fixed(l.mean, 2)} ms`,
+          max: `${fixed(l.max, 1)} ms`,
+          "messages per stored event": fixed(l.messagesPerCommit, 1),
+        })),
+      ),
+    ),
+  );
+  out.push("");
+  out.push("#### Package size");
+  out.push("");
+  const s = p.size;
+  const sizeRows = [];
+  const row = (name, pkg, note) => ({
+    package: name,
+    "JS glue (min / gzip)": `${pkg.glue.toLocaleString("en")} / ${pkg.glueGzip.toLocaleString("en")} B`,
+    "wasm (raw / gzip)": `${pkg.wasm.toLocaleString("en")} / ${pkg.wasmGzip.toLocaleString("en")} B`,
+    "total gzip": `**${(pkg.glueGzip + pkg.wasmGzip).toLocaleString("en")} B**`,
+    note,
+  });
+  sizeRows.push(row("with persisted sessions", s.package, `${s.dir}/ (bench/size.mjs: glue bundled and minified by esbuild, gzip -9)`));
+  if (s.baseline) {
+    sizeRows.push(row("without (the commit before the feature)", s.baseline, s.baseline.dir));
+    const delta = (key) => s.package[key] - s.baseline[key];
+    sizeRows.push({
+      package: "the feature's cost",
+      "JS glue (min / gzip)": `+${delta("glue").toLocaleString("en")} / +${delta("glueGzip").toLocaleString("en")} B`,
+      "wasm (raw / gzip)": `+${delta("wasm").toLocaleString("en")} / +${delta("wasmGzip").toLocaleString("en")} B`,
+      "total gzip": `**+${(delta("glueGzip") + delta("wasmGzip")).toLocaleString("en")} B**`,
+      note: "",
+    });
+  }
+  sizeRows.push({
+    package: "src/store.js alone",
+    "JS glue (min / gzip)": `${s.store.minified.toLocaleString("en")} / ${s.store.gzip.toLocaleString("en")} B`,
+    "wasm (raw / gzip)": "–",
+    "total gzip": "–",
+    note: "the storage driver, minified by esbuild on its own (inside the package it compresses with the rest)",
+  });
+  out.push(table(["package", "JS glue (min / gzip)", "wasm (raw / gzip)", "total gzip", "note"], sizeRows));
+  out.push("");
+  return out.join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -555,7 +747,7 @@ async function main() {
   const site = siteDir({
     "index.html": "bench/page.html",
     "page.js": "bench/page.js",
-    pkg: "www/pkg",
+    pkg: PKG ?? "www/pkg",
     "rws.mjs": "node_modules/reconnecting-websocket/dist/reconnecting-websocket-mjs.js",
     ...(existsSync(join(RUST_API_DIR, "durable_ws_bench.js")) ? { rust: RUST_API_DIR } : {}),
   });
@@ -582,7 +774,7 @@ async function main() {
 
     await attempt("echo", () => echoBench(page, server, rustApi));
     await attempt("size", async () => {
-      const rows = await bundleSizes(REPO_ROOT);
+      const rows = await bundleSizes(REPO_ROOT, PKG);
       let wasmProfile = null;
       try {
         const named = namedBuild(REPO_ROOT);
@@ -609,6 +801,7 @@ async function main() {
       }
     });
     await context.close();
+    await attempt("persist", () => persistBench(server, browser));
   } finally {
     await browser.close();
     await server.stop();
@@ -638,11 +831,16 @@ async function main() {
 
   mkdirSync(join(REPO_ROOT, "target"), { recursive: true });
   writeFileSync(join(REPO_ROOT, "target/bench-results.json"), JSON.stringify(results, null, 2));
-  const onlyScale = [...PARTS].every((part) => part === "scale");
+  const writesMain = [...PARTS].some((part) => MAIN_PARTS.includes(part));
   const text = markdown(results);
-  if (!onlyScale) {
+  if (writesMain) {
     console.log(text);
     if (!flag("--no-write")) writeReport(text);
+  }
+  if (results.persist) {
+    const persistText = persistMarkdown(results.persist, results.machine);
+    console.log(persistText);
+    if (!flag("--no-write")) writeReport(persistText, { start: "<!-- persist:start (written by bench/run.mjs --only persist) -->", end: "<!-- persist:end -->" });
   }
   if (results.scale) {
     const scaleText = scaleMarkdown(results.scale);

@@ -48,14 +48,25 @@ export async function durableWsSize(dir, repoRoot) {
   return { wasm: wasm.length, wasmGzip: gzipSize(wasm), glue: glue.length, glueGzip: gzipSize(glue), bundlerTarget };
 }
 
+/**
+ * The storage driver of persisted sessions (src/store.js, which the package bundles into durable_ws.js) on its own,
+ * minified by esbuild: `{ minified, gzip }` in bytes. Inside the package it compresses together with the rest, so
+ * this is an upper bound of its share, not a difference.
+ */
+export async function storeJsSize(repoRoot) {
+  const entry = `export * from ${JSON.stringify(join(repoRoot, "src/store.js"))};`;
+  const bytes = await bundle(entry, repoRoot);
+  return { minified: bytes.length, gzip: gzipSize(bytes) };
+}
+
 /** Sizes of each library (bytes): `{ name, minified, gzip, note }`, durable-ws split into its JS glue and wasm. */
-export async function bundleSizes(repoRoot) {
+export async function bundleSizes(repoRoot, pkgDir = null) {
   const rows = [];
-  // The npm build (pkg/), else the demo's copy (www/pkg/): the same build.
-  const dir = ["pkg", "www/pkg"].map((d) => join(repoRoot, d)).find((d) => existsSync(join(d, "durable_ws_bg.wasm")));
+  // `pkgDir`, else the npm build (pkg/), else the demo's copy (www/pkg/): the same build.
+  const dir = pkgDir ?? ["pkg", "www/pkg"].map((d) => join(repoRoot, d)).find((d) => existsSync(join(d, "durable_ws_bg.wasm")));
   if (!dir) throw new Error("no wasm package: build it (scripts/test.sh wasm-package)");
   const size = await durableWsSize(dir, repoRoot);
-  const where = `${dir.slice(repoRoot.length + 1)}/, ${size.bundlerTarget ? "bundler" : "web"} target`;
+  const where = `${dir.startsWith(repoRoot) ? dir.slice(repoRoot.length + 1) : dir}/, ${size.bundlerTarget ? "bundler" : "web"} target`;
   rows.push({ name: "durable-ws: JS glue", minified: size.glue, gzip: size.glueGzip, note: `${where}: the class and wasm-bindgen's glue; esbuild --minify` });
   rows.push({ name: "durable-ws: wasm", minified: size.wasm, gzip: size.wasmGzip, note: "scripts/common.sh build_npm_package (wasm-opt -Oz)" });
   rows.push({ name: "durable-ws: total (glue + wasm)", minified: size.glue + size.wasm, gzip: size.glueGzip + size.wasmGzip, note: "target ≤ 13 KB gzip", total: true });

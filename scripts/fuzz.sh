@@ -3,7 +3,7 @@
 # assertions and overflow checks), one target after the other, each for SECONDS (default 600: a campaign; the test
 # command's `fuzz` stage runs 20). docs/FUZZING.md says what each target checks and what campaigns found.
 #
-#   bash scripts/fuzz.sh [SECONDS] [TARGET...]      targets: frame endpoint client pair (default: all)
+#   bash scripts/fuzz.sh [SECONDS] [TARGET...]      targets: frame endpoint client pair restore (default: all)
 #
 # Each target starts from its seeds (crates/core/fuzz/seeds/TARGET, in git) and a working corpus
 # (crates/core/fuzz/corpus/TARGET, not in git, kept between runs). A finding stops that target: libFuzzer writes the
@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(frame endpoint client pair)
+((${#targets[@]})) || targets=(frame endpoint client pair restore)
 # libFuzzer takes -max_total_time=0 as "no limit".
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "SECONDS must be a whole number of at least 1, got '$seconds'"
 

@@ -580,12 +580,11 @@ impl State {
         if let Some(error) = error {
             out.push_back(Delivery::Output(Output::Error(Error::Persist(error.describe().to_owned()))));
         }
-        match loading {
-            Some(loading) => self.replay_loading(loading, now, out),
-            None if old_token.is_none() || old_token != self.client.session_token() => {
-                self.fail_waiters(LostReason::Closed, out)
-            }
-            None => {}
+        if old_token.is_some() && old_token != self.client.session_token() {
+            self.fail_waiters(LostReason::Closed, out);
+        }
+        if let Some(loading) = loading {
+            self.replay_loading(loading, now, out);
         }
     }
 
@@ -613,9 +612,9 @@ impl State {
     /// `pagehide`: the page unloads (`for_good`) or enters the back/forward cache.
     fn page_hidden(&mut self, for_good: bool, now: Millis) {
         match &mut self.persist {
-            // Entering the back/forward cache, the name is released, so that the page stays eligible for it.
-            Some(persist) if !for_good => persist.store = None,
-            // Stored already (every batch is written to storage at once): the next page resumes.
+            // Stored already (every batch is written to storage at once): the next page resumes. Entering the
+            // back/forward cache, the name stays held: Chromium keeps such a page eligible (the lifecycle suite
+            // checks it), and nothing sent between `pagehide` and the freeze goes unstored.
             Some(_) => {}
             // Nothing outlives the page: end the session now rather than at the server's time-to-live.
             None if for_good => self.client.leave(now),
@@ -625,7 +624,8 @@ impl State {
 
     /// `pageshow` from the back/forward cache: take the stored session back, then reconnect at once.
     fn page_shown(&mut self, now: Millis) {
-        if self.persist.as_ref().is_some_and(|persist| persist.store.is_none()) {
+        if let Some(persist) = self.persist.as_mut().filter(|persist| persist.store.is_none()) {
+            persist.loading = Some(Loading { sends: Vec::new(), close: None });
             self.open_store();
         } else {
             self.client.reconnect_now(now);
@@ -653,7 +653,9 @@ impl State {
                 break;
             }
         }
-        if let Some(store) = self.persist.as_ref().and_then(|persist| persist.store.as_ref()) {
+        // While a stored session is read back, the client is replaced when it is: nothing of it is written.
+        let store = self.persist.as_ref().filter(|persist| persist.loading.is_none()).and_then(|p| p.store.as_ref());
+        if let Some(store) = store {
             while let Some(batch) = self.client.poll_store() {
                 store.write(batch);
             }

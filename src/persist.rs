@@ -104,11 +104,7 @@ impl Persistence {
     /// Writes a batch (synchronously to the fast store; the durable commit is reported later).
     pub(crate) fn write(&self, batch: StoreBatch) {
         let seqs: Vec<f64> = batch.messages.iter().map(|(seq, _)| *seq as f64).collect();
-        let payloads: Array = batch
-            .messages
-            .iter()
-            .map(|(_, payload)| js_payload(payload))
-            .collect();
+        let payloads: Array = batch.messages.iter().map(|(_, payload)| js_payload(payload)).collect();
         let acked = batch.position.map_or(0, |p| p.acked) as f64;
         self.store.write(batch.id as f64, batch.clear, batch.position.map(|p| p.encode()), acked, &seqs, payloads);
     }

@@ -75,7 +75,10 @@ class Store {
     ]);
     let position = record?.p, messages = new Map(keys.map((key, i) => [key[1], values[i]]));
     this.rev = record?.r ?? 0;
-    const tail = readJson(ls.getItem(this.key + ":p"));
+    const written = ls.getItem(this.key + ":p"), tail = readJson(written);
+    // Unreadable records read as a position of no known format: the engine reports it (PersistError).
+    const corrupt = (record !== undefined && !(typeof record?.p == "string" && record.r >= 0)) || (written != null && !tail);
+    if (corrupt) this.rev = 0;
     if (tail && tail.r > this.rev) {
       if (tail.c > this.rev) messages = new Map();
       position = tail.p || undefined; // "": the session ended
@@ -83,6 +86,7 @@ class Store {
       for (const [seq, payload] of this.tailMessages(tail.c)) messages.set(seq, payload);
     }
     this.cleared = tail?.c ?? 0;
+    if (corrupt) position = "corrupt";
     if (this.done) return this.flush();
     const seqs = [...messages.keys()].sort((a, b) => a - b);
     const payloads = seqs.map((seq) => messages.get(seq));

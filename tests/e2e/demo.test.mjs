@@ -3,6 +3,8 @@
 // Both panels chat (150+ messages each, through the page's own auto-chat toggles) while the chaos toggle and
 // explicit "Cut my connection" clicks keep dropping connections. Once everything settled, both panels must hold
 // the same complete history: every sent message exactly once, in the order the server broadcast them.
+// "Reload mid-stream": Alice's persisted session (and a plain WebSocket beside it) sends a numbered burst, the
+// network stalls, the page reloads itself; the reloaded page must get every message of the burst, in order.
 //
 //   DURABLE_WS_HTTP=http://127.0.0.1:8080 node --test tests/e2e/demo.test.mjs
 //
@@ -242,6 +244,56 @@ test("chat demo: \"Restart session\" — every unconfirmed message is handed bac
       assert.equal(c.acknowledged + c.unconfirmed, c.sent, `${name}: every message acknowledged or handed back`);
       assertOrderedWithoutDuplicates(name, await history(page, name));
     }
+  } finally {
+    await context.close();
+  }
+});
+
+test("chat demo: \"Reload mid-stream\" — the persisted chat completes the burst across the reload, without a gap", { timeout: 90_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const { page, problems } = await openDemo(context);
+  try {
+    const reloaded = page.waitForEvent("framenavigated", { predicate: (frame) => frame === page.mainFrame(), timeout: 30_000 });
+    await page.locator("#burst-start").click();
+    await reloaded;
+    await page.waitForFunction(() => window.demo !== undefined, null, { timeout: 30_000 });
+    try {
+      await page.waitForFunction(() => window.demo.burst()?.phase === "done", null, { timeout: 45_000, polling: 100 });
+    } catch (error) {
+      const burst = await page.evaluate(() => window.demo.burst()).catch((e) => e.message);
+      throw new Error(`the burst did not finish after the reload:\n${JSON.stringify(burst)}\n${await describeState(page)}\n${error.message}`);
+    }
+    const burst = await page.evaluate(() => window.demo.burst());
+    console.log(`${burst.reloadLine}\ndurable-ws: ${burst.results.durable}\nplain WebSocket: ${burst.results.plain}`);
+
+    const all = Array.from({ length: burst.total }, (_, i) => i + 1);
+    assert.deepEqual(problems, [], "no page errors and every fault request succeeded, before and after the reload");
+    assert.equal(burst.page, 2, "the page reloaded itself once, mid-stream");
+    assert.equal(burst.stall, "ok", "the network stalled before the reload");
+    assert.equal(burst.left.sent, burst.reloadAt, `the previous page sent #1–#${burst.reloadAt}`);
+    assert.ok(burst.left.pending > 0, "the previous page left unconfirmed messages behind");
+    assert.ok(burst.left.outstanding > 0, "the previous page left messages whose echo had not come back");
+    assert.equal(burst.resume?.how, "resumed", "the reloaded page resumed the stored session (no new one)");
+    assert.deepEqual(burst.durableOrder, all, "Alice got every message of the burst back exactly once, in order");
+    assert.equal(
+      burst.durable.filter(([k, pageNumber]) => pageNumber === 2 && k <= burst.reloadAt).length,
+      burst.left.outstanding,
+      "what the previous page left arrived after the reload",
+    );
+    assert.deepEqual(burst.handedBack, [], "nothing was handed back: the session went on");
+    assert.deepEqual(burst.lost.durable, [], "the durable lane lost nothing");
+    assert.deepEqual([...new Set(burst.bob)].sort((a, b) => a - b), all, "Bob received the whole burst too");
+    assert.equal(burst.bob.length, burst.total, "Bob received no message twice");
+    // The plain lane is the comparison, not under test: its figures only have to add up.
+    assert.equal(burst.plain.length + burst.lost.plain.length, burst.total, "the plain lane accounts for every message");
+    const alice = await counters(page, "Alice");
+    assert.equal(alice.lost, 0);
+    assert.equal(alice.pending, 0);
+    assert.equal(alice.unstored, 0);
+    await page.screenshot({ path: join(OUTPUT_DIR, "demo-reload.png"), fullPage: true });
+  } catch (error) {
+    await page.screenshot({ path: join(OUTPUT_DIR, "demo-reload-failure.png"), fullPage: true }).catch(() => {});
+    throw error;
   } finally {
     await context.close();
   }

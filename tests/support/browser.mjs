@@ -32,6 +32,20 @@ export function launchBrowser(extraArgs = []) {
   return chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
+/**
+ * Launches headless Chromium on the profile directory `userDataDir` (its storage outlives the browser: a later launch
+ * on the same directory finds it) and returns its persistent context; `options` go to Playwright's
+ * `launchPersistentContext`, `extraArgs` after the project's flags.
+ */
+export function launchPersistentChromium(userDataDir, { extraArgs = [], ...options } = {}) {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
+    ...options,
+  });
+}
+
 /** Launches `engine` (one of ENGINES), headless (WebKit on a virtual display). */
 export function launchEngine(engine) {
   return engine === "chromium" ? launchBrowser() : launchWebDriverBrowser(engine);

@@ -14,24 +14,27 @@ const which = (command) => execFileSync("bash", ["-c", `command -v ${command}`],
 const ENGINES = {
   firefox: {
     driver: (port) => ({ command: which("geckodriver"), args: ["--host", "127.0.0.1", "--port", String(port)] }),
-    capabilities: () => ({
+    capabilities: (args = []) => ({
       browserName: "firefox",
-      "moz:firefoxOptions": { binary: which("firefox-esr"), args: ["-headless"], prefs: { "network.proxy.type": 0 } },
+      "moz:firefoxOptions": { binary: which("firefox-esr"), args: ["-headless", ...args], prefs: { "network.proxy.type": 0 } },
     }),
   },
   webkit: {
     driver: (port) => ({ command: which("xvfb-run"), args: ["-a", which("WebKitWebDriver"), `--port=${port}`] }),
-    capabilities: () => ({
+    capabilities: (args = []) => ({
       browserName: "MiniBrowser",
-      "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] },
+      "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation", ...args] },
     }),
   },
 };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Launches `engine` ("firefox" or "webkit") under its WebDriver server; returns a Playwright-like browser. */
-export async function launchWebDriverBrowser(engine) {
+/**
+ * Launches `engine` ("firefox" or "webkit") under its WebDriver server; returns a Playwright-like browser. `args` go
+ * to the browser after the project's (e.g. Firefox's `-profile DIR`, to keep its storage across launches).
+ */
+export async function launchWebDriverBrowser(engine, { args: browserArgs = [] } = {}) {
   const spec = ENGINES[engine];
   if (!spec) throw new Error(`no WebDriver set-up for engine ${engine}`);
   const port = await freePort();
@@ -62,7 +65,7 @@ export async function launchWebDriverBrowser(engine) {
       if (Date.now() > deadline) throw new Error(`${command} did not answer /status within 30 s`);
       await sleep(100);
     }
-    const session = await command_(base, "POST", "/session", { capabilities: { alwaysMatch: spec.capabilities() } }, 60_000);
+    const session = await command_(base, "POST", "/session", { capabilities: { alwaysMatch: spec.capabilities(browserArgs) } }, 60_000);
     const browser = new WebDriverBrowser(`${base}/session/${session.sessionId}`, stop, session.capabilities);
     await browser.command("POST", "/timeouts", { script: 120_000, pageLoad: 60_000 });
     return browser;
@@ -144,8 +147,28 @@ class WebDriverPage {
 
   async goto(url) {
     await this.browser.command("POST", "/url", { url });
+    await this.installErrorRecorder(url);
+  }
+
+  /** Reloads the page (as Playwright's `reload`). */
+  async reload() {
+    await this.browser.command("POST", "/refresh", {});
+    await this.installErrorRecorder("the reloaded page");
+  }
+
+  /**
+   * Closes this page's tab and goes on in a new, empty one, driven by this same object (a session cannot be left
+   * without a window: closing the last one ends it in some drivers).
+   */
+  async replaceTab() {
+    const { handle } = await this.browser.command("POST", "/window/new", { type: "tab" });
+    await this.browser.command("DELETE", "/window");
+    await this.browser.command("POST", "/window", { handle });
+  }
+
+  async installErrorRecorder(where) {
     const installed = await this.browser.command("POST", "/execute/sync", { script: INSTALL_ERROR_RECORDER, args: [] });
-    if (installed !== true) throw new Error(`could not install the page error recorder in ${url}`);
+    if (installed !== true) throw new Error(`could not install the page error recorder in ${where}`);
   }
 
   /** Runs `fn(arg)` in the page (awaiting a promise it returns) and returns its JSON-serialisable result. */

@@ -176,8 +176,11 @@ impl Client {
     /// A client that wants to connect at once (`poll_action` yields `Connect`). `seed` feeds
     /// the jitter; `online` is the browser's current state.
     pub fn new(config: ClientConfig, seed: u64, now: Millis, online: bool) -> Self {
-        let session =
-            if config.persist { Session::persisted_client(config.session.clone()) } else { Session::client(config.session.clone()) };
+        let session = if config.persist {
+            Session::persisted_client(config.session.clone())
+        } else {
+            Session::client(config.session.clone())
+        };
         let mut client = Client {
             store: config.persist.then(Store::default),
             session,
@@ -361,11 +364,8 @@ impl Client {
             ClientState::Closed | ClientState::Closing => {}
             ClientState::Open if self.durable == Some(true) => {
                 self.state = ClientState::Closing;
-                self.closing = Some(Closing {
-                    code,
-                    reason: reason.to_owned(),
-                    deadline: now.saturating_add(timeout_ms),
-                });
+                self.closing =
+                    Some(Closing { code, reason: reason.to_owned(), deadline: now.saturating_add(timeout_ms) });
                 self.progress_closing(now);
             }
             ClientState::Open | ClientState::Connecting => {
@@ -406,6 +406,10 @@ impl Client {
         match self.state {
             ClientState::Reconnecting { .. } | ClientState::Offline => self.start_attempt(now),
             ClientState::Closed if !self.closed_by_user => {
+                if let Some(store) = &mut self.store {
+                    // Going on: the new session is stored again (else nothing would go out).
+                    store.ended = false;
+                }
                 self.backoff.reset();
                 self.start_attempt(now);
             }
@@ -530,7 +534,16 @@ impl Client {
                     self.sessions_lost += 1;
                     self.events.push_back(Event::SessionLost { reason, unconfirmed });
                 }
-                SessionEvent::Open { durable } => self.events.push_back(Event::Open { durable }),
+                SessionEvent::Open { durable } => {
+                    if let (true, Some(store)) = (durable, &mut self.store) {
+                        // A new session: nothing of it goes out before a position naming it is
+                        // stored, else a browser killed meanwhile restores its messages without the
+                        // token and sends them again in another session. Older batches name none.
+                        store.epoch += 1;
+                        self.session.gate();
+                    }
+                    self.events.push_back(Event::Open { durable });
+                }
                 SessionEvent::Resumed { replayed } => self.events.push_back(Event::Resumed { replayed }),
                 SessionEvent::Message(payload) => self.events.push_back(Event::Message(payload)),
                 SessionEvent::Acked { seq } => self.events.push_back(Event::Acked { seq }),

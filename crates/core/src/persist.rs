@@ -60,7 +60,12 @@ impl Position {
             None => return Err(StorageError::Corrupt("token")),
         };
         let mut number = |what| fields.next().and_then(|n| n.parse::<u64>().ok()).ok_or(StorageError::Corrupt(what));
-        let position = Position { token, wire_base: number("wire base")?, acked: number("acked")?, delivered: number("delivered")? };
+        let position = Position {
+            token,
+            wire_base: number("wire base")?,
+            acked: number("acked")?,
+            delivered: number("delivered")?,
+        };
         if fields.next().is_some() {
             return Err(StorageError::Corrupt("trailing fields"));
         }
@@ -156,6 +161,14 @@ pub(crate) fn check(
         Err(error) => return Err((error, messages)),
     };
     messages.retain(|(seq, _)| *seq > position.acked);
+    // A session numbers its wire from its first message, so it confirms at least that far.
+    if position.wire_base > position.acked {
+        return Err((StorageError::Corrupt("wire base"), messages));
+    }
+    // Deliveries are counted within a server session: without one, none.
+    if position.token.is_none() && position.delivered != 0 {
+        return Err((StorageError::Corrupt("delivered"), messages));
+    }
     let last = position.acked.checked_add(messages.len() as u64).filter(|&last| last <= crate::buffer::MAX_SEQ);
     if last.is_none() {
         return Err((StorageError::Corrupt("sequence numbers"), messages));

@@ -249,8 +249,8 @@ impl Session {
         }
     }
 
-    /// A persisted session's new numbering: nothing is stored yet.
-    fn gate(&mut self) {
+    /// A persisted session's new numbering (or new token): nothing is stored yet.
+    pub fn gate(&mut self) {
         self.send_limit = 0;
         self.inbound.set_limit(0, 0);
     }

@@ -306,3 +306,59 @@ fn a_resumed_welcome_to_a_client_without_a_session_loses_nothing() {
     assert!(!evs.iter().any(|e| matches!(e, Event::SessionLost { .. })), "{evs:?}");
     assert_eq!(client.stats().session.pending, 1);
 }
+
+/// (`restore`) A stored position whose wire base lies beyond its confirmed messages (corrupt: a
+/// session starts numbering its wire where its confirmed messages end, and confirms only more) was
+/// restored; the `WELCOME(Resumed)` answering its HELLO then overflowed the wire numbering (`local −
+/// wire_base`), as would its first DATA. Now `Client::restore` refuses it (`StorageError::Corrupt`),
+/// reports what it could read and starts a new session.
+#[test]
+fn a_stored_wire_base_beyond_the_confirmed_messages_is_refused() {
+    use durable_ws_core::persist::{Position, StorageError};
+    let position = Position { token: Some(TOKEN), wire_base: u64::MAX - 25, acked: 0, delivered: 0 };
+    let (mut client, error) =
+        Client::restore(config(), 1, 0, true, &position.encode(), vec![(1, Payload::from("stored"))]);
+    assert_eq!(error, Some(StorageError::Corrupt("wire base")));
+    assert_eq!(
+        events(&mut client),
+        [Event::SessionLost { reason: LostReason::Storage, unconfirmed: vec![(1, Payload::from("stored"))] }]
+    );
+    let batch = client.poll_store().expect("a batch");
+    client.stored(0, batch.id);
+    client.poll_action();
+    client.on_open(10, true);
+    assert_eq!(transmitted(&mut client, 10), [(MessageKind::Binary, encode(Frame::Hello { resume: None }))]);
+    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
+    client.on_message(20, PayloadRef::Binary(&welcome));
+    assert_eq!(events(&mut client), [Event::Open { durable: true }]);
+}
+
+/// (`restore`) A stored position without a server session but with deliveries counted (corrupt:
+/// they count within a session, and every way out of one resets them) was restored as it was. Its
+/// HELLO asked for a new session, whose first messages the client then dropped as duplicates of
+/// those deliveries (lost silently) while acknowledging a number the server never sent. Now
+/// `Client::restore` refuses it.
+#[test]
+fn a_stored_position_with_deliveries_but_no_session_is_refused() {
+    use durable_ws_core::persist::{Position, StorageError};
+    let position = Position { token: None, wire_base: 0, acked: 0, delivered: 40 };
+    let (mut client, error) =
+        Client::restore(config(), 1, 0, true, &position.encode(), vec![(1, Payload::from("stored"))]);
+    assert_eq!(error, Some(StorageError::Corrupt("delivered")));
+    assert_eq!(
+        events(&mut client),
+        [Event::SessionLost { reason: LostReason::Storage, unconfirmed: vec![(1, Payload::from("stored"))] }]
+    );
+    let batch = client.poll_store().expect("a batch");
+    client.stored(0, batch.id);
+    client.poll_action();
+    client.on_open(10, true);
+    transmitted(&mut client, 10);
+    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
+    client.on_message(20, PayloadRef::Binary(&welcome));
+    let batch = client.poll_store().expect("the new session");
+    client.stored(20, batch.id);
+    let first = encode(Frame::Data { seq: 1, payload: PayloadRef::Text("first") });
+    client.on_message(30, PayloadRef::Binary(&first));
+    assert_eq!(events(&mut client), [Event::Open { durable: true }, Event::Message(Payload::from("first"))]);
+}

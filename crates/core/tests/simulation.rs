@@ -104,6 +104,23 @@ proptest! {
         prop_assert!(sim.sessions_lost.is_empty(), "no expiry: the session survives pages and browsers: {:?}", sim.sessions_lost);
     }
 
+    /// Short schedules: the page or the browser dies while a session is being set up (before its
+    /// token, its first messages or deliveries are durable), where the windows are narrow.
+    #[test]
+    fn persisted_sessions_survive_deaths_while_they_start(
+        seed: u64, latency in 0u64..30, storage_latency in 0u64..60,
+        ops in proptest::collection::vec((0u64..60, prop_oneof![
+            3 => (1u8..4).prop_map(Op::ClientSend),
+            2 => (1u8..4).prop_map(Op::ServerSend),
+            1 => Just(Op::Cut),
+            1 => Just(Op::Reload),
+            2 => Just(Op::Kill),
+        ]), 1..8),
+    ) {
+        let sim = run_persisted(seed, latency, Millis::MAX, storage_latency, &ops);
+        prop_assert!(sim.sessions_lost.is_empty(), "{:?}", sim.sessions_lost);
+    }
+
     #[test]
     fn persisted_sessions_with_expiry_plain_servers_and_closes_lose_nothing_silently(
         seed: u64, latency in 0u64..30, ttl in 50u64..2000, storage_latency in 0u64..60,
@@ -167,4 +184,14 @@ fn a_half_open_link_is_detected_by_the_heartbeat() {
     let sim = run(3, 10, Millis::MAX, &ops);
     assert!(sim.resumes >= 1, "the stalled connection was replaced and the session resumed");
     assert_eq!(sim.delivered_to_server, (0..10).collect::<Vec<_>>());
+}
+
+/// Found by `persisted_sessions_survive_reloads_and_kills`: a message went out as soon as the WELCOME
+/// named a new session, before a position with its token was durable; the browser was killed, the
+/// next page restored the message without the token and sent it again in another session.
+#[test]
+fn a_browser_killed_before_a_new_sessions_token_is_stored_sends_nothing_twice() {
+    let sim = run_persisted(5060623456307938855, 28, Millis::MAX, 13, &[(97, Op::ClientSend(1)), (13, Op::Kill)]);
+    assert_eq!(sim.kills, 1);
+    assert_eq!(sim.delivered_to_server, [0]);
 }
