@@ -2,7 +2,7 @@
 // what ends a page, in real browsers, against the real reference server behind the real chaos proxy (each
 // connection cut after 50–400 ms, 25 ms one-way latency).
 //
-//   node --test tests/e2e/lifecycle.test.mjs                               (scripts/test.sh: the e2e-tests stage)
+//   node --test tests/e2e/lifecycle.test.mjs                               (by hand: not in scripts/test.sh's stages yet)
 //   DURABLE_WS_ENGINES=chromium node --test tests/e2e/lifecycle.test.mjs   (some engines only)
 //
 // A writer page (tests/lifecycle/page.js) sends `${label}:${n}` every 2 ms on /chat, n counting on across page
@@ -20,7 +20,8 @@
 // corrupt stored data (a PersistError each, the socket goes on in memory). Firefox and WebKit (WebDriver): 5
 // reloads; tab closed and opened again; Firefox also the kill (WebKit's MiniBrowser cannot keep a profile).
 // A control runs the Chromium reloads without `persist` and requires losses: the check can fail.
-// A run takes about 30–45 s in Chromium, 20 s in Firefox, 7 s in WebKit (2 cores).
+// A run takes about 30–55 s in Chromium, 20 s in Firefox, 6 s in WebKit (2 cores, busy with other work: 1–1.5 min in
+// all); a failing scenario can take up to its 60 s bound.
 import { describe, test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
@@ -293,13 +294,13 @@ async function outcome(labels) {
   const pages = ledger.of(labels);
   const room = await observed(labels);
   const unconfirmed = new Set(pages.flatMap((p) => p.sessionLost.flatMap((s) => s.unconfirmed)));
-  const figures = { sent: 0, mustArrive: 0, delivered: 0, listed: 0, lost: 0, duplicated: 0, reordered: 0, missing: [], twice: [] };
+  const figures = { sent: 0, mustArrive: 0, delivered: 0, listed: 0, lost: 0, duplicated: 0, reordered: 0, missing: [], twice: [], late: [] };
   for (const label of labels) {
     const got = new Set();
     let highest = -Infinity;
     for (const [, n] of room.filter(([l]) => l === label)) {
       if (got.has(n)) figures.twice.push(`${label}:${n} (sent by ${senders(pages, label, n)})`);
-      else if (n < highest) figures.reordered++;
+      else if (n < highest) figures.late.push(`${label}:${n} after ${highest}`);
       got.add(n);
       highest = Math.max(highest, n);
     }
@@ -316,6 +317,7 @@ async function outcome(labels) {
   }
   figures.lost = figures.missing.length;
   figures.duplicated = figures.twice.length;
+  figures.reordered = figures.late.length;
   const received = pages.flatMap((p) => p.received).filter((m) => labels.includes(m.slice(0, m.lastIndexOf(":"))));
   const receivedSet = new Set(received);
   figures.receivedDuplicates = received.length - receivedSet.size;
@@ -346,9 +348,10 @@ function record(engine, fault, figures, note = "") {
     "pages missed": figures.receivedMissing,
     note,
   });
-  const { missing, twice, pages, ...rest } = figures;
+  const { missing, twice, late, pages, ...rest } = figures;
   console.log(`${engine} ${fault}: ${JSON.stringify(rest)}${missing.length ? `, first lost: ${missing.slice(0, 5).join(" ")}` : ""}`);
   if (twice.length) console.log(`  twice in the room: ${twice.slice(0, 5).join("; ")}`);
+  if (late.length) console.log(`  out of order in the room: ${late.slice(0, 5).join("; ")}`);
   describePages(pages);
 }
 
@@ -389,7 +392,7 @@ function assertNothingSilentlyLost(figures, problems) {
   assert.deepEqual(figures.observer.troubles.filter((t) => t.startsWith("sessionlost")), [], "the observer never lost its session");
   assert.deepEqual(figures.missing.slice(0, 20), [], `silently lost: ${figures.lost} of ${figures.mustArrive}`);
   assert.deepEqual(figures.twice.slice(0, 5), [], `${figures.duplicated} messages reached the room twice`);
-  assert.equal(figures.reordered, 0, "each page's messages reached the room in order");
+  assert.deepEqual(figures.late.slice(0, 5), [], `${figures.reordered} messages reached the room after a higher number`);
   assert.deepEqual(problems, [], "no uncaught page errors");
 }
 

@@ -22,12 +22,14 @@ ws.addEventListener("open", (e) => { const durable: boolean = e.durable; void du
 ws.addEventListener("reconnecting", (e) => { const n: number = e.attempt + e.delayMs; void n; });
 ws.addEventListener("resumed", (e) => { const n: number = e.replayed; void n; });
 ws.addEventListener("sessionlost", (e) => {
-  const reason: "expired" | "overflow" | "refused" | "notDurable" | "closed" = e.reason;
+  const reason: "expired" | "overflow" | "refused" | "notDurable" | "closed" | "storage" = e.reason;
   const unconfirmed: Array<JsonValue | ArrayBuffer> = e.unconfirmed;
   void reason; void unconfirmed;
 });
 ws.addEventListener("close", (e: DurableCloseEvent) => { const again: boolean = e.willReconnect && e.wasClean; void again; });
 ws.addEventListener("error", (e) => { const error: Error = e.error; void error; });
+ws.addEventListener("stored", (e) => { const n: number = e.unstored + ws.unstored + ws.stats().unstored; void n; });
+new DurableWebSocket("wss://example.com/chat", { persist: "chat" }).free();
 ws.onmessage = (e) => { const data: JsonValue | ArrayBuffer = e.data; void data; };
 ws.onclose = null;
 ws.addEventListener("message", { handleEvent(e: Event) { void e; } }, { once: true });
