@@ -81,7 +81,8 @@ function storageSet(key, value) {
 async function postAdmin(path) {
   const response = await fetch(path, { method: "POST" });
   if (!response.ok) {
-    const hint = response.status === 404 ? " (is the server running with --enable-faults?)" : "";
+    // Without --enable-faults the server has no /admin routes (404, or 405 from its static files).
+    const hint = response.status === 404 || response.status === 405 ? " (is the server running with --enable-faults?)" : "";
     throw new Error(`POST ${path} failed: HTTP ${response.status}${hint}`);
   }
   return response.text();

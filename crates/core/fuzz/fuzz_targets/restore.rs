@@ -120,7 +120,7 @@ fn stored(input: &mut Bytes) -> Option<(String, Vec<(u64, Payload)>)> {
                 if with < 32 {
                     text.truncate(at);
                 } else {
-                    let with = [b':', b'0', b'9', b'f', b'z', b'-', b'+', b' '][usize::from(with % 8)] as char;
+                    let with = b":09fz-+ "[usize::from(with % 8)] as char;
                     text.replace_range(at..at + 1, with.encode_utf8(&mut [0; 4]));
                 }
             }
@@ -223,7 +223,7 @@ impl Harness {
         self.client.on_close(self.now, 1006, "", false);
     }
 
-    fn to_server(&mut self) -> bool {
+    fn deliver_to_server(&mut self) -> bool {
         let now = self.now;
         let Some(link) = &mut self.link else { return false };
         let Some(bytes) = link.to_server.pop_front() else { return false };
@@ -254,7 +254,7 @@ impl Harness {
         true
     }
 
-    fn to_client(&mut self) -> bool {
+    fn deliver_to_client(&mut self) -> bool {
         let Some(bytes) = self.link.as_mut().and_then(|l| l.to_client.pop_front()) else { return false };
         self.client.on_message(self.now, PayloadRef::Binary(&bytes));
         true
@@ -262,7 +262,7 @@ impl Harness {
 
     /// Reports the oldest batch stored, or every one.
     fn commit(&mut self, all: bool) {
-        let last = if all { self.unstored.drain(..).last() } else { self.unstored.pop_front() };
+        let last = if all { self.unstored.drain(..).next_back() } else { self.unstored.pop_front() };
         if let Some(id) = last {
             self.client.stored(self.now, id);
         }
@@ -441,13 +441,13 @@ impl Harness {
             2 => self.server_send(input.byte()?),
             3 | 4 => {
                 for _ in 0..=input.byte()? % 4 {
-                    self.to_server();
+                    self.deliver_to_server();
                     self.drain();
                 }
             }
             5 | 6 => {
                 for _ in 0..=input.byte()? % 4 {
-                    self.to_client();
+                    self.deliver_to_client();
                     self.drain();
                 }
             }
@@ -555,7 +555,7 @@ fuzz_target!(|data: &[u8]| {
         harness.commit(true);
         harness.drain();
         let mut moved = false;
-        while harness.to_server() || harness.to_client() {
+        while harness.deliver_to_server() || harness.deliver_to_client() {
             moved = true;
             harness.drain();
         }
