@@ -73,8 +73,8 @@ pub enum Op {
     /// The user closes the client for good (waiting for acknowledgements first).
     Close,
     /// Persisted mode: the page dies (a reload, a renderer crash). Its socket closes (what it wrote
-    /// may or may not arrive first) and the server notices; batches not yet durable may or may not
-    /// commit. The next page restores the session from what the volatile layer holds.
+    /// may or may not arrive first) and the server notices. The next page restores the session from
+    /// what the volatile layer holds, which its driver makes durable first (as `src/store.js` does).
     Reload,
     /// Persisted mode: the browser dies. Batches not yet durable are lost with the volatile layer;
     /// the next page restores the session from the durable layer.
