@@ -536,7 +536,7 @@ impl State {
 
     fn on_store(&mut self, event: StoreEvent, now: Millis, out: &mut VecDeque<Delivery>) {
         match event {
-            StoreEvent::Loaded { position, messages } => self.restore(position, messages, now, out),
+            StoreEvent::Loaded { position, messages, adopted } => self.restore(position, messages, adopted, now, out),
             StoreEvent::Stored(id) => {
                 let before = self.client.unstored();
                 self.client.stored(now, id);
@@ -552,7 +552,7 @@ impl State {
                 if let Some(loading) = loading {
                     // Nothing could be read: the stand-in goes on as a session in memory only.
                     self.client.set_online(now, Environment::is_online());
-                    self.replay_loading(loading, now, out);
+                    self.replay_loading(loading, 0, now, out);
                 }
             }
         }
@@ -565,6 +565,7 @@ impl State {
         &mut self,
         position: Option<String>,
         messages: Vec<(u64, Payload)>,
+        adopted: usize,
         now: Millis,
         out: &mut VecDeque<Delivery>,
     ) {
@@ -584,13 +585,21 @@ impl State {
             self.fail_waiters(LostReason::Closed, out);
         }
         if let Some(loading) = loading {
-            self.replay_loading(loading, now, out);
+            self.replay_loading(loading, adopted, now, out);
         }
     }
 
-    /// What the application did while the stored session was being read back, done now.
-    fn replay_loading(&mut self, loading: Loading, now: Millis, out: &mut VecDeque<Delivery>) {
-        for (payload, waiter) in loading.sends {
+    /// What the application did while the stored session was being read back, done now; the first
+    /// `adopted` sends another page took over and sent (their outcome is that page's to know).
+    fn replay_loading(&mut self, loading: Loading, adopted: usize, now: Millis, out: &mut VecDeque<Delivery>) {
+        let mut sends = loading.sends.into_iter();
+        for (_, waiter) in sends.by_ref().take(adopted) {
+            if let Some(waiter) = waiter {
+                let error = Error::Persist("sent by the page that took the session over".into());
+                out.push_back(Delivery::Settle(waiter, Err(error)));
+            }
+        }
+        for (payload, waiter) in sends {
             match self.client.send(now, payload) {
                 Ok(seq) => {
                     if let Some(waiter) = waiter {

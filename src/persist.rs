@@ -52,8 +52,10 @@ pub(crate) fn function_opener(open: Function) -> StoreOpener {
 
 /// What the store tells the engine.
 pub(crate) enum StoreEvent {
-    /// The name is ours and read: the stored position (`None`: nothing stored) and messages.
-    Loaded { position: Option<String>, messages: Vec<(u64, Payload)> },
+    /// The name is ours and read: the stored position (`None`: nothing stored) and messages, and
+    /// how many of the first sends made while loading another page took over (it found them left
+    /// behind and sent them).
+    Loaded { position: Option<String>, messages: Vec<(u64, Payload)>, adopted: usize },
     /// Every batch up to this id is durably stored.
     Stored(u64),
     /// Storage cannot be used (the message says why); nothing more comes.
@@ -63,7 +65,7 @@ pub(crate) enum StoreEvent {
 /// One open store and its callbacks.
 pub(crate) struct Persistence {
     store: JsStore,
-    _loaded: Closure<dyn FnMut(JsValue, Array, Array)>,
+    _loaded: Closure<dyn FnMut(JsValue, Array, Array, f64)>,
     _stored: Closure<dyn FnMut(f64)>,
     _failed: Closure<dyn FnMut(String)>,
 }
@@ -73,15 +75,16 @@ impl Persistence {
     pub(crate) fn open(name: &str, opener: &StoreOpener, on_event: impl Fn(StoreEvent) + 'static) -> Persistence {
         let on_event: Rc<dyn Fn(StoreEvent)> = Rc::new(on_event);
         let handler = on_event.clone();
-        let loaded =
-            Closure::<dyn FnMut(JsValue, Array, Array)>::new(move |position: JsValue, seqs: Array, payloads: Array| {
+        let loaded = Closure::<dyn FnMut(JsValue, Array, Array, f64)>::new(
+            move |position: JsValue, seqs: Array, payloads: Array, adopted: f64| {
                 let messages = seqs
                     .iter()
                     .zip(payloads.iter())
                     .filter_map(|(seq, payload)| Some((seq.as_f64()? as u64, payload_of(&payload)?)))
                     .collect();
-                handler(StoreEvent::Loaded { position: position.as_string(), messages })
-            });
+                handler(StoreEvent::Loaded { position: position.as_string(), messages, adopted: adopted as usize })
+            },
+        );
         let handler = on_event.clone();
         let stored = Closure::<dyn FnMut(f64)>::new(move |id: f64| handler(StoreEvent::Stored(id as u64)));
         let handler = on_event;

@@ -38,6 +38,8 @@ class Store {
     this.rev = 0;
     /** The rev of the last clear: localStorage messages of an older one are void. */
     this.cleared = 0;
+    /** Batches of the current task, written to localStorage at its end (`writeOut`). */
+    this.pending = [];
     /** Batches written to localStorage and waiting for IndexedDB. */
     this.queue = [];
     this.committing = false;
@@ -95,7 +97,7 @@ class Store {
     const alive = new Set(((await globalThis.navigator?.locks?.query())?.held ?? []).map((lock) => lock.name));
     const prefix = this.key + ":q:";
     const orphans = keysOf(ls)
-      .filter((k) => k.startsWith(prefix) && !alive.has(prefix + k.slice(prefix.length).split(":")[0]))
+      .filter((k) => k.startsWith(prefix) && !alive.has(prefix + k.slice(prefix.length).split(":")[0]) && !this.early.includes(k))
       .sort();
     if (orphans.length) {
       position ??= "dws1::0:0:0";
@@ -113,7 +115,10 @@ class Store {
     this.removeTail();
     for (const key of orphans) ls.removeItem(key);
     if (this.done) return this.flush();
-    this.callbacks.loaded(position, seqs, payloads);
+    // Early sends of this page that another page took over while this one waited (it found them left behind: they
+    // are a prefix, taken at one moment) are that page's now.
+    const adopted = this.early.filter((key) => ls.getItem(key) === null).length;
+    this.callbacks.loaded(position, seqs, payloads, adopted);
     // The engine has taken this page's early sends into the session (and written them) by now.
     for (const key of this.early) ls.removeItem(key);
     this.early = [];
@@ -135,17 +140,32 @@ class Store {
    */
   write(id, clear, position, acked, seqs, payloads) {
     if (this.done) return;
+    // Written at the end of the task (a microtask: before any page death can interrupt), all of the task's batches
+    // at once.
+    if (!this.pending.length) queueMicrotask(() => this.writeOut());
+    this.pending.push({ id, clear, position, acked, seqs: Array.from(seqs), payloads });
+  }
+
+  /** Writes the task's batches to localStorage and queues them for IndexedDB. */
+  writeOut() {
+    const batches = this.pending;
+    this.pending = [];
+    if (this.done || !batches.length) return;
     try {
       const ls = this.storage();
       if (ls.getItem(this.key + ":g") != String(this.generation)) return this.fail(new Error("another page took the session over"), true);
-      const rev = ++this.rev;
-      if (clear || position === undefined) {
-        this.removeTail();
-        this.cleared = rev;
+      for (const batch of batches) {
+        batch.rev = ++this.rev;
+        if (batch.clear || batch.position === undefined) {
+          this.removeTail();
+          this.cleared = batch.rev;
+        }
+        batch.cleared = this.cleared;
+        batch.seqs.forEach((seq, i) => ls.setItem(`${this.key}:m:${this.cleared}:${seq}`, encode(batch.payloads[i])));
       }
-      seqs.forEach((seq, i) => ls.setItem(`${this.key}:m:${this.cleared}:${seq}`, encode(payloads[i])));
-      ls.setItem(this.key + ":p", JSON.stringify({ r: rev, c: this.cleared, p: position ?? "" }));
-      this.queue.push({ id, rev, clear, position, acked, seqs: Array.from(seqs), payloads, cleared: this.cleared });
+      const last = batches[batches.length - 1];
+      ls.setItem(this.key + ":p", JSON.stringify({ r: last.rev, c: this.cleared, p: last.position ?? "" }));
+      this.queue.push(...batches);
       this.flush();
     } catch (e) {
       this.fail(e);
@@ -171,18 +191,27 @@ class Store {
     );
   }
 
+  /** One transaction with the net effect of `batches`: a clear voids what came before it, the last position stands. */
   commit(batches) {
+    let clear = false;
+    const puts = new Map();
+    for (const batch of batches) {
+      if (batch.clear || batch.position === undefined) {
+        clear = true;
+        puts.clear();
+      }
+      batch.seqs.forEach((seq, i) => puts.set(seq, batch.payloads[i]));
+    }
+    const { rev, position, acked } = batches[batches.length - 1];
     const tx = this.db.transaction([SESSIONS, MESSAGES], "readwrite");
     const sessions = tx.objectStore(SESSIONS), messages = tx.objectStore(MESSAGES);
-    for (const { rev, clear, position, acked, seqs, payloads } of batches) {
-      if (clear || position === undefined) messages.delete(range(this.name));
-      seqs.forEach((seq, i) => messages.put(payloads[i], [this.name, seq]));
-      if (position === undefined) sessions.delete(this.name);
-      else {
-        sessions.put({ r: rev, p: position }, this.name);
-        if (acked > 0) messages.delete(range(this.name, acked));
-      }
+    if (clear) messages.delete(range(this.name));
+    if (position === undefined) sessions.delete(this.name);
+    else {
+      sessions.put({ r: rev, p: position }, this.name);
+      if (acked > 0) messages.delete(range(this.name, acked));
     }
+    for (const [seq, payload] of puts) if (position !== undefined && seq > acked) messages.put(payload, [this.name, seq]);
     return new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onabort = tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
@@ -232,6 +261,7 @@ class Store {
    * not read before them); what was written stays, and the next page resumes from it.
    */
   close() {
+    this.writeOut();
     this.done = true;
     this.leave();
     this.flush();
