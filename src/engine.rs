@@ -621,9 +621,18 @@ impl State {
     /// `pagehide`: the page unloads (`for_good`) or enters the back/forward cache.
     fn page_hidden(&mut self, for_good: bool, now: Millis) {
         match &mut self.persist {
-            // Stored already (every batch is written to storage at once): the next page resumes. Entering the
-            // back/forward cache, the name stays held: Chromium keeps such a page eligible (the lifecycle suite
-            // checks it), and nothing sent between `pagehide` and the freeze goes unstored.
+            // Going for good: everything is stored, the next page resumes. This one takes no more messages (it
+            // could not use them; the next page gets them from the stored position) and lets the name go.
+            Some(_) if for_good => {
+                self.persist = None;
+                if let Some(socket) = self.socket.take() {
+                    socket.close(1000, "");
+                }
+                self.timer.disarm();
+                self.stopped = true;
+            }
+            // Entering the back/forward cache, the name stays held: Chromium keeps such a page eligible (the
+            // lifecycle suite checks it), and nothing sent between `pagehide` and the freeze goes unstored.
             Some(_) => {}
             // Nothing outlives the page: end the session now rather than at the server's time-to-live.
             None if for_good => self.client.leave(now),

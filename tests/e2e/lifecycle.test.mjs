@@ -615,7 +615,11 @@ function chromiumSuite() {
     const problems = [];
     const first = await openTab(writerUrl({ name }), problems);
     await letItSend(first);
-    const { token } = await first.evaluate(() => window.lifecycle.state());
+    // The session's token exists once a connection got through the proxy (under load that may take a while).
+    let token;
+    for (const until = Date.now() + 20_000; !token && Date.now() < until; await sleep(50)) {
+      ({ token } = await first.evaluate(() => window.lifecycle.state()));
+    }
     await first.close();
     const { affected } = await admin(server.http, `/admin/expire?session=${token}`);
     const second = await openTab(writerUrl({ name }), problems);
