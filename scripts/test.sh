@@ -233,10 +233,7 @@ stage_browser_tests() {
 }
 
 # End-to-end tests with stages of their own (they need a build first) are left out here.
-# tests/e2e/lifecycle.test.mjs (persisted sessions across reloads, crashes, kills; issue 19) is not in the test
-# command yet: its two-tabs scenario timed out once in five runs, and its time is not yet made room for. Run it with
-# `node --test tests/e2e/lifecycle.test.mjs` (DURABLE_WS_ENGINES to pick engines).
-OWN_STAGE_E2E_TESTS=(tests/e2e/frameworks.test.mjs tests/e2e/npm-consumer.test.mjs tests/e2e/lifecycle.test.mjs)
+OWN_STAGE_E2E_TESTS=(tests/e2e/frameworks.test.mjs tests/e2e/npm-consumer.test.mjs)
 
 e2e_test_files() {
     local file

@@ -264,7 +264,7 @@ async function settle(tab, label) {
   if (last !== null) {
     const message = `${label}:${last}`;
     settled &&= await waitUntil(() => observer.evaluate((m) => window.lifecycle.has(m), message), { timeoutMs: 5000 });
-    await waitUntil(() => ledger.page(tab.instance).received.includes(message), { tab, timeoutMs: 5000 });
+    await waitUntil(() => ledger.page(tab.instance)?.received.includes(message), { tab, timeoutMs: 5000 });
   }
   await tab.evaluate(() => window.lifecycle.close());
   await tab.sync();
@@ -558,9 +558,9 @@ function chromiumSuite() {
     const second = await openTab(writerUrl({ name, label: b }), problems);
     await letItSend(second, 100);
     const waiting = await second.evaluate(() => window.lifecycle.state().readyState);
-    const connectedEarly = ledger.page(second.instance).connects.length;
+    const connectedEarly = ledger.page(second.instance)?.connects.length ?? 0;
     await first.close();
-    await mustReach("the second tab connected after the first closed", () => ledger.page(second.instance).connects.length > 0);
+    await mustReach("the second tab connected after the first closed", () => ledger.page(second.instance)?.connects.length > 0);
     await letItSend(second);
     const settled = await settle(second, b);
     await second.close();
@@ -644,7 +644,7 @@ function chromiumSuite() {
     const settled = await settle(first, name); // ends with close()
     await first.close();
     const second = await openTab(writerUrl({ name }), problems);
-    await mustReach("the next page connected", () => ledger.page(second.instance).connects.length > 0);
+    await mustReach("the next page connected", () => ledger.page(second.instance)?.connects.length > 0);
     await letItSend(second);
     await settle(second, name);
     await second.close();
