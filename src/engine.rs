@@ -152,7 +152,8 @@ struct Persist {
 }
 
 struct Loading {
-    sends: Vec<(Payload, Option<AckWaiter>)>,
+    /// Each with its number in the stand-in's buffer (which holds them too).
+    sends: Vec<(Payload, Option<AckWaiter>, u64)>,
     close: Option<(u16, String)>,
 }
 
@@ -221,11 +222,13 @@ impl Engine {
     pub(crate) fn send(&self, payload: Payload, waiter: Option<AckWaiter>) -> Result<u64, Error> {
         self.shared.update(|state, now| {
             if let Some(persist) = state.persist.as_mut().filter(|persist| persist.loading.is_some()) {
+                // The stand-in's own buffer holds them too, so that its bounds apply as they will.
+                let seq = state.client.send(now, payload.clone())?;
                 if let Some(store) = &persist.store {
                     store.enqueue(&payload);
                 }
                 if let Some(loading) = &mut persist.loading {
-                    loading.sends.push((payload, waiter));
+                    loading.sends.push((payload, waiter, seq));
                 }
                 return Ok(0);
             }
@@ -550,9 +553,14 @@ impl State {
                 let loading = self.persist.take().and_then(|persist| persist.loading);
                 self.client.unpersist(now);
                 if let Some(loading) = loading {
-                    // Nothing could be read: the stand-in goes on as a session in memory only.
+                    // Nothing could be read: the stand-in, which holds the sends, goes on as a session in
+                    // memory only.
                     self.client.set_online(now, Environment::is_online());
-                    self.replay_loading(loading, 0, now, out);
+                    let waiting = loading.sends.into_iter().filter_map(|(_, waiter, seq)| Some((seq, waiter?)));
+                    self.acks.extend(waiting);
+                    if let Some((code, reason)) = loading.close {
+                        self.client.close(now, code, &reason);
+                    }
                 }
             }
         }
@@ -593,13 +601,13 @@ impl State {
     /// `adopted` sends another page took over and sent (their outcome is that page's to know).
     fn replay_loading(&mut self, loading: Loading, adopted: usize, now: Millis, out: &mut VecDeque<Delivery>) {
         let mut sends = loading.sends.into_iter();
-        for (_, waiter) in sends.by_ref().take(adopted) {
+        for (_, waiter, _) in sends.by_ref().take(adopted) {
             if let Some(waiter) = waiter {
                 let error = Error::Persist("sent by the page that took the session over".into());
                 out.push_back(Delivery::Settle(waiter, Err(error)));
             }
         }
-        for (payload, waiter) in sends {
+        for (payload, waiter, _) in sends {
             match self.client.send(now, payload) {
                 Ok(seq) => {
                     if let Some(waiter) = waiter {
@@ -657,7 +665,8 @@ impl State {
             return;
         }
         loop {
-            let mut progressed = false;
+            // A persisted session's messages go on the wire once handed to storage: store first.
+            let mut progressed = self.write_store();
             while let Some(action) = self.client.poll_action() {
                 progressed = true;
                 self.act(action, now, out);
@@ -671,21 +680,27 @@ impl State {
                 break;
             }
         }
-        // While a stored session is read back, the client is replaced when it is: nothing of it is written.
-        let store = self.persist.as_ref().filter(|persist| persist.loading.is_none()).and_then(|p| p.store.as_ref());
-        if let Some(store) = store {
-            while let Some(batch) = self.client.poll_store() {
-                store.write(batch);
-            }
-            if self.client.state() == ClientState::Closed {
-                // Ended for good (its storage cleared): the name is free for the next socket.
-                self.persist = None;
-            }
+        if self.persist.is_some() && self.client.state() == ClientState::Closed {
+            // Ended for good (its storage cleared): the name is free for the next socket.
+            self.persist = None;
         }
         match self.client.poll_timeout() {
             Some(deadline) => self.timer.arm(deadline, now),
             None => self.timer.disarm(),
         }
+    }
+
+    /// Hands a persisted session's batches to its storage; whether there were any. While a stored
+    /// session is read back, the client is replaced when it is: nothing of it is written.
+    fn write_store(&mut self) -> bool {
+        let store = self.persist.as_ref().filter(|persist| persist.loading.is_none()).and_then(|p| p.store.as_ref());
+        let Some(store) = store else { return false };
+        let mut wrote = false;
+        while let Some(batch) = self.client.poll_store() {
+            store.write(batch);
+            wrote = true;
+        }
+        wrote
     }
 
     fn transmit(&mut self, now: Millis) {
@@ -807,7 +822,7 @@ impl State {
                 out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
             }
             let waiting =
-                persist.loading.into_iter().flat_map(|loading| loading.sends).filter_map(|(_, waiter)| waiter);
+                persist.loading.into_iter().flat_map(|loading| loading.sends).filter_map(|(_, waiter, _)| waiter);
             for waiter in waiting {
                 out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
             }

@@ -151,10 +151,18 @@ struct Store {
     written: Option<Position>,
     /// Batches handed out and not reported stored: what each lets through once it is.
     unstored: VecDeque<Unstored>,
-    /// Bumped when the session's numbering starts again: older batches let nothing through.
+    /// Bumped when the session's numbering or token changes: older batches let nothing through.
     epoch: u64,
     /// Closed for good: nothing more is stored.
     ended: bool,
+    /// The newest message handed out in a batch (the driver's fast store has it).
+    handed_out: u64,
+    /// The newest message in a durably stored batch.
+    durable: u64,
+    /// A durably stored position names the current session's token: what is handed out may go on
+    /// the wire (a browser killed later restores a session the server knows, and `Session` rebases
+    /// its numbering if the server got more than storage kept).
+    token_stored: bool,
 }
 
 #[derive(Debug)]
@@ -163,6 +171,8 @@ struct Unstored {
     epoch: u64,
     last_queued: u64,
     delivered: u64,
+    /// Its position names a server session.
+    token: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -224,6 +234,12 @@ impl Client {
         match crate::persist::check(position, messages) {
             Ok(restored) => {
                 client.session = Session::restored_client(client.config.session.clone(), restored);
+                if let Some(store) = &mut client.store {
+                    // All of it is durably stored (the driver made it so before restoring).
+                    let last = client.session.last_queued();
+                    (store.handed_out, store.durable) = (last, last);
+                    store.token_stored = client.session.token().is_some();
+                }
                 (client, None)
             }
             Err((error, readable)) => {
@@ -253,7 +269,17 @@ impl Client {
         store.written = position;
         if let Some(position) = position {
             let last_queued = self.session.last_queued();
-            store.unstored.push_back(Unstored { id, epoch: store.epoch, last_queued, delivered: position.delivered });
+            store.unstored.push_back(Unstored {
+                id,
+                epoch: store.epoch,
+                last_queued,
+                delivered: position.delivered,
+                token: position.token.is_some(),
+            });
+            store.handed_out = last_queued;
+            if store.token_stored && !self.session.awaiting_resume() {
+                self.session.allow_send(last_queued);
+            }
         }
         Some(StoreBatch {
             id,
@@ -263,7 +289,8 @@ impl Client {
         })
     }
 
-    /// Every batch up to `id` is durably stored: what they hold may be transmitted and acknowledged.
+    /// Every batch up to `id` is durably stored: the deliveries they record may be acknowledged,
+    /// and once one names the session's token, what was handed out may be transmitted.
     pub fn stored(&mut self, now: Millis, id: u64) {
         let Some(store) = &mut self.store else { return };
         let mut last = None;
@@ -271,7 +298,12 @@ impl Client {
             last = store.unstored.pop_front();
         }
         if let Some(batch) = last.filter(|batch| batch.epoch == store.epoch) {
-            self.session.set_stored(now, batch.last_queued, batch.delivered);
+            self.session.allow_ack(now, batch.delivered);
+            store.durable = store.durable.max(batch.last_queued);
+            store.token_stored |= batch.token;
+            if store.token_stored && !self.session.awaiting_resume() {
+                self.session.allow_send(store.handed_out);
+            }
         }
     }
 
@@ -283,11 +315,8 @@ impl Client {
 
     /// Own messages queued and not yet stored (0 when not persisted).
     pub fn unstored(&self) -> u64 {
-        if self.store.is_some() {
-            self.session.unstored()
-        } else {
-            0
-        }
+        let Some(store) = &self.store else { return 0 };
+        self.session.last_queued().saturating_sub(store.durable.max(self.session.acked()))
     }
 
     /// The socket opened; `durable` says whether the server selected `durable.v1`.
@@ -540,11 +569,23 @@ impl Client {
                         // stored, else a browser killed meanwhile restores its messages without the
                         // token and sends them again in another session. Older batches name none.
                         store.epoch += 1;
+                        store.token_stored = false;
                         self.session.gate();
                     }
                     self.events.push_back(Event::Open { durable });
                 }
-                SessionEvent::Resumed { replayed } => self.events.push_back(Event::Resumed { replayed }),
+                SessionEvent::Resumed { replayed, restored } => {
+                    if let (true, Some(store)) = (restored, &mut self.store) {
+                        // The resume decided how own numbers go on: nothing more goes out before a
+                        // position saying so is durable, else a browser killed meanwhile restores
+                        // the old numbering and sends again what the server already has.
+                        store.epoch += 1;
+                        store.token_stored = false;
+                        // Acknowledgements stay as they are: what the HELLO claimed was confirmed.
+                        self.session.hold_sends();
+                    }
+                    self.events.push_back(Event::Resumed { replayed });
+                }
                 SessionEvent::Message(payload) => self.events.push_back(Event::Message(payload)),
                 SessionEvent::Acked { seq } => self.events.push_back(Event::Acked { seq }),
             }
@@ -639,6 +680,8 @@ impl Client {
             store.messages.clear();
             store.epoch += 1;
             store.ended |= ended;
+            // The numbering starts again.
+            (store.handed_out, store.durable, store.token_stored) = (0, 0, false);
         }
     }
 

@@ -24,13 +24,18 @@ pub struct Position {
     pub acked: u64,
     /// Every received message up to this number was delivered to the application.
     pub delivered: u64,
+    /// A session restored from storage and not yet resumed: its own messages after this number were
+    /// queued since and never transmitted (else storage cannot tell which were: after a killed
+    /// browser, any may have been).
+    pub unsent_after: Option<u64>,
 }
 
 /// The format's tag: a stored position without it was written by another version.
 const FORMAT: &str = "dws1";
 
 impl Position {
-    /// The position as stored: `dws1:<token hex or empty>:<wire_base>:<acked>:<delivered>`.
+    /// The position as stored: `dws1:<token hex or empty>:<wire_base>:<acked>:<delivered>`, then
+    /// `:<unsent_after>` if there is one.
     pub fn encode(&self) -> String {
         // By hand, not `format!`: the browser build carries no formatting machinery.
         let mut out = String::with_capacity(96);
@@ -41,7 +46,9 @@ impl Position {
                 out.push(char::from_digit(digit.into(), 16).unwrap_or('0'));
             }
         }
-        for number in [self.wire_base, self.acked, self.delivered] {
+        for number in
+            [Some(self.wire_base), Some(self.acked), Some(self.delivered), self.unsent_after].into_iter().flatten()
+        {
             out.push(':');
             push_decimal(&mut out, number);
         }
@@ -65,6 +72,14 @@ impl Position {
             wire_base: number("wire base")?,
             acked: number("acked")?,
             delivered: number("delivered")?,
+            unsent_after: None,
+        };
+        let position = match fields.next() {
+            None => position,
+            Some(n) => Position {
+                unsent_after: Some(n.parse().map_err(|_| StorageError::Corrupt("unsent after"))?),
+                ..position
+            },
         };
         if fields.next().is_some() {
             return Err(StorageError::Corrupt("trailing fields"));
@@ -161,10 +176,6 @@ pub(crate) fn check(
         Err(error) => return Err((error, messages)),
     };
     messages.retain(|(seq, _)| *seq > position.acked);
-    // A session numbers its wire from its first message, so it confirms at least that far.
-    if position.wire_base > position.acked {
-        return Err((StorageError::Corrupt("wire base"), messages));
-    }
     // Deliveries are counted within a server session: without one, none.
     if position.token.is_none() && position.delivered != 0 {
         return Err((StorageError::Corrupt("delivered"), messages));
@@ -172,6 +183,11 @@ pub(crate) fn check(
     let last = position.acked.checked_add(messages.len() as u64).filter(|&last| last <= crate::buffer::MAX_SEQ);
     if last.is_none() {
         return Err((StorageError::Corrupt("sequence numbers"), messages));
+    }
+    // The wire numbers of confirmed messages are not negative: a base "below zero" (wrapped) comes
+    // from a rebase after the server got more than storage kept, one beyond `acked` from corruption.
+    if (position.acked.wrapping_sub(position.wire_base) as i64) < 0 {
+        return Err((StorageError::Corrupt("wire base"), messages));
     }
     if let Some(gap) = messages.iter().zip(position.acked + 1..).find(|((seq, _), expected)| seq != expected) {
         let missing = gap.1;
@@ -188,7 +204,14 @@ mod tests {
     fn a_position_reads_back_as_written() {
         for position in [
             Position::default(),
-            Position { token: Some(Token([0xab; 16])), wire_base: 3, acked: u64::MAX, delivered: 7 },
+            Position {
+                token: Some(Token([0xab; 16])),
+                wire_base: 3,
+                acked: u64::MAX,
+                delivered: 7,
+                unsent_after: None,
+            },
+            Position { token: Some(Token([1; 16])), wire_base: 0, acked: 4, delivered: 0, unsent_after: Some(6) },
         ] {
             assert_eq!(Position::decode(&position.encode()), Ok(position));
         }
@@ -202,7 +225,8 @@ mod tests {
         assert_eq!(Position::decode("dws1:zz:0:0:0"), Err(StorageError::Corrupt("token")));
         assert_eq!(Position::decode("dws1::0:-1:0"), Err(StorageError::Corrupt("acked")));
         assert_eq!(Position::decode("dws1::0:0"), Err(StorageError::Corrupt("delivered")));
-        assert_eq!(Position::decode("dws1::0:0:0:0"), Err(StorageError::Corrupt("trailing fields")));
+        assert_eq!(Position::decode("dws1::0:0:0:x"), Err(StorageError::Corrupt("unsent after")));
+        assert_eq!(Position::decode("dws1::0:0:0:0:0"), Err(StorageError::Corrupt("trailing fields")));
         let hex = "é".repeat(16);
         assert_eq!(Position::decode(&format!("dws1:{hex}:0:0:0")), Err(StorageError::Corrupt("token")));
     }

@@ -67,6 +67,11 @@ pub(crate) struct Session {
     /// Client with a persisted session: a new session transmits and acknowledges nothing until
     /// the driver stored it (the limits start at 0 instead of `u64::MAX`).
     persisted: bool,
+    /// Client: restored from storage and not yet resumed; own messages after this one were queued
+    /// since and never sent. Its storage may lag behind what the server got (a browser killed
+    /// before its last writes were durable): a resume point beyond what it holds then confirms all
+    /// of it, and the numbering goes on after the server's.
+    unsent_after: Option<u64>,
     inbound: Inbound,
     control: VecDeque<Control>,
     next_ping: Option<Millis>,
@@ -85,6 +90,8 @@ pub(crate) enum SessionEvent {
     },
     Resumed {
         replayed: u64,
+        /// The session was restored from storage: this is its first resume.
+        restored: bool,
     },
     Message(Payload),
     Acked {
@@ -139,6 +146,7 @@ impl Session {
             highest_sent: 0,
             send_limit: u64::MAX,
             persisted: false,
+            unsent_after: None,
             control: VecDeque::new(),
             next_ping: None,
             dead_at: None,
@@ -212,18 +220,27 @@ impl Session {
         for payload in unconfirmed {
             session.out.push_unbounded(payload);
         }
-        session.highest_sent = if session.token.is_some() { session.out.last_seq() } else { position.acked };
+        // Any stored message may have been transmitted (a browser killed before its position was
+        // durable), but those queued by a restored page that never resumed were not.
+        let last = session.out.last_seq();
+        let sent = position.unsent_after.map_or(last, |unsent| unsent.clamp(position.acked, last));
+        session.highest_sent = if session.token.is_some() { sent } else { position.acked };
         session.next_send = session.out.first_seq();
-        session.send_limit = session.out.last_seq();
+        session.send_limit = session.highest_sent;
+        session.unsent_after = session.token.is_some().then_some(session.highest_sent);
         session.inbound.restore(position.delivered);
         session.inbound.set_limit(0, position.delivered);
         session
     }
 
-    /// Client with a persisted session: everything queued up to `last_queued` and every delivery up
-    /// to `delivered` is stored; it may be transmitted and acknowledged.
-    pub fn set_stored(&mut self, now: Millis, last_queued: u64, delivered: u64) {
+    /// Client with a persisted session: own messages up to `last_queued` may be transmitted.
+    pub fn allow_send(&mut self, last_queued: u64) {
         self.send_limit = self.send_limit.max(last_queued);
+    }
+
+    /// Client with a persisted session: deliveries up to `delivered` are durably recorded and may
+    /// be acknowledged.
+    pub fn allow_ack(&mut self, now: Millis, delivered: u64) {
         self.inbound.set_limit(now, self.inbound.limit().max(delivered));
     }
 
@@ -234,11 +251,6 @@ impl Session {
         self.inbound.set_limit(now, u64::MAX);
     }
 
-    /// Own messages queued and not yet stored (persisted client).
-    pub fn unstored(&self) -> u64 {
-        self.out.last_seq().saturating_sub(self.send_limit.max(self.acked()))
-    }
-
     /// Where the session stands, as a persisted session stores it.
     pub fn position(&self) -> crate::persist::Position {
         crate::persist::Position {
@@ -246,7 +258,19 @@ impl Session {
             wire_base: self.wire_base,
             acked: self.acked(),
             delivered: self.inbound.delivered(),
+            unsent_after: self.unsent_after,
         }
+    }
+
+    /// Restored from storage and not resumed yet: nothing beyond what storage held may go out (the
+    /// server's resume point decides how own numbers go on).
+    pub fn awaiting_resume(&self) -> bool {
+        self.unsent_after.is_some()
+    }
+
+    /// A persisted session's own messages wait until [`allow_send`](Self::allow_send).
+    pub fn hold_sends(&mut self) {
+        self.send_limit = 0;
     }
 
     /// A persisted session's new numbering (or new token): nothing is stored yet.
@@ -394,6 +418,9 @@ impl Session {
         if payload.len() > self.config.max_message_bytes {
             return Err(SendError::TooLarge { len: payload.len(), max: self.config.max_message_bytes });
         }
+        if !self.wire_room() {
+            return Err(SendError::BufferFull { messages: self.out.len(), bytes: self.out.bytes() });
+        }
         let seq = self.out.push_shared(payload)?;
         self.stats.sent += 1;
         Ok(seq)
@@ -406,7 +433,13 @@ impl Session {
 
     /// Whether `send` would accept a payload of `len` bytes now (for backpressure).
     pub fn has_room(&self, len: usize) -> bool {
-        len <= self.config.max_message_bytes && self.out.has_room(len)
+        len <= self.config.max_message_bytes && self.out.has_room(len) && self.wire_room()
+    }
+
+    /// Whether the next own message still has a wire number (a rebased session's wire numbers run
+    /// ahead of its own).
+    fn wire_room(&self) -> bool {
+        self.wire(self.out.last_seq()) < crate::buffer::MAX_SEQ
     }
 
     /// Queues a `Goodbye`: the session ends for good once it is transmitted.
@@ -608,9 +641,11 @@ impl Session {
             let last_received = accepted?;
             let replayed = self.rewind(last_received);
             self.establish(now);
-            self.events.push_back(SessionEvent::Resumed { replayed });
+            let restored = self.unsent_after.take().is_some();
+            self.events.push_back(SessionEvent::Resumed { replayed, restored });
             return Ok(());
         }
+        self.unsent_after = None;
         if asked.is_some() {
             self.lose(match status {
                 WelcomeStatus::LostOverflow => LostReason::Overflow,
@@ -634,7 +669,19 @@ impl Session {
         if asked != Some(token) {
             return Err(ProtocolError::Unexpected(FrameType::Welcome));
         }
+        let restored = self.unsent_after.is_some();
         let Some(local) = self.sent_from_wire(last_received) else {
+            // Room on the wire for what is queued after it, too.
+            let queued = self.out.last_seq() - self.highest_sent;
+            let room = last_received.checked_add(queued).is_some_and(|last| last < crate::buffer::MAX_SEQ);
+            if restored && last_received > self.wire(self.highest_sent) && room {
+                // The server got everything storage kept and more: all of it is confirmed, and own
+                // numbers go on after the server's (the wire base wraps below zero if need be).
+                let last = self.highest_sent;
+                self.confirm(last);
+                self.wire_base = last.wrapping_sub(last_received);
+                return Ok(last);
+            }
             return Err(ProtocolError::ResumeFromFuture {
                 claimed: last_received,
                 last_sent: self.wire(self.highest_sent),
@@ -648,14 +695,17 @@ impl Session {
         Ok(local)
     }
 
-    /// An own sequence number as the wire carries it.
+    /// An own sequence number as the wire carries it. (Wrapping: a persisted session rebased after
+    /// the server got more than its storage kept has a base "below zero".)
     fn wire(&self, local: u64) -> u64 {
-        local - self.wire_base
+        local.wrapping_sub(self.wire_base)
     }
 
-    /// The own message a number from the peer (an ACK, a resume point) names, if it was transmitted.
+    /// The own message a number from the peer (an ACK, a resume point) names, if it was transmitted:
+    /// both the number and the message are at most the highest transmitted.
     fn sent_from_wire(&self, seq: u64) -> Option<u64> {
-        seq.checked_add(self.wire_base).filter(|&local| local <= self.highest_sent)
+        let local = seq.wrapping_add(self.wire_base);
+        (local <= self.highest_sent && seq <= self.wire(self.highest_sent)).then_some(local)
     }
 
     /// Frees what the peer confirmed, reporting it.
@@ -703,6 +753,7 @@ impl Session {
         self.inbound.reset();
         self.token = None;
         self.wire_base = 0;
+        self.unsent_after = None;
         self.next_send = 1;
         self.highest_sent = 0;
         self.send_limit = u64::MAX;

@@ -307,30 +307,33 @@ fn a_resumed_welcome_to_a_client_without_a_session_loses_nothing() {
     assert_eq!(client.stats().session.pending, 1);
 }
 
-/// (`restore`) A stored position whose wire base lies beyond its confirmed messages (corrupt: a
-/// session starts numbering its wire where its confirmed messages end, and confirms only more) was
-/// restored; the `WELCOME(Resumed)` answering its HELLO then overflowed the wire numbering (`local −
-/// wire_base`), as would its first DATA. Now `Client::restore` refuses it (`StorageError::Corrupt`),
-/// reports what it could read and starts a new session.
+/// (`restore`) A stored wire base beyond the confirmed messages overflowed the wire numbering
+/// (`local − wire_base`) when the client checked the WELCOME(Resumed) answering its HELLO. Such a
+/// base is legitimate now (a session rebased after the server got more than storage kept wraps it
+/// below zero): the numbering wraps, and the session resumes with consistent numbers.
 #[test]
-fn a_stored_wire_base_beyond_the_confirmed_messages_is_refused() {
-    use durable_ws_core::persist::{Position, StorageError};
-    let position = Position { token: Some(TOKEN), wire_base: u64::MAX - 25, acked: 0, delivered: 0 };
+fn a_stored_wire_base_beyond_the_confirmed_messages_resumes_with_wrapping_numbers() {
+    use durable_ws_core::persist::Position;
+    let position =
+        Position { token: Some(TOKEN), wire_base: u64::MAX - 25, acked: 0, delivered: 0, unsent_after: None };
     let (mut client, error) =
         Client::restore(config(), 1, 0, true, &position.encode(), vec![(1, Payload::from("stored"))]);
-    assert_eq!(error, Some(StorageError::Corrupt("wire base")));
-    assert_eq!(
-        events(&mut client),
-        [Event::SessionLost { reason: LostReason::Storage, unconfirmed: vec![(1, Payload::from("stored"))] }]
-    );
-    let batch = client.poll_store().expect("a batch");
-    client.stored(0, batch.id);
+    assert_eq!(error, None);
     client.poll_action();
     client.on_open(10, true);
-    assert_eq!(transmitted(&mut client, 10), [(MessageKind::Binary, encode(Frame::Hello { resume: None }))]);
-    let welcome = encode(Frame::Welcome { status: WelcomeStatus::New, token: TOKEN, last_received: 0 });
+    assert_eq!(
+        transmitted(&mut client, 10),
+        [(MessageKind::Binary, encode(Frame::Hello { resume: Some((TOKEN, 0)) }))]
+    );
+    // Message 1 is wire number 27; the server has 26.
+    let welcome = encode(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 26 });
     client.on_message(20, PayloadRef::Binary(&welcome));
-    assert_eq!(events(&mut client), [Event::Open { durable: true }]);
+    assert_eq!(events(&mut client), [Event::Resumed { replayed: 1 }]);
+    assert_eq!(transmitted(&mut client, 20), [], "not before the resumed position is stored");
+    let batch = client.poll_store().expect("the resumed position");
+    client.stored(20, batch.id);
+    let data = transmitted(&mut client, 20);
+    assert_eq!(data, [(MessageKind::Binary, encode(Frame::Data { seq: 27, payload: PayloadRef::Text("stored") }))]);
 }
 
 /// (`restore`) A stored position without a server session but with deliveries counted (corrupt:
@@ -341,7 +344,7 @@ fn a_stored_wire_base_beyond_the_confirmed_messages_is_refused() {
 #[test]
 fn a_stored_position_with_deliveries_but_no_session_is_refused() {
     use durable_ws_core::persist::{Position, StorageError};
-    let position = Position { token: None, wire_base: 0, acked: 0, delivered: 40 };
+    let position = Position { token: None, wire_base: 0, acked: 0, delivered: 40, unsent_after: None };
     let (mut client, error) =
         Client::restore(config(), 1, 0, true, &position.encode(), vec![(1, Payload::from("stored"))]);
     assert_eq!(error, Some(StorageError::Corrupt("delivered")));

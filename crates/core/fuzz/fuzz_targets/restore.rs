@@ -112,7 +112,8 @@ fn stored(input: &mut Bytes) -> Option<(String, Vec<(u64, Payload)>)> {
             let wire_base = number(input, 0)?;
             let acked = number(input, wire_base)?;
             let delivered = number(input, 0)?;
-            let mut text = Position { token, wire_base, acked, delivered }.encode();
+            let unsent_after = (flags & 0x40 != 0).then(|| number(input, acked)).flatten();
+            let mut text = Position { token, wire_base, acked, delivered, unsent_after }.encode();
             if mode == 3 {
                 // Damaged: a character replaced, or the end cut off.
                 let at = usize::from(input.byte()?) % text.len();
@@ -498,7 +499,11 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(client.stats().session.pending, after.len() as u64);
             let batch = client.poll_store().expect("a first batch");
-            assert_eq!((batch.clear, batch.messages.len(), batch.position), (false, 0, Some(p)), "the position back");
+            // Back as read, saying (until it resumes) which of its messages may have been transmitted.
+            let last = p.acked + after.len() as u64;
+            let unsent_after = p.token.map(|_| p.unsent_after.map_or(last, |unsent| unsent.clamp(p.acked, last)));
+            let back = Position { unsent_after, ..p };
+            assert_eq!((batch.clear, batch.messages.len(), batch.position), (false, 0, Some(back)), "the position back");
             client.stored(now, batch.id);
             unconfirmed = after.iter().cloned().collect();
         }
@@ -508,7 +513,7 @@ fuzz_target!(|data: &[u8]| {
     let mut endpoint =
         Endpoint::new(EndpointConfig { session: session_config(), ttl_ms: 60_000, ..Default::default() });
     let mut server_restored = None;
-    if let (Ok(Position { token: Some(token), wire_base, acked, delivered }), true) = (decoded, server & 1 == 1) {
+    if let (Ok(Position { token: Some(token), wire_base, acked, delivered, .. }), true) = (decoded, server & 1 == 1) {
         // The server holds the session, with numbers that agree with the client's, or not.
         let (Some(server_acked), Some(count), Some(server_delivered)) =
             (number(&mut input, delivered), input.byte(), number(&mut input, acked.saturating_sub(wire_base)))
