@@ -144,7 +144,7 @@ const NOTHING_STORED: &str = "dws1::0:0:0";
 struct Persist {
     name: String,
     opener: StoreOpener,
-    /// The open store; `None` while the page sits in the back/forward cache.
+    /// The open store.
     store: Option<Persistence>,
     /// Until the stored session is read back, the client is a stand-in that neither connects nor
     /// stores: sends and a close wait here.
@@ -566,9 +566,8 @@ impl State {
         }
     }
 
-    /// The stored session is read back: a client restored from it takes over from the stand-in
-    /// (with what the application did meanwhile), or, back from the back/forward cache, from the
-    /// client that ran before (storage is the truth: another page may have driven it meanwhile).
+    /// The stored session is read back: a client restored from it takes over from the stand-in,
+    /// with what the application did meanwhile.
     fn restore(
         &mut self,
         position: Option<String>,
@@ -577,9 +576,7 @@ impl State {
         now: Millis,
         out: &mut VecDeque<Delivery>,
     ) {
-        let Some(persist) = &mut self.persist else { return };
-        let loading = persist.loading.take();
-        let old_token = self.client.session_token();
+        let Some(loading) = self.persist.as_mut().and_then(|persist| persist.loading.take()) else { return };
         // Nothing stored reads as a new session's position; stored messages without one are reported.
         let fresh = if messages.is_empty() { NOTHING_STORED } else { "" };
         let config = ClientConfig { persist: true, ..self.client.config().clone() };
@@ -589,12 +586,7 @@ impl State {
         if let Some(error) = error {
             out.push_back(Delivery::Output(Output::Error(Error::Persist(error.describe().to_owned()))));
         }
-        if old_token.is_some() && old_token != self.client.session_token() {
-            self.fail_waiters(LostReason::Closed, out);
-        }
-        if let Some(loading) = loading {
-            self.replay_loading(loading, adopted, now, out);
-        }
+        self.replay_loading(loading, adopted, now, out);
     }
 
     /// What the application did while the stored session was being read back, done now; the first
@@ -648,15 +640,10 @@ impl State {
         }
     }
 
-    /// `pageshow` from the back/forward cache: take the stored session back, then reconnect at once.
+    /// `pageshow` from the back/forward cache: reconnect at once (the session's name stayed held).
     fn page_shown(&mut self, now: Millis) {
-        if let Some(persist) = self.persist.as_mut().filter(|persist| persist.store.is_none()) {
-            persist.loading = Some(Loading { sends: Vec::new(), close: None });
-            self.open_store();
-        } else {
-            self.client.reconnect_now(now);
-            self.client.on_visible(now);
-        }
+        self.client.reconnect_now(now);
+        self.client.on_visible(now);
     }
 
     /// Drains the client until it has nothing more to say, then re-arms the timer.

@@ -6,10 +6,10 @@
 // - localStorage, written synchronously by every batch: it survives a reload, a closed tab and a crashed renderer
 //   (the browser process holds it), but a killed browser loses what it had not yet written to disk;
 // - IndexedDB, one transaction at a time for every batch written meanwhile: its `complete` is the durable milestone
-//   (`stored`, which lets the engine transmit and acknowledge), and it holds the whole outbox without
+//   (`stored`, which lets the engine acknowledge), and it holds the whole outbox without
 //   localStorage's 5 MB limit. After a commit, the messages it holds are deleted from localStorage.
-// In a worker, which has no localStorage, IndexedDB alone: nothing is transmitted before it is committed anyway, so
-// only what a crash takes before the commit is lost (and the worker that could report it is gone too).
+// In a worker, which has no localStorage, IndexedDB alone: what a crash takes before the commit is lost (and the
+// worker that could report it is gone too).
 // One page owns a name at a time: a Web Lock, held until `close`. Where Web Locks are missing, the last page to open
 // the name wins: every write first checks the owner generation in localStorage, and a page that finds a newer one
 // stops (fenced).
@@ -153,7 +153,9 @@ class Store {
     if (this.done || !batches.length) return;
     try {
       const ls = this.storage();
-      if (ls.getItem(this.key + ":g") != String(this.generation)) return this.fail(new Error("another page took the session over"), true);
+      // The fence, where no Web Lock keeps other pages out.
+      const fenced = !this.release && ls.getItem(this.key + ":g") != String(this.generation);
+      if (fenced) return this.fail(new Error("another page took the session over"), true);
       for (const batch of batches) {
         batch.rev = ++this.rev;
         if (batch.clear || batch.position === undefined) {

@@ -29,7 +29,7 @@ import { launchEngine, selectedEngines } from "../support/browser.mjs";
 /** In the message of every exception a case throws on purpose from a listener: not an unexpected page error. */
 const EXPECTED = "js-api: expected listener failure";
 
-const STATS_FIELDS = ["sent", "acked", "pending", "replayed", "received", "duplicates", "reconnects", "sessionsLost", "lastRttMs"];
+const STATS_FIELDS = ["sent", "acked", "pending", "replayed", "received", "duplicates", "reconnects", "sessionsLost", "unstored", "lastRttMs"];
 
 for (const engine of selectedEngines()) describe(engine, () => jsApiSuite(engine));
 
@@ -535,9 +535,9 @@ function jsApiSuite(engine) {
     });
     assert.deepEqual([...r.beforeKeys].sort(), [...STATS_FIELDS].sort());
     assert.deepEqual([...r.afterKeys].sort(), [...STATS_FIELDS].sort());
-    assert.deepEqual(r.before, { sent: 0, acked: 0, pending: 0, replayed: 0, received: 0, duplicates: 0, reconnects: 0, sessionsLost: 0, lastRttMs: null });
+    assert.deepEqual(r.before, { sent: 0, acked: 0, pending: 0, replayed: 0, received: 0, duplicates: 0, reconnects: 0, sessionsLost: 0, unstored: 0, lastRttMs: null });
     const { lastRttMs, ...counts } = r.after;
-    assert.deepEqual(counts, { sent: 1, acked: 1, pending: 0, replayed: 0, received: 1, duplicates: 0, reconnects: 0, sessionsLost: 0 });
+    assert.deepEqual(counts, { sent: 1, acked: 1, pending: 0, replayed: 0, received: 1, duplicates: 0, reconnects: 0, sessionsLost: 0, unstored: 0 });
     assert.ok(typeof lastRttMs === "number" && Number.isFinite(lastRttMs) && lastRttMs >= 0, `lastRttMs: ${lastRttMs}`);
   });
 

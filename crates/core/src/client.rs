@@ -33,8 +33,8 @@ pub struct ClientConfig {
     /// before a handshake succeeds stops. Default false.
     pub retry_unauthorized: bool,
     /// Persist the session so that it outlives the driver (a page): the client hands out what to
-    /// store ([`Client::poll_store`]) and transmits or acknowledges nothing before it is stored
-    /// ([`Client::stored`]). Default false.
+    /// store ([`Client::poll_store`]), transmits nothing before it is handed out and acknowledges
+    /// nothing before it is durably stored ([`Client::stored`]). Default false.
     pub persist: bool,
 }
 
@@ -256,8 +256,9 @@ impl Client {
     }
 
     /// A persisted session's next batch to store, if anything changed since the last one. Call it
-    /// after every input (before the task ends); nothing it holds is transmitted or acknowledged
-    /// before [`stored`](Self::stored) reports it.
+    /// after every input, before transmitting: nothing it holds goes on the wire before it is handed
+    /// out, and its deliveries are acknowledged once [`stored`](Self::stored) reports it durable
+    /// (see [`persist`](crate::persist) for the rules).
     pub fn poll_store(&mut self) -> Option<StoreBatch> {
         let store = self.store.as_mut()?;
         let position = (!store.ended).then(|| self.session.position());

@@ -2,11 +2,20 @@
 //! stored session comes back.
 //!
 //! The client says what to store ([`Client::poll_store`](crate::Client::poll_store) hands out a
-//! [`StoreBatch`]); the driver writes it and reports each batch durably written
-//! ([`Client::stored`](crate::Client::stored)). Nothing goes on the wire and nothing is
-//! acknowledged before the batch holding it is stored, so a stored session never lags behind what
-//! the server saw: the next page restores it ([`Client::restore`](crate::Client::restore)) and
-//! resumes.
+//! [`StoreBatch`]); the driver writes it at once to a fast store that outlives the page (not a
+//! killed browser) and reports each batch durably written ([`Client::stored`](crate::Client::stored)).
+//! The rules that keep storage and server consistent:
+//! - a message goes on the wire once handed out, and only after a durable position names the
+//!   session's token (else a killed browser could restore it without the token and send it again
+//!   in another session);
+//! - a received message is acknowledged once its delivery is durably recorded (so the resume point
+//!   a restored session claims is never behind the server's);
+//! - a restored session records, until it resumes, which of its messages never went out
+//!   ([`Position::unsent_after`]); if the server got more than storage kept (a browser killed
+//!   before its last writes were durable), the resume confirms all it holds and numbers on after
+//!   the server's, and holds its sends until a position saying so is durable.
+//!
+//! The next page restores the session ([`Client::restore`](crate::Client::restore)) and resumes.
 
 use std::sync::Arc;
 
