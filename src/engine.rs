@@ -71,7 +71,8 @@ pub(crate) enum Output {
     },
     /// Something failed (a connection given up, the URL, storage).
     Error(Error),
-    /// A persisted session's storage committed: `unstored` messages sent are not stored yet.
+    /// A persisted session's messages became safe from a killed browser (durably stored, or
+    /// confirmed first): `unstored` messages sent are not yet.
     Stored {
         /// Messages queued and not yet durably stored.
         unstored: u64,
@@ -146,6 +147,8 @@ struct Persist {
     opener: StoreOpener,
     /// The open store.
     store: Option<Persistence>,
+    /// Messages not yet safe when last told (`Output::Stored`).
+    unstored: u64,
     /// Until the stored session is read back, the client is a stand-in that neither connects nor
     /// stores: sends and a close wait here.
     loading: Option<Loading>,
@@ -174,6 +177,7 @@ impl Engine {
             name,
             opener,
             store: None,
+            unstored: 0,
             loading: Some(Loading { sends: Vec::new(), close: None }),
         });
         // A persisted session connects once it is read back: until then a stand-in that stays offline.
@@ -540,14 +544,7 @@ impl State {
     fn on_store(&mut self, event: StoreEvent, now: Millis, out: &mut VecDeque<Delivery>) {
         match event {
             StoreEvent::Loaded { position, messages, adopted } => self.restore(position, messages, adopted, now, out),
-            StoreEvent::Stored(id) => {
-                let before = self.client.unstored();
-                self.client.stored(now, id);
-                let unstored = self.client.unstored();
-                if unstored < before {
-                    out.push_back(Delivery::Output(Output::Stored { unstored }));
-                }
-            }
+            StoreEvent::Stored(id) => self.client.stored(now, id),
             StoreEvent::Failed(message) => {
                 out.push_back(Delivery::Output(Output::Error(Error::Persist(message))));
                 let loading = self.persist.take().and_then(|persist| persist.loading);
@@ -666,6 +663,14 @@ impl State {
             if !progressed {
                 break;
             }
+        }
+        // Messages became safe (durably stored, or confirmed by the server first): say so.
+        let unstored = self.client.unstored();
+        if let Some(persist) = &mut self.persist {
+            if unstored < persist.unstored {
+                out.push_back(Delivery::Output(Output::Stored { unstored }));
+            }
+            persist.unstored = unstored;
         }
         if self.persist.is_some() && self.client.state() == ClientState::Closed {
             // Ended for good (its storage cleared): the name is free for the next socket.

@@ -177,8 +177,9 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
   }
 
   /**
-   * With `persist`: messages sent and not yet durably stored (they would not survive the browser being killed; a
-   * reload or a crashed tab they survive). A `stored` event follows each commit. 0 without `persist`.
+   * With `persist`: messages sent and neither durably stored nor confirmed (they would not survive the browser being
+   * killed; a reload or a crashed tab they survive). A `stored` event follows whenever it goes down. 0 without
+   * `persist`.
    */
   get unstored() {
     return coreOf(this).unstored();

@@ -110,7 +110,7 @@ export interface DurableSessionLostEvent extends Event {
   readonly reason: DurableSessionLostReason;
   readonly unconfirmed: DurableWebSocketMessage[];
 }
-/** A persisted session's storage committed: all but the last `unstored` messages sent are durably stored. */
+/** A persisted session's messages became safe from a killed browser: all but the last `unstored` messages sent are durably stored or confirmed by the server. */
 export interface DurableStoredEvent extends Event { readonly unstored: number; }
 /** A connection closed; `willReconnect: false` means for good. */
 export interface DurableCloseEvent extends Event {

@@ -55,10 +55,11 @@ pub enum SocketEvent<In> {
     /// Something failed: a connection given up, the URL, a message that did not decode, or the
     /// storage of a persisted session ([`Error::Persist`]: it goes on in memory).
     Error(Error),
-    /// A persisted session's storage committed: all but the last `unstored` messages sent are
-    /// durably stored (they survive the browser being killed).
+    /// A persisted session's messages became safe from a killed browser: all but the last
+    /// `unstored` messages sent are durably stored or confirmed by the server (the rest would not
+    /// survive the browser being killed).
     Stored {
-        /// Messages sent and not yet durably stored.
+        /// Messages sent and neither durably stored nor confirmed.
         unstored: u64,
     },
 }
