@@ -503,7 +503,11 @@ fuzz_target!(|data: &[u8]| {
             let last = p.acked + after.len() as u64;
             let unsent_after = p.token.map(|_| p.unsent_after.map_or(last, |unsent| unsent.clamp(p.acked, last)));
             let back = Position { unsent_after, ..p };
-            assert_eq!((batch.clear, batch.messages.len(), batch.position), (false, 0, Some(back)), "the position back");
+            assert_eq!(
+                (batch.clear, batch.messages.len(), batch.position),
+                (false, 0, Some(back)),
+                "the position back"
+            );
             client.stored(now, batch.id);
             unconfirmed = after.iter().cloned().collect();
         }
