@@ -280,9 +280,9 @@ impl Engine {
             .read(|state| {
                 let mut stats = Stats::from(state.client.stats());
                 stats.unstored = state.client.unstored();
+                // The stand-in of a session being read back holds its sends, in memory only.
                 if let Some(loading) = &state.persist.as_ref().and_then(|p| p.loading.as_ref()) {
-                    let waiting = loading.sends.len() as u64;
-                    (stats.sent, stats.pending, stats.unstored) = (waiting, waiting, waiting);
+                    stats.unstored = loading.sends.len() as u64;
                 }
                 stats
             })
@@ -802,14 +802,10 @@ impl State {
         if self.stopped {
             return;
         }
+        self.write_store();
         if let Some(persist) = self.persist.take() {
             // The session outlives this socket: everything is stored (the next page, or the next socket of
             // this name, resumes it); its promises end here.
-            if let Some(store) = &persist.store {
-                while let Some(batch) = self.client.poll_store() {
-                    store.write(batch);
-                }
-            }
             for (_, waiter) in std::mem::take(&mut self.acks) {
                 out.push_back(Delivery::Settle(waiter, Err(Error::Send(durable_ws_core::SendError::Closed))));
             }

@@ -278,16 +278,15 @@ impl Client {
                 token: position.token.is_some(),
             });
             store.handed_out = last_queued;
-            if store.token_stored && !self.session.awaiting_resume() {
-                self.session.allow_send(last_queued);
-            }
         }
-        Some(StoreBatch {
+        let batch = StoreBatch {
             id,
             clear: std::mem::take(&mut store.clear),
             messages: std::mem::take(&mut store.messages),
             position,
-        })
+        };
+        self.release_sends();
+        Some(batch)
     }
 
     /// Every batch up to `id` is durably stored: the deliveries they record may be acknowledged,
@@ -302,7 +301,15 @@ impl Client {
             self.session.allow_ack(now, batch.delivered);
             store.durable = store.durable.max(batch.last_queued);
             store.token_stored |= batch.token;
-            if store.token_stored && !self.session.awaiting_resume() {
+            self.release_sends();
+        }
+    }
+
+    /// Lets what was handed out go on the wire, once a durable position names the session's token
+    /// and (restored) the resume decided the numbering.
+    fn release_sends(&mut self) {
+        if let Some(store) = self.store.as_ref().filter(|store| store.token_stored) {
+            if !self.session.awaiting_resume() {
                 self.session.allow_send(store.handed_out);
             }
         }
