@@ -3,11 +3,12 @@
 // which hands `openStore` to the engine; the Rust typed API imports it as a wasm-bindgen module (src/persist.rs).
 //
 // Two stores, for two kinds of page death (docs/PERSISTENCE.md has the measurements):
-// - localStorage, written synchronously by every batch: it survives a reload, a closed tab and a crashed renderer
-//   (the browser process holds it), but a killed browser loses what it had not yet written to disk;
-// - IndexedDB, one transaction at a time for every batch written meanwhile: its `complete` is the durable milestone
-//   (`stored`, which lets the engine acknowledge), and it holds the whole outbox without
-//   localStorage's 5 MB limit. After a commit, the messages it holds are deleted from localStorage.
+// - localStorage, one entry per task (the position and the task's messages, under a revision number), written at the
+//   task's end: it survives a reload, a closed tab and a crashed renderer (the browser process holds it), but a
+//   killed browser loses what it had not yet written to disk;
+// - IndexedDB, one transaction at a time for every entry written meanwhile (their messages in one record): its
+//   `complete` is the durable milestone (`stored`, which lets the engine acknowledge), and it holds the whole outbox
+//   without localStorage's 5 MB limit. After a commit, its entries are deleted from localStorage.
 // In a worker, which has no localStorage, IndexedDB alone: what a crash takes before the commit is lost (and the
 // worker that could report it is gone too).
 // One page owns a name at a time: a Web Lock, held until `close`. Where Web Locks are missing, the last page to open
@@ -36,11 +37,11 @@ class Store {
     this.db = null;
     this.generation = 0;
     this.rev = 0;
-    /** The rev of the last clear: localStorage messages of an older one are void. */
+    /** The rev of the last clear: what was stored before it is void. */
     this.cleared = 0;
     /** Batches of the current task, written to localStorage at its end (`writeOut`). */
     this.pending = [];
-    /** Batches written to localStorage and waiting for IndexedDB. */
+    /** Entries written to localStorage and waiting for IndexedDB. */
     this.queue = [];
     this.committing = false;
     this.release = null;
@@ -70,24 +71,27 @@ class Store {
     ls.setItem(this.key + ":g", String(this.generation));
     this.db = await openDb();
     const tx = this.db.transaction([SESSIONS, MESSAGES], "readonly");
-    const [record, keys, values] = await Promise.all([
+    const [record, chunks] = await Promise.all([
       request(tx.objectStore(SESSIONS).get(this.name)),
-      request(tx.objectStore(MESSAGES).getAllKeys(range(this.name))),
       request(tx.objectStore(MESSAGES).getAll(range(this.name))),
     ]);
-    let position = record?.p, messages = new Map(keys.map((key, i) => [key[1], values[i]]));
-    this.rev = record?.r ?? 0;
-    const written = ls.getItem(this.key + ":p"), tail = readJson(written);
+    let position = record?.p, messages = new Map();
     // Unreadable records read as a position of no known format: the engine reports it (PersistError).
-    const corrupt = (record !== undefined && !(typeof record?.p == "string" && record.r >= 0)) || (written != null && !tail);
-    if (corrupt) this.rev = 0;
-    if (tail && tail.r > this.rev) {
-      if (tail.c > this.rev) messages = new Map();
-      position = tail.p || undefined; // "": the session ended
-      this.rev = tail.r;
-      for (const [seq, payload] of this.tailMessages(tail.c)) messages.set(seq, payload);
+    let corrupt = record !== undefined && !(typeof record?.p == "string" && record.r >= 0);
+    for (const chunk of chunks) {
+      if (validChunk(chunk)) chunk.s.forEach((seq, i) => messages.set(seq, chunk.m[i]));
+      else corrupt = true;
     }
-    this.cleared = tail?.c ?? 0;
+    this.rev = corrupt ? 0 : record?.r ?? 0;
+    // The newer localStorage entries, in order: each holds the position then, and the messages of its task.
+    const entries = this.entries().filter((entry) => !entry || entry.r > this.rev);
+    if (entries.includes(null)) corrupt = true;
+    for (const { r, c, p, s, m } of corrupt ? [] : entries) {
+      if (c > this.rev) messages = new Map(); // a clear since
+      s.forEach((seq, i) => messages.set(seq, decode(m[i])));
+      position = p || undefined; // "": the session ended
+      [this.rev, this.cleared] = [r, c];
+    }
     if (corrupt) position = "corrupt";
     if (this.done) return this.flush();
     const seqs = [...messages.keys()].sort((a, b) => a - b);
@@ -135,8 +139,8 @@ class Store {
   }
 
   /**
-   * One batch (crates/core/src/persist.rs StoreBatch): written to localStorage now, to IndexedDB with the next
-   * commit. `position` undefined: the session is over, everything is deleted.
+   * One batch (crates/core/src/persist.rs StoreBatch): written to localStorage at the end of the task, to IndexedDB
+   * with the next commit. `position` undefined: the session is over, everything is deleted.
    */
   write(id, clear, position, acked, seqs, payloads) {
     if (this.done) return;
@@ -146,7 +150,7 @@ class Store {
     this.pending.push({ id, clear, position, acked, seqs: Array.from(seqs), payloads });
   }
 
-  /** Writes the task's batches to localStorage and queues them for IndexedDB. */
+  /** Writes the task's batches to localStorage as one entry (their net effect) and queues it for IndexedDB. */
   writeOut() {
     const batches = this.pending;
     this.pending = [];
@@ -156,55 +160,61 @@ class Store {
       // The fence, where no Web Lock keeps other pages out.
       const fenced = !this.release && ls.getItem(this.key + ":g") != String(this.generation);
       if (fenced) return this.fail(new Error("another page took the session over"), true);
+      const rev = ++this.rev, seqs = [], payloads = [];
       for (const batch of batches) {
-        batch.rev = ++this.rev;
         if (batch.clear || batch.position === undefined) {
-          this.removeTail();
-          this.cleared = batch.rev;
+          this.cleared = rev;
+          seqs.length = payloads.length = 0;
         }
-        batch.cleared = this.cleared;
-        batch.seqs.forEach((seq, i) => ls.setItem(`${this.key}:m:${this.cleared}:${seq}`, encode(batch.payloads[i])));
+        seqs.push(...batch.seqs);
+        payloads.push(...batch.payloads);
       }
-      const last = batches[batches.length - 1];
-      ls.setItem(this.key + ":p", JSON.stringify({ r: last.rev, c: this.cleared, p: last.position ?? "" }));
-      this.queue.push(...batches);
+      const { id, position, acked } = batches[batches.length - 1];
+      const entry = { id, rev, clear: this.cleared == rev, position, acked, seqs, payloads, key: `${this.key}:l:${rev}` };
+      ls.setItem(entry.key, JSON.stringify({ c: this.cleared, p: position ?? "", s: seqs, m: payloads.map(encode) }));
+      this.queue.push(entry);
       this.flush();
     } catch (e) {
       this.fail(e);
     }
   }
 
-  /** Commits the queued batches in one IndexedDB transaction, then the next ones; after `close`, lets the name go. */
+  /** Commits the queued entries in one IndexedDB transaction, then the next ones; after `close`, lets the name go. */
   flush() {
     if (this.committing) return;
     if (!this.queue.length) return void (this.done && this.release?.());
-    const batches = this.queue;
+    const entries = this.queue;
     this.queue = [];
     this.committing = true;
-    this.commit(batches).then(
+    this.commit(entries).then(
       () => {
         this.committing = false;
         const ls = this.storage();
-        for (const { seqs, cleared } of batches) for (const seq of seqs) ls.removeItem(`${this.key}:m:${cleared}:${seq}`);
-        if (!this.done) this.callbacks.stored(batches[batches.length - 1].id);
+        for (const { key } of entries) if (key) ls.removeItem(key);
+        if (!this.done) this.callbacks.stored(entries[entries.length - 1].id);
         this.flush();
       },
       (e) => this.fail(e),
     );
   }
 
-  /** One transaction with the net effect of `batches`: a clear voids what came before it, the last position stands. */
-  commit(batches) {
-    let clear = false;
-    const puts = new Map();
-    for (const batch of batches) {
-      if (batch.clear || batch.position === undefined) {
+  /**
+   * One transaction with the net effect of `entries`: a clear voids what came before it, the last position stands,
+   * the messages still unconfirmed go into one record (keyed by its last number, so that a trim deletes the records
+   * confirmed in full; a reader skips the confirmed ones of the others).
+   */
+  commit(entries) {
+    let clear = false, seqs = [], payloads = [];
+    for (const entry of entries) {
+      if (entry.clear || entry.position === undefined) {
         clear = true;
-        puts.clear();
+        seqs = [];
+        payloads = [];
       }
-      batch.seqs.forEach((seq, i) => puts.set(seq, batch.payloads[i]));
+      seqs.push(...entry.seqs);
+      payloads.push(...entry.payloads);
     }
-    const { rev, position, acked } = batches[batches.length - 1];
+    const { rev, position, acked } = entries[entries.length - 1];
     const tx = this.db.transaction([SESSIONS, MESSAGES], "readwrite");
     const sessions = tx.objectStore(SESSIONS), messages = tx.objectStore(MESSAGES);
     if (clear) messages.delete(range(this.name));
@@ -212,27 +222,26 @@ class Store {
     else {
       sessions.put({ r: rev, p: position }, this.name);
       if (acked > 0) messages.delete(range(this.name, acked));
+      const first = seqs.findIndex((seq) => seq > acked);
+      if (first >= 0) messages.put({ s: seqs.slice(first), m: payloads.slice(first) }, [this.name, seqs[seqs.length - 1]]);
     }
-    for (const [seq, payload] of puts) if (position !== undefined && seq > acked) messages.put(payload, [this.name, seq]);
     return new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onabort = tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
     });
   }
 
-  /** The localStorage messages written after clear `cleared`, as [seq, payload]; older ones are removed. */
-  tailMessages(cleared) {
-    const ls = this.storage(), prefix = this.key + ":m:", found = [];
-    for (const key of keysOf(ls)) {
-      if (!key.startsWith(prefix)) continue;
-      const [c, seq] = key.slice(prefix.length).split(":").map(Number);
-      if (c === cleared) found.push([seq, decode(ls.getItem(key))]);
-    }
-    return found;
+  /** The localStorage entries, by rev (null: unreadable). */
+  entries() {
+    const ls = this.storage(), prefix = this.key + ":l:";
+    return keysOf(ls)
+      .filter((key) => key.startsWith(prefix))
+      .map((key) => readEntry(+key.slice(prefix.length), ls.getItem(key)))
+      .sort((a, b) => (a?.r ?? 0) - (b?.r ?? 0));
   }
 
   removeTail() {
-    const ls = this.storage(), prefix = this.key + ":m:";
+    const ls = this.storage(), prefix = this.key + ":l:";
     for (const key of keysOf(ls)) if (key.startsWith(prefix)) ls.removeItem(key);
   }
 
@@ -250,7 +259,6 @@ class Store {
     this.release?.();
     if (!fenced) try {
       this.removeTail();
-      this.storage().removeItem(this.key + ":p");
       const tx = this.db?.transaction([SESSIONS, MESSAGES], "readwrite");
       tx?.objectStore(SESSIONS).delete(this.name);
       tx?.objectStore(MESSAGES).delete(range(this.name));
@@ -294,14 +302,21 @@ const request = (r) => new Promise((resolve, reject) => {
 /** The messages of session `name`, up to `last` (or all). */
 const range = (name, last = Infinity) => IDBKeyRange.bound([name, 0], [name, last]);
 
-const readJson = (text) => {
+/** A localStorage entry `{c, p, s, m}` (the rev of the last clear, the position, the task's messages), or null. */
+function readEntry(r, text) {
   try {
-    const value = text == null ? null : JSON.parse(text);
-    return value && typeof value.p == "string" && value.r > 0 && value.c >= 0 ? value : null;
+    const e = JSON.parse(text);
+    const valid = r > 0 && e.c >= 0 && e.c <= r && typeof e.p == "string" && Array.isArray(e.s) && Array.isArray(e.m) &&
+      e.s.length == e.m.length && e.s.every(Number.isSafeInteger);
+    return valid ? { r, ...e } : null;
   } catch {
     return null;
   }
-};
+}
+
+/** An IndexedDB record of messages: `{s, m}`, their numbers and payloads. */
+const validChunk = (chunk) =>
+  Array.isArray(chunk?.s) && Array.isArray(chunk.m) && chunk.s.length == chunk.m.length && chunk.s.every(Number.isSafeInteger);
 
 /** A payload as a localStorage string: text as it is, bytes one char each. */
 function encode(payload) {
