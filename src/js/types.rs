@@ -33,7 +33,10 @@ export interface DurableWebSocketReconnectOptions {
   jitter?: boolean;
   /** Consecutive failed attempts before giving up (a positive integer). Default Infinity. */
   maxAttempts?: number;
-  /** A connection up this long resets the attempt count. Default 5000. */
+  /**
+   * A connection up this long resets the attempt count. Default 5000. (A connection whose handshake went through and
+   * whose link then broke resets it too, however short it lived: a flaky link stays at the first delay.)
+   */
   stableAfterMs?: number;
 }
 

@@ -18,7 +18,7 @@ use crate::error::Error;
 /// | [`backoff_factor`](Self::backoff_factor) | 2 |
 /// | [`jitter`](Self::jitter) | on (full jitter) |
 /// | [`max_attempts`](Self::max_attempts) | unlimited |
-/// | [`stable_after`](Self::stable_after) | 5 s up resets the attempt count |
+/// | [`stable_after`](Self::stable_after) | 5 s up resets the attempt count (as does a link that broke after its handshake) |
 /// | [`connect_timeout`](Self::connect_timeout) | 10 s |
 /// | [`close_timeout`](Self::close_timeout) | 2 s of draining acknowledgements on `close` |
 /// | [`heartbeat`](Self::heartbeat) | ping every 15 s, dead after 10 s of silence |
@@ -120,7 +120,8 @@ impl Options {
         self
     }
 
-    /// How long a connection must stay up to reset the attempt count.
+    /// How long a connection must stay up to reset the attempt count. A connection whose handshake
+    /// went through and whose link then broke (not a close the server chose) resets it too.
     pub fn stable_after(mut self, duration: Duration) -> Self {
         self.client.backoff.stable_after_ms = millis(duration);
         self

@@ -40,7 +40,7 @@ const PACING = { batch: 3, intervalMs: 20 };
 const MIN_CUTS = 20;
 const CUT_LIFETIME_MS = [50, 400];
 const LATENCY_MS = 25;
-// Connections never live long: the backoff must stay short (the attempt count only resets after stableAfterMs).
+// Connections never live long, and many are cut before their handshake (which grows the delay): keep the backoff short.
 const DURABLE_OPTIONS = { reconnect: { minDelayMs: 10, maxDelayMs: 250 } };
 const RWS_OPTIONS = { minReconnectionDelay: 10, maxReconnectionDelay: 250, reconnectionDelayGrowFactor: 1.3, connectionTimeout: 4000 };
 const OUTPUT_DIR = join(REPO_ROOT, "test-output");

@@ -38,7 +38,9 @@ pub struct BackoffConfig {
     pub jitter: bool,
     /// Consecutive failed attempts before giving up; `None` (default) never gives up.
     pub max_attempts: Option<u32>,
-    /// A connection that stayed up this long resets the attempt count. Default 5 000 ms.
+    /// A connection that stayed up this long resets the attempt count. Default 5 000 ms. (The
+    /// client also resets it when a connection's handshake went through and its link then broke:
+    /// see `Client`.)
     pub stable_after_ms: Millis,
 }
 

@@ -130,9 +130,9 @@ pub struct Client {
     closing: Option<Closing>,
     connect_deadline: Option<Millis>,
     stable_at: Option<Millis>,
-    /// The current connection completed its handshake and the server has sent nothing since: its
-    /// next frame resets the backoff (the server answers on this link).
-    answer_pending: bool,
+    /// The current connection completed its handshake: if the link then breaks (not a close the
+    /// server chose), the next attempt starts from the first delay.
+    handshaken: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     reconnects: u64,
@@ -207,7 +207,7 @@ impl Client {
             closing: None,
             connect_deadline: None,
             stable_at: None,
-            answer_pending: false,
+            handshaken: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
             reconnects: 0,
@@ -354,12 +354,6 @@ impl Client {
             self.absorb(now);
             self.fail(now, ConnectionError::Protocol(error), close_code::CLIENT_PROTOCOL_ERROR, "protocol error");
             return;
-        }
-        if std::mem::take(&mut self.answer_pending) {
-            // The server took the handshake and answers on the link: the next failure starts from the
-            // first delay, however short-lived the connections (a flaky link), while a server that
-            // refuses, fails or drops handshakes before answering still makes the delays grow.
-            self.backoff.reset();
         }
         self.absorb(now);
     }
@@ -613,12 +607,7 @@ impl Client {
             self.state = if self.closing.is_some() { ClientState::Closing } else { ClientState::Open };
             self.connect_deadline = None;
             self.stable_at = Some(now.saturating_add(self.config.backoff.stable_after_ms));
-            if self.closing.is_none() {
-                // Asks for an answer at once (an idle link gets none otherwise): it is the proof of
-                // progress, and a link that is dead from the start is found within the heartbeat timeout.
-                self.answer_pending = true;
-                self.session.ping(now);
-            }
+            self.handshaken = true;
         }
         if self.state == ClientState::Closing {
             self.progress_closing(now);
@@ -656,7 +645,10 @@ impl Client {
         self.session.disconnect(now);
         self.connect_deadline = None;
         self.stable_at = None;
-        self.answer_pending = false;
+        // The server took the handshake, then the link broke: progress, however short-lived the
+        // connections (a flaky link). A server that refuses or fails handshakes, or closes
+        // connections itself, still makes the delays grow.
+        let link_broke_after_progress = std::mem::take(&mut self.handshaken) && !was_clean;
         if let Some(closing) = &self.closing {
             if closing.deadline > now && self.session.token().is_some() {
                 // Still waiting for acknowledgements: fetch them on a new connection.
@@ -683,6 +675,9 @@ impl Client {
         }
         if self.config.close_policy.is_terminal(code) {
             return self.finish(code, reason, was_clean);
+        }
+        if link_broke_after_progress {
+            self.backoff.reset();
         }
         let Some((attempt, delay_ms)) = self.backoff.next(&mut self.rng) else {
             return self.finish(code, reason, was_clean);
@@ -716,7 +711,7 @@ impl Client {
         self.closing = None;
         self.connect_deadline = None;
         self.stable_at = None;
-        self.answer_pending = false;
+        self.handshaken = false;
         let unconfirmed = self.session.take_unconfirmed();
         self.void_store(true);
         if !unconfirmed.is_empty() {
@@ -767,7 +762,6 @@ mod tests {
         client.on_message(20, PayloadRef::Binary(&welcome));
         assert_eq!(events(&mut client), [Event::Open { durable: true }]);
         assert_eq!(client.state(), ClientState::Open);
-        assert_eq!(transmitted(&mut client, 20), [frame(Frame::Ping { value: 20 })], "asks for an answer at once");
         client
     }
 
@@ -832,45 +826,47 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_after_the_handshake_resets_the_backoff_and_a_silent_drop_does_not() {
+    fn a_link_that_breaks_after_a_handshake_resets_the_backoff_and_nothing_else_does() {
         let mut client = open_client(config());
-        let resume = |client: &mut Client, now| {
-            client.handle_timeout(now);
-            assert_eq!(client.poll_action(), Some(Action::Connect));
-            client.on_open(now, true);
-            transmitted(client, now);
-            let welcome = frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 });
-            client.on_message(now, PayloadRef::Binary(&welcome));
-            assert_eq!(transmitted(client, now), [frame(Frame::Ping { value: now })]);
-        };
         let attempt = |client: &mut Client| match events(client).last() {
             Some(&Event::Reconnecting { attempt, .. }) => attempt,
             other => panic!("{other:?}"),
         };
-        // A flaky link: every connection is cut within a second, yet each one's server answered.
+        let connect = |client: &mut Client, now| {
+            client.handle_timeout(now);
+            assert_eq!(client.poll_action(), Some(Action::Connect));
+            client.on_open(now, true);
+            transmitted(client, now);
+        };
+        let resume = |client: &mut Client, now| {
+            connect(client, now);
+            let welcome = frame(Frame::Welcome { status: WelcomeStatus::Resumed, token: TOKEN, last_received: 0 });
+            client.on_message(now, PayloadRef::Binary(&welcome));
+            assert_eq!(client.state(), ClientState::Open);
+        };
+        // A flaky link: every connection is cut within a second, each after its handshake.
         let mut now = 100;
         for _ in 0..5 {
             client.on_close(now, 1006, "", false);
-            assert_eq!(attempt(&mut client), 1, "the first delay again: the server answered last time");
+            assert_eq!(attempt(&mut client), 1, "the first delay again: the last handshake went through");
             now += 1_000;
             resume(&mut client, now);
-            client.on_message(now + 30, PayloadRef::Binary(&frame(Frame::Pong { value: now })));
             now += 100;
         }
-        // Handshakes that are dropped before any answer (or never complete) count as failures.
+        // Connections cut before their handshake count as failures.
+        client.on_close(now, 1006, "", false);
         for expected in 1..=3 {
-            client.on_close(now, 1006, "", false);
             assert_eq!(attempt(&mut client), expected);
-            now += 1_000;
-            resume(&mut client, now);
+            now += 10_000;
+            connect(&mut client, now);
+            client.on_close(now, 1006, "", false);
         }
-        client.on_close(now, 1006, "", false);
         assert_eq!(attempt(&mut client), 4);
-        now += 1_000;
-        client.handle_timeout(now);
-        assert_eq!(client.poll_action(), Some(Action::Connect));
-        client.on_close(now, 1006, "", false);
-        assert_eq!(attempt(&mut client), 5, "a connection that never opened");
+        // A server that takes the handshake, then closes the connection itself: no progress.
+        now += 10_000;
+        resume(&mut client, now);
+        client.on_close(now + 40, 1011, "internal error", true);
+        assert_eq!(attempt(&mut client), 5, "closed by the server, not broken");
     }
 
     #[test]
@@ -1050,15 +1046,8 @@ mod tests {
 
     #[test]
     fn the_heartbeat_declares_a_silent_link_dead() {
-        let mut silent = open_client(config());
-        assert_eq!(silent.poll_timeout(), Some(20 + 5_000), "stable-after first");
-        silent.handle_timeout(5_020);
-        assert_eq!(silent.poll_timeout(), Some(20 + 10_000), "the ping after the handshake went unanswered");
-        silent.handle_timeout(10_020);
-        assert_eq!(silent.poll_action(), Some(Action::Close { code: 4000, reason: "heartbeat timeout".into() }));
-
         let mut client = open_client(config());
-        client.on_message(30, PayloadRef::Binary(&frame(Frame::Pong { value: 20 })));
+        assert_eq!(client.poll_timeout(), Some(20 + 5_000), "stable-after first");
         client.handle_timeout(5_020);
         assert_eq!(client.poll_timeout(), Some(20 + 15_000));
         client.handle_timeout(15_020);
