@@ -94,10 +94,11 @@ export async function startServer({ www, port, args = [], bin = binDir() } = {})
 /**
  * Starts a chaos proxy in front of `target` (`host:port`), or balancing over `targets` in turn (round robin, no
  * stickiness). `lifetimeMs: [min, max]` cuts each connection after a random lifetime in that range (`null`:
- * never); `latencyMs` is added one way, in each direction. Returns `{ child, port, ws, stop() }`.
+ * never); `latencyMs` is added one way, in each direction; `port`: a given one (else a free one). Returns
+ * `{ child, port, ws, stop() }`.
  */
-export async function startProxy({ target, targets = [target], lifetimeMs = [50, 400], latencyMs = 0, seed, bin = binDir() }) {
-  const argv = ["--listen", "127.0.0.1:0", ...targets.flatMap((t) => ["--target", t]), "--latency-ms", String(latencyMs)];
+export async function startProxy({ target, targets = [target], lifetimeMs = [50, 400], latencyMs = 0, seed, port = 0, bin = binDir() }) {
+  const argv = ["--listen", `127.0.0.1:${port}`, ...targets.flatMap((t) => ["--target", t]), "--latency-ms", String(latencyMs)];
   if (lifetimeMs) argv.push("--min-lifetime-ms", String(lifetimeMs[0]), "--max-lifetime-ms", String(lifetimeMs[1]));
   else argv.push("--no-cuts");
   if (seed !== undefined) argv.push("--seed", String(seed));
