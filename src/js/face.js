@@ -6,8 +6,30 @@
 import init, { initSync, Core } from "./durable_ws_glue.js";
 import { openStore } from "./store.js";
 
-export default init;
 export { initSync };
+
+/**
+ * Fetches and compiles the wasm module (once): `durable_ws_bg.wasm` next to this module unless `input` says otherwise.
+ * Vite's dev server pre-bundles dependencies into `node_modules/.vite/deps/` without their files (vitejs/vite#8427):
+ * from there, the module is fetched from the package's own directory.
+ */
+export default async function load(input) {
+  if (input !== undefined) return init(input);
+  const url = new URL("durable_ws_bg.wasm", import.meta.url); // the form bundlers recognise (and emit the file for)
+  const deps = url.pathname.match(/^(.*\/)\.vite\/deps(?:_temp_[^/]*)?\/durable_ws_bg\.wasm$/);
+  if (deps) url.pathname = `${deps[1]}durable-ws/durable_ws_bg.wasm`;
+  try {
+    return await init({ module_or_path: url });
+  } catch (e) {
+    if (!(e instanceof WebAssembly.CompileError)) throw e;
+    throw new Error(
+      `durable-ws: ${url} is not the WebAssembly module (${e.message}): the server answered with something else, such ` +
+        "as an HTML page. Serve durable_ws_bg.wasm next to durable_ws.js or pass its URL to init(); under `vite dev` " +
+        "with another cacheDir, add optimizeDeps: { exclude: [\"durable-ws\"] } to vite.config.",
+      { cause: e },
+    );
+  }
+}
 
 // Indices shared with src/js/core.rs: the output kinds (the first seven are the event types), error codes and
 // session-lost reasons.

@@ -1,14 +1,15 @@
 // End-to-end test of the npm package as an application gets it: tests/npm-consumer is a Vite + TypeScript app
 // that installed the packed tarball of pkg/ and was built with `vite build` (scripts/test.sh npm-consumer does
-// all that first). Its built dist/ is served by `vite preview`; in headless Chromium, the README's snippet
-// loads the wasm, exchanges messages with the reference server's /echo (address in ?server=) and the page
-// logs no error or warning (a wrong wasm MIME type, for one, would be a warning).
+// all that first). Its built dist/ is served by `vite preview`, and the app itself by the dev server (`vite`, where
+// Vite pre-bundles the package into node_modules/.vite/deps/, without configuration); in headless Chromium, the
+// README's snippet loads the wasm, exchanges messages with the reference server's /echo (address in ?server=) and
+// the page logs no error or warning (a wrong wasm MIME type, for one, would be a warning).
 //
 //   DURABLE_WS_SERVER=ws://127.0.0.1:8080 node --test tests/e2e/npm-consumer.test.mjs
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchBrowser } from "../support/browser.mjs";
@@ -19,13 +20,12 @@ const APP = join(REPO_ROOT, "tests", "npm-consumer");
 const SERVER = process.env.DURABLE_WS_SERVER;
 
 let browser;
-let preview;
 
-/** `vite preview` of the built app on a free port; resolves once it answers. */
-async function startPreview() {
+/** `vite preview` of the built app (`mode` "preview") or the dev server (`mode` "dev") on a free port; resolves once it answers. */
+async function startVite(mode) {
   const port = await freePort();
   const vite = join(APP, "node_modules", ".bin", "vite");
-  const args = ["preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"];
+  const args = [...(mode === "preview" ? ["preview"] : []), "--host", "127.0.0.1", "--port", String(port), "--strictPort"];
   const child = spawn(vite, args, { cwd: APP, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   const keep = (chunk) => (log = (log + chunk).slice(-4000));
@@ -41,7 +41,7 @@ async function startPreview() {
     }
     if (child.exitCode !== null || i >= 300) {
       child.kill();
-      assert.fail(`vite preview did not start on ${url}; its output:\n${log}`);
+      assert.fail(`vite ${mode} did not start on ${url}; its output:\n${log}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -57,16 +57,35 @@ async function startPreview() {
 before(async () => {
   assert.ok(SERVER, "DURABLE_WS_SERVER is not set: start the reference server (scripts/test.sh npm-consumer does)");
   assert.ok(existsSync(join(APP, "dist", "index.html")), "tests/npm-consumer/dist is missing: run scripts/test.sh npm-consumer");
-  preview = await startPreview();
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  await preview?.stop();
 });
 
 test("the README snippet, installed from the packed tarball and bundled by Vite, talks to /echo", async () => {
+  const preview = await startVite("preview");
+  try {
+    await runSnippet(preview.url);
+  } finally {
+    await preview.stop();
+  }
+});
+
+test("under the dev server (`vite`, the package pre-bundled into node_modules/.vite/deps), with no configuration", async () => {
+  // A fresh pre-bundle, as on the first `vite` run after installing.
+  rmSync(join(APP, "node_modules", ".vite"), { recursive: true, force: true });
+  const dev = await startVite("dev");
+  try {
+    await runSnippet(dev.url);
+  } finally {
+    await dev.stop();
+  }
+});
+
+/** Opens the app at `base` and checks what the snippets did. */
+async function runSnippet(base) {
   const page = await browser.newPage();
   const problems = [];
   const logged = [];
@@ -86,7 +105,7 @@ test("the README snippet, installed from the packed tarball and bundled by Vite,
     if (response.url().endsWith(".wasm")) wasmResponses.push(response.headers()["content-type"]);
   });
   try {
-    const url = new URL(preview.url);
+    const url = new URL(base);
     url.searchParams.set("server", `${SERVER}/echo`);
     await page.goto(url.href);
 
@@ -103,10 +122,10 @@ test("the README snippet, installed from the packed tarball and bundled by Vite,
     assert.equal(await page.evaluate(() => document.body.dataset.snippet), "acknowledged, readyState 3");
     assert.ok(logged.includes('{"any":"JSON value"}'), `the snippet logged the echo (console: ${JSON.stringify(logged)})`);
 
-    // Vite emitted the wasm as an asset and served it as wasm (the fast, streaming path).
+    // Vite served the wasm as wasm (the fast, streaming path): emitted as an asset, or from the package's directory.
     assert.deepEqual(wasmResponses, ["application/wasm"]);
     assert.deepEqual(problems, []);
   } finally {
     await page.close();
   }
-});
+}
