@@ -22,12 +22,8 @@ export default async function load(input) {
     return await init({ module_or_path: url });
   } catch (e) {
     if (!(e instanceof WebAssembly.CompileError)) throw e;
-    throw new Error(
-      `durable-ws: ${url} is not the WebAssembly module (${e.message}): the server answered with something else, such ` +
-        "as an HTML page. Serve durable_ws_bg.wasm next to durable_ws.js or pass its URL to init(); under `vite dev` " +
-        "with another cacheDir, add optimizeDeps: { exclude: [\"durable-ws\"] } to vite.config.",
-      { cause: e },
-    );
+    // (Under `vite` with another cacheDir: optimizeDeps.exclude, as README.md says.)
+    throw new Error(`durable-ws: no wasm module at ${url} (${e.message}); serve it there or pass its URL to init()`, { cause: e });
   }
 }
 
