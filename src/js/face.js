@@ -157,7 +157,7 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
     const id = ++state.lastId;
     const settled = new Promise((resolve, reject) => state.sends.set(id, [resolve, reject]));
     const code = bytes ? core.sendBytes(id, bytes) : core.sendText(id, text);
-    if (!code) return settled;
+    if (!code) return state.pendingChanged(), settled;
     state.sends.delete(id);
     return Promise.reject(error(code));
   }
@@ -220,6 +220,7 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
 
   /** Registers a listener (as `EventTarget.addEventListener`). */
   addEventListener(type, listener, options) {
+    if (type == "pending") this[STATE].watchPending();
     this[STATE].target.addEventListener(type, listener, options);
   }
 
@@ -240,7 +241,7 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
 
 if (Symbol.dispose) DurableWebSocket.prototype[Symbol.dispose] = DurableWebSocket.prototype.free;
 // `onopen`, `onmessage`, …: one handler each, a listener like any other; a non-function clears it (as in the DOM).
-for (const type of [...TYPES, "stored"])
+for (const type of [...TYPES, "stored", "pending"])
   Object.defineProperty(DurableWebSocket.prototype, `on${type}`, {
     get() {
       return this[STATE].handlers[type] ?? null;
@@ -249,7 +250,7 @@ for (const type of [...TYPES, "stored"])
       const { target, handlers } = this[STATE];
       target.removeEventListener(type, handlers[type] ?? null);
       handlers[type] = typeof handler == "function" ? handler : null;
-      if (handlers[type]) target.addEventListener(type, handlers[type]);
+      if (handlers[type]) this.addEventListener(type, handlers[type]);
     },
   });
 
@@ -273,6 +274,26 @@ class State {
     this.unconfirmed = [];
     /** A URL function's answer given while the constructor was still running. */
     this.early = null;
+    /** The `pending` count the last `pending` event said (null: nobody listens for it yet). */
+    this.pendingShown = null;
+    this.pendingQueued = false;
+  }
+
+  watchPending() {
+    this.pendingShown ??= this.core?.pending() ?? 0;
+  }
+
+  /** `pending` may have changed (a send, a settled send): one `pending` event per task if it did. */
+  pendingChanged() {
+    if (this.pendingShown === null || this.pendingQueued) return;
+    this.pendingQueued = true;
+    queueMicrotask(() => {
+      this.pendingQueued = false;
+      const pending = this.core?.pending();
+      if (pending === undefined || pending === this.pendingShown) return;
+      this.pendingShown = pending;
+      this.silenced || this.target.dispatchEvent(Object.assign(new Event("pending"), { pending }));
+    });
   }
 
   /** An output of the engine (src/js/core.rs `emit`): `data` is a string or an ArrayBuffer. */
@@ -284,6 +305,7 @@ class State {
       const [resolve, reject] = this.sends.get(a);
       this.sends.delete(a);
       b ? reject(error(b, c, data)) : resolve();
+      this.pendingChanged();
       // The promise's reactions run in microtasks: later events of this input wait behind them (as every event did
       // when each had a microtask of its own), so that after `await ws.send(x)` the application still sees a
       // `close` the same input brought.

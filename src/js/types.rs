@@ -21,6 +21,26 @@ export type DurableWebSocketData = string | ArrayBuffer | ArrayBufferView | numb
 /** A received message: a string (or, with `json: true`, the parsed value) or an `ArrayBuffer`. */
 export type DurableWebSocketMessage = JsonValue | ArrayBuffer;
 
+/**
+ * What a `sessionlost` event lists for messages sent as `Out`: as received (`DurableWebSocketMessage`) unless `Out`
+ * was narrowed; bytes come back as an `ArrayBuffer`.
+ */
+export type DurableWebSocketUnconfirmed<Out> = DurableWebSocketData extends Out
+  ? DurableWebSocketMessage
+  : Out extends ArrayBuffer | ArrayBufferView ? ArrayBuffer : Out;
+
+/** The `name` of every error the socket reports (`send` rejections, `error` events). */
+export type DurableWebSocketErrorName =
+  | "TooLargeError" | "BufferFullError" | "InvalidStateError" | "SessionLostError" | "ConnectTimeoutError"
+  | "HeartbeatTimeoutError" | "ProtocolError" | "RefusedError" | "UrlError" | "SyntaxError" | "PersistError" | "Error";
+
+/** An error of the socket: `reason` on a `SessionLostError`, the close `code` on a `RefusedError`. */
+export interface DurableWebSocketError extends Error {
+  readonly name: DurableWebSocketErrorName;
+  readonly reason?: DurableSessionLostReason;
+  readonly code?: number;
+}
+
 /** Reconnect policy: attempt `n` waits a random time in `[minDelayMs, min(maxDelayMs, minDelayMs·factorⁿ)]`. */
 export interface DurableWebSocketReconnectOptions {
   /** Shortest delay. Default 250. */
@@ -101,20 +121,25 @@ export interface DurableWebSocketStats {
 /** A connection opened on a new session (`durable: false`: the server does not speak durable.v1). */
 export interface DurableOpenEvent extends Event { readonly durable: boolean; }
 /** A message, delivered exactly once and in order. */
-export interface DurableMessageEvent extends Event { readonly data: DurableWebSocketMessage; }
+export interface DurableMessageEvent<In = DurableWebSocketMessage> extends Event { readonly data: In; }
 /** The connection dropped; attempt `attempt` starts in `delayMs`. */
 export interface DurableReconnectingEvent extends Event { readonly attempt: number; readonly delayMs: number; }
 /** The session continued on a new connection; `replayed` messages were sent again. */
 export interface DurableResumedEvent extends Event { readonly replayed: number; }
 /** Why a session could not continue. */
 export type DurableSessionLostReason = "expired" | "overflow" | "refused" | "notDurable" | "closed" | "storage";
-/** The session could not continue: `unconfirmed` lists, in order, every message never acknowledged. */
-export interface DurableSessionLostEvent extends Event {
+/**
+ * The session could not continue: `unconfirmed` lists, in order, every message never acknowledged. (Some may have
+ * reached the server: re-send them with an idempotency key, as README.md shows.)
+ */
+export interface DurableSessionLostEvent<Unconfirmed = DurableWebSocketMessage> extends Event {
   readonly reason: DurableSessionLostReason;
-  readonly unconfirmed: DurableWebSocketMessage[];
+  readonly unconfirmed: Unconfirmed[];
 }
 /** A persisted session's messages became safe from a killed browser: all but the last `unstored` messages sent are durably stored or confirmed by the server. */
 export interface DurableStoredEvent extends Event { readonly unstored: number; }
+/** The count of messages sent and not yet acknowledged changed (at most one event per task): `pending` is the new count. */
+export interface DurablePendingEvent extends Event { readonly pending: number; }
 /** A connection closed; `willReconnect: false` means for good. */
 export interface DurableCloseEvent extends Event {
   readonly code: number;
@@ -124,46 +149,53 @@ export interface DurableCloseEvent extends Event {
 }
 /** Something failed; `error.name` says what (`ConnectTimeoutError`, `HeartbeatTimeoutError`, `ProtocolError`, `RefusedError`, `UrlError`, `PersistError` — the session goes on in memory —, or a `SyntaxError` with the raw text in `data` in JSON mode). */
 export interface DurableErrorEvent extends Event {
-  readonly error: Error;
+  readonly error: DurableWebSocketError;
   readonly message: string;
   readonly data?: string;
 }
 
-export interface DurableWebSocketEventMap {
+/** The events of a `DurableWebSocket<In, Out>`. */
+export interface DurableWebSocketEventMap<In = DurableWebSocketMessage, Out = DurableWebSocketData> {
   open: DurableOpenEvent;
-  message: DurableMessageEvent;
+  message: DurableMessageEvent<In>;
   reconnecting: DurableReconnectingEvent;
   resumed: DurableResumedEvent;
-  sessionlost: DurableSessionLostEvent;
+  sessionlost: DurableSessionLostEvent<DurableWebSocketUnconfirmed<Out>>;
   close: DurableCloseEvent;
   error: DurableErrorEvent;
   stored: DurableStoredEvent;
+  pending: DurablePendingEvent;
 }
 
-export interface DurableWebSocket {
-  addEventListener<K extends keyof DurableWebSocketEventMap>(
+export interface DurableWebSocket<In = DurableWebSocketMessage, Out extends DurableWebSocketData = DurableWebSocketData> {
+  addEventListener<K extends keyof DurableWebSocketEventMap<In, Out>>(
     type: K,
-    listener: (event: DurableWebSocketEventMap[K]) => unknown,
+    listener: (event: DurableWebSocketEventMap<In, Out>[K]) => unknown,
     options?: boolean | AddEventListenerOptions,
   ): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
-  removeEventListener<K extends keyof DurableWebSocketEventMap>(
+  removeEventListener<K extends keyof DurableWebSocketEventMap<In, Out>>(
     type: K,
-    listener: (event: DurableWebSocketEventMap[K]) => unknown,
+    listener: (event: DurableWebSocketEventMap<In, Out>[K]) => unknown,
     options?: boolean | EventListenerOptions,
   ): void;
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
   onopen: ((event: DurableOpenEvent) => unknown) | null;
-  onmessage: ((event: DurableMessageEvent) => unknown) | null;
+  onmessage: ((event: DurableMessageEvent<In>) => unknown) | null;
   onreconnecting: ((event: DurableReconnectingEvent) => unknown) | null;
   onresumed: ((event: DurableResumedEvent) => unknown) | null;
-  onsessionlost: ((event: DurableSessionLostEvent) => unknown) | null;
+  onsessionlost: ((event: DurableSessionLostEvent<DurableWebSocketUnconfirmed<Out>>) => unknown) | null;
   onclose: ((event: DurableCloseEvent) => unknown) | null;
   onerror: ((event: DurableErrorEvent) => unknown) | null;
   onstored: ((event: DurableStoredEvent) => unknown) | null;
+  onpending: ((event: DurablePendingEvent) => unknown) | null;
 }
-/** A WebSocket that reconnects, resumes its session and never silently loses a message. */
-export class DurableWebSocket {
+/**
+ * A WebSocket that reconnects, resumes its session and never silently loses a message. `In` types what arrives
+ * (`event.data`; with `json: true`, the parsed value as your protocol defines it), `Out` what `send` takes: types
+ * only, nothing is checked at run time.
+ */
+export class DurableWebSocket<In = DurableWebSocketMessage, Out extends DurableWebSocketData = DurableWebSocketData> {
     free(): void;
     [Symbol.dispose](): void;
     /**
@@ -186,7 +218,7 @@ export class DurableWebSocket {
      * acknowledged it and rejects with a `BufferFullError`, `TooLargeError`, `InvalidStateError`
      * (closed) or, if the session is lost first, a `SessionLostError`.
      */
-    send(data: DurableWebSocketData): Promise<void>;
+    send(data: Out): Promise<void>;
     /**
      * Counters since the socket was created.
      */

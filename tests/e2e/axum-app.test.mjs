@@ -506,17 +506,22 @@ test("refusal: without ?user= the app closes with 4401 and its reason, RefusedEr
   const page = await openClientPage();
   report.refusal = {};
   try {
-    for (const [label, provider, expectedAttempts] of [
-      ["fixed URL", false, 1],
-      ["URL provider", true, 2],
+    for (const [label, provider, expectedAttempts, queued] of [
+      ["fixed URL", false, 1, false],
+      ["URL provider", true, 2, false],
+      ["fixed URL, a message queued", false, 1, true],
     ]) {
       const before = forwarder.counter.connections;
-      const name = provider ? "anon-provider" : "anon-fixed";
-      await page.evaluate(({ name, url, options, provider }) => window.app.connect(name, url, options, { provider }), {
+      const name = `anon-${provider ? "provider" : "fixed"}${queued ? "-queued" : ""}`;
+      await page.evaluate(({ name, url, options, provider, queued }) => {
+        window.app.connect(name, url, options, { provider });
+        if (queued) window.app.sendNumbered(name, "anon", "before the refusal ", 1, 0);
+      }, {
         name,
         url: `${forwarder.ws}/ws`,
         options: DURABLE_OPTIONS,
         provider,
+        queued,
       });
       await sleep(3000);
       const result = await page.evaluate((n) => window.app.details(n), name);
@@ -539,7 +544,12 @@ test("refusal: without ?user= the app closes with 4401 and its reason, RefusedEr
         assert.equal(error.code, 4401, `${label}: with code 4401`);
       }
       assert.equal(result.events.open, 0, `${label}: never open`);
-      assert.equal(result.sessionLost, 0, `${label}: nothing was sent, so no sessionlost`);
+      if (queued) {
+        assert.deepEqual(result.sessionLostEvents, [{ reason: "refused", unconfirmed: 1 }], `${label}: the queued message, reported as refused`);
+        assert.deepEqual(result.rejectedMessages, ["SessionLostError"], `${label}: its send() rejected`);
+      } else {
+        assert.equal(result.sessionLost, 0, `${label}: nothing was sent, so no sessionlost`);
+      }
     }
     assert.deepEqual(problems, [], "no uncaught page errors");
   } finally {

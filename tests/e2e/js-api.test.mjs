@@ -271,6 +271,51 @@ function jsApiSuite(engine) {
     assert.deepEqual(r.wrong, []);
   });
 
+  jsCase("pending events: one per task when the count changed, down to 0 as acknowledgements arrive (and on session loss)", async () => {
+    const r = await inPage(async () => {
+      const { socket, echoUrl, record, admin, waitUntil } = window.api;
+      const ws = socket(echoUrl, { heartbeat: false });
+      const rec = record(ws, ["open", "pending", "sessionlost"]);
+      const viaProperty = [];
+      ws.onpending = (e) => viaProperty.push(e.pending);
+      await rec.waitFor("open", 1);
+      // Nothing is acknowledged while stalled: three sends of one task make one event.
+      await admin("/admin/stall?ms=20000&session=all");
+      const sends = [ws.send("a"), ws.send("b"), ws.send("c")].map((p) => p.catch((e) => e.name)); // handled at once
+      await waitUntil("a pending event", () => rec.count("pending") >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const afterSends = rec.of("pending").map((e) => e.pending);
+      // The server forgets the session: the three are reported, the count drops to 0.
+      await admin("/admin/expire?session=all");
+      await rec.waitFor("sessionlost", 1);
+      const rejected = await Promise.all(sends);
+      await waitUntil("pending back to 0", () => rec.of("pending").at(-1)?.pending === 0);
+      // In the new session, a send and its acknowledgement.
+      await rec.waitFor("open", 2);
+      const acked = ws.send("d");
+      await acked;
+      await waitUntil("pending 0 after the ack", () => rec.of("pending").at(-1)?.pending === 0 && rec.count("pending") >= 4);
+      return { afterSends, rejected, all: rec.of("pending").map((e) => e.pending), viaProperty, isEvent: rec.wrong(), pending: ws.pending };
+    });
+    assert.deepEqual(r.afterSends, [3], "one event for the task's three sends");
+    assert.deepEqual(r.rejected, ["SessionLostError", "SessionLostError", "SessionLostError"]);
+    assert.deepEqual(r.all, [3, 0, 1, 0], "3 queued, 0 when lost, 1 sent, 0 acknowledged");
+    assert.deepEqual(r.viaProperty, r.all, "onpending sees the same");
+    assert.deepEqual(r.isEvent, []);
+    assert.equal(r.pending, 0);
+  });
+
+  test("the declarations name every error the package makes (DurableWebSocketErrorName)", async () => {
+    const { readFileSync } = await import("node:fs");
+    const face = readFileSync(new URL("../../src/js/face.js", import.meta.url), "utf8");
+    const made = new Set([...face.slice(face.indexOf("const ERRORS")).split("];")[0].matchAll(/\["(\w+)",/g)].map((m) => m[1]));
+    const dts = readFileSync(new URL("../../www/pkg/durable_ws.d.ts", import.meta.url), "utf8");
+    const union = dts.slice(dts.indexOf("export type DurableWebSocketErrorName")).split(";")[0];
+    const declared = new Set([...union.matchAll(/"(\w+)"/g)].map((m) => m[1]));
+    assert.ok(made.size >= 12, `ERRORS read from face.js: ${[...made]}`);
+    assert.deepEqual([...declared].sort(), [...made].sort());
+  });
+
   jsCase("free() stops every event", async () => {
     const seen = await inPage(async () => {
       const { socket, free, echoUrl, record, sleep } = window.api;

@@ -3,6 +3,8 @@ import init, {
   DurableWebSocket,
   type DurableCloseEvent,
   type DurableWebSocketOptions,
+  type DurableWebSocketError,
+  type DurableWebSocketErrorName,
   type DurableWebSocketStats,
   type JsonValue,
 } from "durable-ws";
@@ -62,3 +64,44 @@ const nothing: string = await ws.send("x");
 void nothing;
 // @ts-expect-error: no such event property
 ws.addEventListener("close", (e) => e.data);
+
+// Typed messages: `In` is what arrives (with `json: true`, the parsed value), `Out` what `send` takes.
+type ServerMsg = { type: "bid"; amount: number } | { type: "closed" };
+type ClientMsg = { type: "bid"; amount: number; key: string };
+const typed = new DurableWebSocket<ServerMsg, ClientMsg>("ws://127.0.0.1:8080/auction", { json: true });
+typed.addEventListener("message", (e) => {
+  if (e.data.type === "bid") { const amount: number = e.data.amount; void amount; }
+});
+typed.onmessage = (e) => { const kind: "bid" | "closed" = e.data.type; void kind; };
+typed.addEventListener("sessionlost", (e) => {
+  const resend: ClientMsg[] = e.unconfirmed; // re-send with the same idempotency keys
+  void resend;
+});
+await typed.send({ type: "bid", amount: 3, key: "k1" });
+// @ts-expect-error: not a ClientMsg
+await typed.send({ type: "bid", amount: "3" });
+// @ts-expect-error: `data` is a ServerMsg
+typed.addEventListener("message", (e) => e.data.key);
+const binary = new DurableWebSocket<ArrayBuffer, Uint8Array>("ws://127.0.0.1:8080/echo");
+binary.addEventListener("sessionlost", (e) => { const bytes: ArrayBuffer[] = e.unconfirmed; void bytes; });
+binary.free();
+
+// The pending count, as an event (at most one per task, when it changed).
+typed.addEventListener("pending", (e) => { const n: number = e.pending; void n; });
+typed.onpending = (e) => { const n: number = e.pending + typed.pending; void n; };
+
+// Every error name, and the fields some carry.
+ws.addEventListener("error", (e) => {
+  switch (e.error.name) {
+    case "RefusedError": { const code: number | undefined = e.error.code; void code; break; }
+    case "PersistError": case "ConnectTimeoutError": case "HeartbeatTimeoutError": case "ProtocolError":
+    case "UrlError": case "SyntaxError": break;
+    // @ts-expect-error: no such error
+    case "NoSuchError": break;
+  }
+});
+ws.send("x").catch((error: DurableWebSocketError) => {
+  const names: DurableWebSocketErrorName[] = ["TooLargeError", "BufferFullError", "InvalidStateError", "SessionLostError"];
+  if (names.includes(error.name) && error.name === "SessionLostError") { const why = error.reason; void why; }
+});
+typed.free();

@@ -412,9 +412,11 @@ impl Client {
             ClientState::Open | ClientState::Connecting => {
                 self.actions.push_back(Action::Close { code, reason: reason.to_owned() });
                 self.session.disconnect(now);
-                self.finish(code, reason, true);
+                self.finish(code, reason, true, LostReason::Closed);
             }
-            ClientState::Reconnecting { .. } | ClientState::Offline => self.finish(code, reason, true),
+            ClientState::Reconnecting { .. } | ClientState::Offline => {
+                self.finish(code, reason, true, LostReason::Closed)
+            }
         }
     }
 
@@ -568,7 +570,7 @@ impl Client {
                     self.actions.push_back(Action::Close { code: close_code::NORMAL, reason: "goodbye".into() });
                     self.session.disconnect(now);
                     self.closing = None;
-                    return self.finish(close_code::NORMAL, "goodbye", true);
+                    return self.finish(close_code::NORMAL, "goodbye", true, LostReason::Closed);
                 }
                 SessionEvent::SessionLost { reason, unconfirmed } => {
                     self.void_store(false);
@@ -631,7 +633,7 @@ impl Client {
         let Some(Closing { code, reason, .. }) = self.closing.take() else { return };
         self.actions.push_back(Action::Close { code, reason: reason.clone() });
         self.session.disconnect(now);
-        self.finish(code, &reason, was_clean);
+        self.finish(code, &reason, was_clean, LostReason::Closed);
     }
 
     /// Gives the connection up: tells why, closes the socket, goes on as after a close.
@@ -655,9 +657,10 @@ impl Client {
                 return self.start_attempt(now);
             }
             let Closing { code, reason, .. } = self.closing.take().expect("checked above");
-            return self.finish(code, &reason, was_clean);
+            return self.finish(code, &reason, was_clean, LostReason::Closed);
         }
-        if matches!(code, close_code::UNAUTHORIZED | close_code::FORBIDDEN | close_code::SUPERSEDED) {
+        let refused = matches!(code, close_code::UNAUTHORIZED | close_code::FORBIDDEN | close_code::SUPERSEDED);
+        if refused {
             self.events.push_back(Event::Error(ConnectionError::Refused { code, reason: reason.to_owned() }));
             if code == close_code::UNAUTHORIZED && self.config.retry_unauthorized && !self.unauthorized_retried {
                 // Fresh credentials may fix it: one attempt at once, then a second 4401 is final.
@@ -674,13 +677,14 @@ impl Client {
             }
         }
         if self.config.close_policy.is_terminal(code) {
-            return self.finish(code, reason, was_clean);
+            let lost = if refused { LostReason::Refused } else { LostReason::Closed };
+            return self.finish(code, reason, was_clean, lost);
         }
         if link_broke_after_progress {
             self.backoff.reset();
         }
         let Some((attempt, delay_ms)) = self.backoff.next(&mut self.rng) else {
-            return self.finish(code, reason, was_clean);
+            return self.finish(code, reason, was_clean, LostReason::Closed);
         };
         self.reconnects += 1;
         self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: true });
@@ -705,8 +709,8 @@ impl Client {
         }
     }
 
-    /// Closed for good: report what stayed unconfirmed, then the close.
-    fn finish(&mut self, code: u16, reason: &str, was_clean: bool) {
+    /// Closed for good: report what stayed unconfirmed (as lost for `lost`), then the close.
+    fn finish(&mut self, code: u16, reason: &str, was_clean: bool, lost: LostReason) {
         self.state = ClientState::Closed;
         self.closing = None;
         self.connect_deadline = None;
@@ -716,7 +720,7 @@ impl Client {
         self.void_store(true);
         if !unconfirmed.is_empty() {
             self.sessions_lost += 1;
-            self.events.push_back(Event::SessionLost { reason: LostReason::Closed, unconfirmed });
+            self.events.push_back(Event::SessionLost { reason: lost, unconfirmed });
         }
         self.events.push_back(Event::Closed { code, reason: reason.to_owned(), was_clean, will_reconnect: false });
     }
@@ -775,13 +779,20 @@ mod tests {
             events(&mut client),
             [
                 Event::Error(ConnectionError::Refused { code: 4403, reason: "forbidden".into() }),
-                Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] },
+                Event::SessionLost { reason: LostReason::Refused, unconfirmed: vec![(1, Payload::from("a"))] },
                 Event::Closed { code: 4403, reason: "forbidden".into(), was_clean: true, will_reconnect: false },
             ]
         );
         assert_eq!(client.state(), ClientState::Closed);
         assert_eq!(client.poll_action(), None);
         assert_eq!(client.send(50, Payload::from("b")), Err(SendError::Closed));
+
+        // A terminal code that is no refusal.
+        let mut client = open_client(config());
+        client.send(30, Payload::from("a")).unwrap();
+        client.on_close(40, 1008, "policy", true);
+        let evs = events(&mut client);
+        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub enum LostReason {
     Expired,
     /// The server dropped the session because its replay buffer for this client overflowed.
     Overflow,
-    /// The server refused the resume (other identity, or an impossible resume point).
+    /// The server refused the resume (other identity, or an impossible resume point), or refused
+    /// the connection for good (4401 unauthorized, 4403 forbidden, 4409 superseded: terminal close
+    /// codes).
     Refused,
     /// The server no longer speaks the durable protocol (plain mode), so nothing can be resumed.
     NotDurable,
