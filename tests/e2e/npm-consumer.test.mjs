@@ -122,6 +122,11 @@ async function runSnippet(base) {
     assert.equal(await page.evaluate(() => document.body.dataset.snippet), "acknowledged, readyState 3");
     assert.ok(logged.includes('{"any":"JSON value"}'), `the snippet logged the echo (console: ${JSON.stringify(logged)})`);
 
+    // The typed example: its bid was acknowledged and echoed, and the badge followed the pending count down to 0.
+    await page.waitForSelector("body[data-typed]", { state: "attached", timeout: 30_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.typed), "not yet confirmed: 0");
+    assert.ok(logged.includes("bid 120"), `the typed example logged the echoed bid (console: ${JSON.stringify(logged)})`);
+
     // Vite served the wasm as wasm (the fast, streaming path): emitted as an asset, or from the package's directory.
     assert.deepEqual(wasmResponses, ["application/wasm"]);
     assert.deepEqual(problems, []);

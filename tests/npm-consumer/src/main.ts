@@ -40,3 +40,24 @@ socket.close(1000, "done");
   ws.close(1000, "bye");
   document.body.dataset.snippet = `acknowledged, readyState ${ws.readyState}`;
 }
+
+// The README's typed example: messages typed both ways, a badge of what is not yet confirmed, and a re-send with
+// idempotency keys after a lost session. Against /echo, the server's updates are the bids coming back.
+const badge = document.body.appendChild(document.createElement("output"));
+// #region typed
+type Bid = { key: string; amount: number }; // what this page sends
+type Update = { key: string; amount: number }; // what the server sends
+const auction = new DurableWebSocket<Update, Bid>(serverUrl, { json: true });
+auction.addEventListener("pending", (event) => (badge.textContent = `not yet confirmed: ${event.pending}`));
+auction.addEventListener("message", (event) => console.log("bid", event.data.amount));
+// A message listed by `sessionlost` may still have reached the server (its acknowledgement was lost with the
+// session): send it again with the same key, and let the server skip keys it has seen.
+auction.addEventListener("sessionlost", (event) => {
+  if (event.reason === "closed") return; // closed by this page
+  for (const bid of event.unconfirmed) auction.send(bid).catch(console.error);
+});
+await auction.send({ key: crypto.randomUUID(), amount: 120 });
+// #endregion typed
+await new Promise((resolve) => setTimeout(resolve)); // the pending event of the acknowledgement's task
+auction.close();
+document.body.dataset.typed = badge.textContent ?? "";
