@@ -792,7 +792,10 @@ mod tests {
         client.send(30, Payload::from("a")).unwrap();
         client.on_close(40, 1008, "policy", true);
         let evs = events(&mut client);
-        assert_eq!(evs[0], Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] });
+        assert_eq!(
+            evs[0],
+            Event::SessionLost { reason: LostReason::Closed, unconfirmed: vec![(1, Payload::from("a"))] }
+        );
     }
 
     #[test]

@@ -24,23 +24,35 @@ impl CodecError {
     }
 }
 
-/// Encodes values of type `T` into payloads and decodes them back.
-pub trait Codec<T>: Send + Sync + 'static {
+/// Encodes values of type `T` into payloads (what a session sends).
+pub trait Encode<T>: Send + Sync + 'static {
     /// The payload for `value`.
     fn encode(value: &T) -> Result<Payload, CodecError>;
+}
+
+/// Decodes values of type `T` from payloads (what a session receives).
+pub trait Decode<T>: Send + Sync + 'static {
     /// The value in `payload`.
     fn decode(payload: &Payload) -> Result<T, CodecError>;
 }
+
+/// Both ways: for a type that travels in both directions. A session `Session<In, Out, C>` needs
+/// only `C: Decode<In> + Encode<Out>`, so its message types need only the serde half they use.
+pub trait Codec<T>: Encode<T> + Decode<T> {}
+
+impl<C: Encode<T> + Decode<T>, T> Codec<T> for C {}
 
 /// JSON text messages (serde_json); decodes text and binary payloads alike.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Json;
 
-impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Json {
+impl<T: serde::Serialize> Encode<T> for Json {
     fn encode(value: &T) -> Result<Payload, CodecError> {
         serde_json::to_string(value).map(Payload::Text).map_err(CodecError::encode)
     }
+}
 
+impl<T: serde::de::DeserializeOwned> Decode<T> for Json {
     fn decode(payload: &Payload) -> Result<T, CodecError> {
         serde_json::from_slice(payload.as_bytes()).map_err(CodecError::decode)
     }
@@ -53,11 +65,14 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Json {
 pub struct Postcard;
 
 #[cfg(feature = "postcard")]
-impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
+impl<T: serde::Serialize> Encode<T> for Postcard {
     fn encode(value: &T) -> Result<Payload, CodecError> {
         postcard::to_allocvec(value).map(Payload::Binary).map_err(CodecError::encode)
     }
+}
 
+#[cfg(feature = "postcard")]
+impl<T: serde::de::DeserializeOwned> Decode<T> for Postcard {
     fn decode(payload: &Payload) -> Result<T, CodecError> {
         postcard::from_bytes(payload.as_bytes()).map_err(CodecError::decode)
     }
@@ -67,12 +82,36 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Raw;
 
-impl Codec<Payload> for Raw {
+impl Encode<Payload> for Raw {
     fn encode(value: &Payload) -> Result<Payload, CodecError> {
         Ok(value.clone())
     }
+}
 
+impl Decode<Payload> for Raw {
     fn decode(payload: &Payload) -> Result<Payload, CodecError> {
         Ok(payload.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct OnlyIn {
+        n: u32,
+    }
+
+    #[derive(serde::Serialize)]
+    struct OnlyOut {
+        n: u32,
+    }
+
+    #[test]
+    fn each_direction_needs_only_its_serde_half() {
+        let payload = <Json as Encode<OnlyOut>>::encode(&OnlyOut { n: 7 }).unwrap();
+        let back: OnlyIn = <Json as Decode<OnlyIn>>::decode(&payload).unwrap();
+        assert_eq!(back.n, 7);
     }
 }

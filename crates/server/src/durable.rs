@@ -326,7 +326,7 @@ impl Durable {
         identity: &Identity,
         message: &T,
     ) -> Result<usize, crate::SendError> {
-        let payload = <Json as crate::Codec<T>>::encode(message).map_err(crate::SendError::Encode)?;
+        let payload = <Json as crate::Encode<T>>::encode(message).map_err(crate::SendError::Encode)?;
         #[cfg(feature = "redis")]
         if let (Some(_), Some(name)) = (&self.inner.shared, identity.name()) {
             crate::shared::send_to_identity_elsewhere(self, name, payload.clone());

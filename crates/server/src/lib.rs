@@ -52,7 +52,7 @@ pub use auth::{
 };
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
-pub use codec::{Codec, CodecError, Json, Raw};
+pub use codec::{Codec, CodecError, Decode, Encode, Json, Raw};
 pub use durable::{Builder, Config, Durable};
 pub use durable_ws_core::server::{EndReason, SessionId};
 pub use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, Token, WelcomeStatus};

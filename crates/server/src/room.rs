@@ -6,7 +6,7 @@ use std::sync::Arc;
 use durable_ws_core::server::{EndReason, SessionId};
 use durable_ws_core::Payload;
 
-use crate::codec::{Codec, Json};
+use crate::codec::{Encode, Json};
 use crate::durable::{lock, Durable};
 use crate::session::SendError;
 use crate::stats::Counters;
@@ -88,7 +88,7 @@ impl<C> Room<C> {
     /// Sends `value` to every member; returns how many took it.
     pub fn send<T>(&self, value: &T) -> Result<usize, SendError>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.send_payload(C::encode(value).map_err(SendError::Encode)?)
     }

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
 use crate::auth::{Identity, Refusal};
-use crate::codec::Codec;
+use crate::codec::{Decode, Encode};
 use crate::connection::{self, close_reason, NewSession, Spawn};
 use crate::durable::Durable;
 use crate::plain::PlainSocket;
@@ -48,7 +48,7 @@ impl Durable {
         Fut: Future<Output = ()> + Send + 'static,
         In: Send + 'static,
         Out: Send + 'static,
-        C: Codec<In> + Codec<Out>,
+        C: Decode<In> + Encode<Out>,
         S: Clone + Send + Sync + 'static,
     {
         self.route(spawner(handler), None)
@@ -62,7 +62,7 @@ impl Durable {
         Fut: Future<Output = ()> + Send + 'static,
         In: Send + 'static,
         Out: Send + 'static,
-        C: Codec<In> + Codec<Out>,
+        C: Decode<In> + Encode<Out>,
         P: Fn(PlainSocket) -> PFut + Send + Sync + 'static,
         PFut: Future<Output = ()> + Send + 'static,
         S: Clone + Send + Sync + 'static,
@@ -100,7 +100,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
     In: Send + 'static,
     Out: Send + 'static,
-    C: Codec<In> + Codec<Out>,
+    C: Decode<In> + Encode<Out>,
 {
     Arc::new(move |new: NewSession| {
         let span = tracing::info_span!("session", id = %new.id, user = %new.identity);

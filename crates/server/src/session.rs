@@ -13,7 +13,7 @@ use durable_ws_core::{Payload, WelcomeStatus};
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Identity;
-use crate::codec::{Codec, CodecError, Json};
+use crate::codec::{CodecError, Decode, Encode, Json};
 use crate::durable::{lock, Durable};
 use crate::room::Room;
 
@@ -148,7 +148,7 @@ impl<C> SessionHandle<C> {
     /// [`Delivery`] resolves when the client acknowledged it (awaiting it is optional).
     pub fn send<T>(&self, value: &T) -> Result<Delivery, SendError>
     where
-        C: Codec<T>,
+        C: Encode<T>,
     {
         self.send_payload(C::encode(value).map_err(SendError::Encode)?)
     }
@@ -340,7 +340,7 @@ impl<In, Out, C> Session<In, Out, C> {
     /// Queues `value` for the client (see [`SessionHandle::send`]).
     pub fn send(&self, value: &Out) -> Result<Delivery, SendError>
     where
-        C: Codec<Out>,
+        C: Encode<Out>,
     {
         self.handle.send(value)
     }
@@ -349,7 +349,7 @@ impl<In, Out, C> Session<In, Out, C> {
     /// (then [`ended`](Self::ended) says why).
     pub async fn next(&mut self) -> Option<SessionEvent<In>>
     where
-        C: Codec<In>,
+        C: Decode<In>,
     {
         // Asking for the next message means the application is done with the previous one (what it
         // sent meanwhile is queued): shared storage records it, and a crash after that does not
@@ -379,7 +379,7 @@ impl<In, Out, C> Session<In, Out, C> {
     /// ended. Messages the codec cannot decode are logged and skipped (see [`next`](Self::next)).
     pub async fn recv(&mut self) -> Option<In>
     where
-        C: Codec<In>,
+        C: Decode<In>,
     {
         loop {
             match self.next().await? {

@@ -13,7 +13,14 @@ use axum::{Json, Router};
 use durable_ws_server::{serve, Durable, Identity, OriginLayer, OriginPolicy, Refusal, ServeLimits, Session};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+/// What a browser (or `POST /notes`) sends: the text. Who sent it is the server's to say.
+#[derive(Deserialize)]
+struct Draft {
+    text: String,
+}
+
+/// What every member of the room gets.
+#[derive(Serialize)]
 struct Note {
     from: String,
     text: String,
@@ -54,18 +61,18 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// One browser session (it lives across reconnects): what it sends goes to the whole room.
-async fn lobby_member(mut session: Session<Note>) {
+async fn lobby_member(mut session: Session<Draft, Note>) {
     session.join("lobby");
     let room = session.room("lobby");
     let me = session.identity().to_string();
-    while let Some(note) = session.recv().await {
-        let _ = room.send(&Note { from: me.clone(), ..note });
+    while let Some(Draft { text }) = session.recv().await {
+        let _ = room.send(&Note { from: me.clone(), text });
     }
 }
 
 /// `POST /notes`: pushes a note into the room from plain HTTP.
-async fn push_note(State(durable): State<Durable>, Json(note): Json<Note>) -> StatusCode {
-    match durable.room("lobby").send(&note) {
+async fn push_note(State(durable): State<Durable>, Json(Draft { text }): Json<Draft>) -> StatusCode {
+    match durable.room("lobby").send(&Note { from: "http".into(), text }) {
         Ok(_) => StatusCode::ACCEPTED,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
