@@ -1,22 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { WebSocket } from "ws";
-import { now } from "./core";
-import type { CoreHello, CoreInputError } from "./core";
+import { CLOSE_TIMEOUT_MS, closeReason, now } from "./core";
+import type { CoreClosing, CoreHello, CoreInputError } from "./core";
 import type { DurableServer } from "./server";
 import { decoded, Session } from "./session";
-
-/** How long a closing handshake may take before the connection is just dropped. */
-const CLOSE_TIMEOUT_MS = 1000;
-/** How long the server waits for the client's close after a client goodbye (PROTOCOL §5.7). */
-const GOODBYE_CLOSE_WAIT_MS = 5000;
-
-/** A close reason fits 123 bytes (RFC 6455 §5.5). */
-export function closeReason(text: string): string {
-  let reason = text;
-  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
-  return reason;
-}
 
 /**
  * One durable connection, driven like crates/server/src/connection.rs: the HELLO, then every received message
@@ -237,18 +225,20 @@ export class Connection {
     setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS).unref();
   }
 
-  /** The client said goodbye: wait (up to 5 s) for its close, then close with 1000. */
-  awaitClose() {
-    if (this.closing) return;
+  /**
+   * The session ended: closes as the core's policy says — now, or (after a goodbye either way) once the client has
+   * had `waitMs` to close with its application's code (PROTOCOL §5.7).
+   */
+  end(closing: CoreClosing) {
+    if (closing.how === "close") return this.close(closing.code, closing.reason);
+    if (closing.how !== "await" || this.closing) return;
     this.detach();
     this.closing = true;
     this.clearTimers();
-    setTimeout(() => this.close1000(), GOODBYE_CLOSE_WAIT_MS).unref();
-  }
-
-  private close1000() {
-    this.ws.close(1000, "goodbye");
-    setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+    setTimeout(() => {
+      this.ws.close(closing.code, closeReason(closing.reason));
+      setTimeout(() => this.ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+    }, closing.waitMs).unref();
   }
 
   /** Drops the connection abruptly, without a close frame (a cut). */

@@ -4,10 +4,28 @@
 import type { Endpoint as WasmEndpoint } from "../wasm/durable_ws_node";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const glue = require("../wasm/durable_ws_node.js") as { Endpoint: typeof WasmEndpoint };
+const glue = require("../wasm/durable_ws_node.js") as {
+  Endpoint: typeof WasmEndpoint;
+  close_reason(text: string): string;
+  close_timeout_ms(): number;
+};
 
 export type CoreEndpoint = WasmEndpoint;
 export const CoreEndpoint = glue.Endpoint;
+
+/** `text` as a close reason: at most 123 bytes, cut on a character boundary (the core's policy). */
+export const closeReason = (text: string): string => glue.close_reason(text);
+/** How long a closing handshake may take before the connection is dropped (the core's policy). */
+export const CLOSE_TIMEOUT_MS = glue.close_timeout_ms();
+
+/** How the connection of a session that ended is closed (the core's policy, `server::policy::Closing`). */
+export interface CoreClosing {
+  /** `close`: now, with `code`/`reason`; `await`: wait `waitMs` for the client's close, then close; `none`. */
+  how: "close" | "await" | "none";
+  code: number;
+  reason: string;
+  waitMs: number;
+}
 
 /** What `hello` answers. */
 export type CoreHello =
@@ -30,6 +48,7 @@ export interface CoreEnded {
   attached: number;
   delivered: Array<string | Uint8Array>;
   unconfirmed: Array<[number, string | Uint8Array]>;
+  closing: CoreClosing;
 }
 
 /** How a session started (the WELCOME status): `new`, or why the session its client asked for was lost. */

@@ -3,9 +3,9 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { CoreEndpoint, now } from "./core";
+import { CoreEndpoint, closeReason, now } from "./core";
 import type { CoreEnded, WelcomeStatusName } from "./core";
-import { Connection, closeReason } from "./connection";
+import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
 import { isLoopback, originAllowed, type OriginPolicy } from "./origin";
 import { decoded, encode, Session, type Message, type Sendable } from "./session";
@@ -577,13 +577,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     const session = this.sessions.get(ended.session);
     if (ended.reason === "expired") this.counters.sessions_expired++;
     if (ended.reason === "overflow") this.counters.sessions_overflowed++;
-    if (ended.attached >= 0) {
-      const conn = this.connections.get(ended.attached);
-      if (ended.reason === "goodbye") conn?.awaitClose();
-      else if (ended.reason === "expired") conn?.close(4004, "session expired");
-      else if (ended.reason === "overflow") conn?.close(1013, "replay buffer overflow");
-      // closed: the goodbye was written, the client closes; protocol-errors: already closing with the error.
-    }
+    if (ended.attached >= 0) this.connections.get(ended.attached)?.end(ended.closing);
     if (!session) return;
     this.sessions.delete(ended.session);
     for (const name of session.rooms) {

@@ -201,6 +201,32 @@ test("authenticate refuses after the upgrade with its close code and reason; clo
   await closing;
 });
 
+test("a session the application ends says goodbye; a client that does not close is closed with 1000 after 5 s (the core's policy)", { timeout: 10_000 }, async () => {
+  const { durable, url, close } = await serve();
+  let session;
+  durable.on("session", (s) => (session = s));
+  const a = await Raw.open(url);
+  await a.hello();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const ended = new Promise((resolve) => session.on("ended", resolve));
+  session.end();
+  assert.equal((await ended).reason, "closed");
+  await a.next(8); // GOODBYE; the client does not close
+  const since = Date.now();
+  assert.deepEqual(await a.closed, { code: 1000, reason: "goodbye" });
+  const waited = Date.now() - since;
+  assert.ok(waited >= 4_500 && waited < 7_000, `closed after ${waited} ms`);
+  await close();
+});
+
+test("a close reason is cut to 123 bytes on a character boundary", async () => {
+  const reason = `${"a".repeat(120)}😀x`; // 125 bytes: the emoji does not fit
+  const { url, close } = await serve({ authenticate: () => Refusal.forbidden(reason) });
+  const raw = await Raw.open(url);
+  assert.deepEqual(await raw.closed, { code: 4403, reason: "a".repeat(120) });
+  await close();
+});
+
 test("node/README.md shows examples/express-app/server.mjs verbatim", () => {
   const readme = readFileSync(join(PACKAGE_DIR, "README.md"), "utf8");
   const marker = "<!-- example: examples/express-app/server.mjs -->\n```js\n";

@@ -9,13 +9,16 @@
 //! - `handle_message` → `undefined`, or `{ code, reason, notAttached, sessionDropped }`;
 //! - `poll_event` → `undefined` (none), a string (text message), a `Uint8Array` (binary
 //!   message), a number ≥ 0 (acknowledged up to that seq), or -1 (heartbeat: the link is dead);
-//! - `poll_ended` → `undefined`, or `{ session, owner, reason, attached, delivered, unconfirmed }`;
+//! - `poll_ended` → `undefined`, or `{ session, owner, reason, attached, delivered, unconfirmed, closing }`,
+//!   `closing` saying how the attached connection is closed (`{ how: "close" | "await" | "none", code,
+//!   reason, waitMs }`, the core's [`server::policy`]);
 //! - sends → the sequence number (> 0), or -1 too large, -2 buffer full, -3 session gone.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
 use durable_ws_core::frame::Frame;
+use durable_ws_core::server::policy::{self, Closing};
 use durable_ws_core::server::{self, EndReason, EndpointConfig, InputError, Refused, ServerEvent, SessionId};
 use durable_ws_core::{
     close_code, BufferLimits, HeartbeatConfig, Payload, PayloadRef, SendError, SessionConfig, Token, WelcomeStatus,
@@ -107,6 +110,32 @@ fn send_result(result: Result<u64, SendError>) -> f64 {
         Err(SendError::BufferFull { .. }) => BUFFER_FULL,
         Err(SendError::Closed) => GONE,
     }
+}
+
+fn closing_value(closing: Closing) -> Object {
+    let object = Object::new();
+    let (how, code, reason, wait_ms) = match closing {
+        Closing::Close { code, reason } => ("close", code, reason, 0),
+        Closing::AwaitClient { wait_ms, code, reason } => ("await", code, reason, wait_ms),
+        Closing::Nothing => ("none", 0, "", 0),
+    };
+    set(&object, "how", how);
+    set(&object, "code", code);
+    set(&object, "reason", reason);
+    set(&object, "waitMs", wait_ms as f64);
+    object
+}
+
+/// `text` as a close reason: at most 123 bytes, cut on a character boundary.
+#[wasm_bindgen]
+pub fn close_reason(text: &str) -> String {
+    policy::close_reason(text).to_owned()
+}
+
+/// How long a closing handshake may take before the connection is dropped (ms).
+#[wasm_bindgen]
+pub fn close_timeout_ms() -> f64 {
+    policy::CLOSE_TIMEOUT_MS as f64
 }
 
 fn hex(token: &Token) -> String {
@@ -355,6 +384,7 @@ impl Endpoint {
             })
             .collect();
         set(&object, "unconfirmed", unconfirmed);
+        set(&object, "closing", closing_value(policy::on_session_end(ended.reason)));
         object.into()
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use durable_ws_core::frame::Frame;
-use durable_ws_core::server::{Accepted, InputError, Refused, ServerEvent, SessionId};
+use durable_ws_core::server::{policy, Accepted, InputError, Refused, ServerEvent, SessionId};
 use durable_ws_core::{close_code, MessageKind, PayloadRef, Token, WelcomeStatus};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::timeout;
@@ -385,11 +385,7 @@ fn give_back(durable: &Durable, id: SessionId, rest: Vec<durable_ws_core::Payloa
     }
 }
 
-/// A close reason fits 123 bytes (RFC 6455 §5.5: control frames carry at most 125).
+/// A close reason that fits its frame ([`policy::close_reason`]).
 pub(crate) fn close_reason(text: &str) -> Utf8Bytes {
-    let mut end = text.len().min(123);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].into()
+    policy::close_reason(text).into()
 }

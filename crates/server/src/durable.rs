@@ -6,8 +6,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use durable_ws_core::server::policy::{self, Closing};
+
 use durable_ws_core::server::{EndReason, Ended, Endpoint, EndpointConfig, SessionId};
-use durable_ws_core::{close_code, BufferLimits, HeartbeatConfig, Payload, SessionConfig};
+use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, SessionConfig};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::auth::Identity;
@@ -16,6 +18,7 @@ use crate::codec::Json;
 use crate::registry::{Connections, Control};
 use crate::room::Room;
 use crate::session::{Progress, SessionHandle};
+use crate::socket::AwaitClient;
 use crate::stats::{Counters, Stats};
 
 /// Limits and timings of a [`Durable`]; every field has a default chosen for a 2-core box, and
@@ -380,41 +383,29 @@ impl Durable {
         if ended.reason != EndReason::Moved {
             Counters::add(&counters.unconfirmed_at_end, ended.unconfirmed.len() as u64);
         }
-        let (code, reason) = match ended.reason {
-            EndReason::Goodbye => {
-                tracing::info!(session = %ended.id, "session ended: the client said goodbye");
-                (None, "goodbye")
-            }
-            EndReason::Closed => {
-                tracing::info!(session = %ended.id, "session ended by the application");
-                (None, "goodbye")
-            }
+        match ended.reason {
+            EndReason::Goodbye => tracing::info!(session = %ended.id, "session ended: the client said goodbye"),
+            EndReason::Closed => tracing::info!(session = %ended.id, "session ended by the application"),
             EndReason::Expired => {
                 Counters::add(&counters.sessions_expired, 1);
                 tracing::info!(session = %ended.id, unconfirmed = ended.unconfirmed.len(), "session expired");
-                (Some(close_code::SESSION_EXPIRED), "session expired")
             }
             EndReason::Overflow => {
                 Counters::add(&counters.sessions_overflowed, 1);
                 tracing::warn!(session = %ended.id, "session dropped: replay buffer overflow (its client gets lost/overflow)");
-                (Some(close_code::TRY_AGAIN_LATER), "replay buffer overflow")
             }
             EndReason::ProtocolErrors => {
                 tracing::warn!(session = %ended.id, "session dropped after repeated protocol errors (its client gets lost/refused)");
-                (None, "protocol errors")
             }
-            EndReason::Moved => {
-                tracing::info!(session = %ended.id, "session taken over by another node");
-                (Some(close_code::SUPERSEDED), "session moved to another node")
-            }
-        };
+            EndReason::Moved => tracing::info!(session = %ended.id, "session taken over by another node"),
+        }
         if let Some(conn) = ended.attached {
-            let control = match (ended.reason, code) {
-                // After a goodbye either way the client closes; if it does not, 1000 after 5 s.
-                (EndReason::Goodbye | EndReason::Closed, _) => Some(Control::AwaitClose),
-                (_, Some(code)) => Some(Control::Close(code, reason)),
-                // ProtocolErrors: the connection is already closing with the error.
-                _ => None,
+            let control = match policy::on_session_end(ended.reason) {
+                Closing::Close { code, reason } => Some(Control::Close(code, reason)),
+                Closing::AwaitClient { wait_ms, code, reason } => {
+                    Some(Control::AwaitClose(AwaitClient { wait_ms, code, reason }))
+                }
+                Closing::Nothing => None,
             };
             if let Some(control) = control {
                 self.inner.connections.send(conn, control);

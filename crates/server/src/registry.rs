@@ -21,8 +21,8 @@ pub(crate) enum Control {
     Stall(Duration),
     /// Close the connection with this code (shutdown, overflow).
     Close(u16, &'static str),
-    /// The client said goodbye: wait for its close, then close.
-    AwaitClose,
+    /// A goodbye went out or came in: wait for the client's close, then close.
+    AwaitClose(crate::socket::AwaitClient),
 }
 
 struct Registry {

@@ -5,6 +5,7 @@ use std::future::pending;
 use std::time::Duration;
 
 use durable_ws_core::close_code;
+use durable_ws_core::server::policy;
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Notify};
@@ -23,10 +24,7 @@ use crate::stats::Counters;
 use crate::writer::{write_loop, Backlog};
 
 /// How long a closing handshake may take before the connection is just dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long the server waits for the client's close after a goodbye.
-const GOODBYE_CLOSE_WAIT: Duration = Duration::from_secs(5);
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(policy::CLOSE_TIMEOUT_MS);
 
 /// What woke the connection.
 #[derive(Debug)]
@@ -45,8 +43,8 @@ pub(crate) enum Input {
     TooLarge,
     /// The peer broke the WebSocket protocol (close with 1002, or 1007 for bad UTF-8).
     Broken(u16, &'static str),
-    /// The client said goodbye: wait for its close frame, briefly, then close.
-    AwaitClose,
+    /// A goodbye went out or came in: wait this long for the client's close frame, then close.
+    AwaitClose(AwaitClient),
     /// The peer closed ([`Dropped::PeerClosed`]), or the connection failed ([`Dropped::Lost`]).
     Ended(Dropped),
 }
@@ -58,8 +56,16 @@ pub(crate) enum Ending {
     Close(u16, Utf8Bytes),
     /// Drop without a close frame.
     Drop(Dropped),
-    /// Wait (briefly) for the peer's close frame, then close with 1000.
-    AwaitClose,
+    /// Wait (briefly) for the peer's close frame, then close.
+    AwaitClose(AwaitClient),
+}
+
+/// [`policy::Closing::AwaitClient`]: how long to wait for the client's close, and the close after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AwaitClient {
+    pub wait_ms: durable_ws_core::Millis,
+    pub code: u16,
+    pub reason: &'static str,
 }
 
 /// Why a connection is dropped without a close frame.
@@ -96,7 +102,7 @@ impl Ending {
             Input::Close(code, reason) => Ending::close(code, reason),
             Input::TooLarge => Ending::close(close_code::MESSAGE_TOO_BIG, "message too big"),
             Input::Broken(code, reason) => Ending::close(code, reason),
-            Input::AwaitClose => Ending::AwaitClose,
+            Input::AwaitClose(then) => Ending::AwaitClose(then),
             Input::Cut => Ending::Drop(Dropped::Cut),
             Input::Ended(why) => Ending::Drop(why),
             Input::Message(_) | Input::Deadline | Input::Woken => return None,
@@ -263,7 +269,7 @@ impl Socket {
             };
             match control {
                 Some(Control::Cut) => return Input::Cut,
-                Some(Control::AwaitClose) => return Input::AwaitClose,
+                Some(Control::AwaitClose(then)) => return Input::AwaitClose(then),
                 Some(Control::Close(code, reason)) => return Input::Close(code, reason),
                 Some(Control::Stall(duration)) => *stalled_until = Some(Instant::now() + duration),
                 // The registry outlives every guard: unreachable, but harmless.
@@ -291,10 +297,10 @@ impl Socket {
                 tracing::info!(%why, "connection ended");
                 self.cut();
             }
-            Ending::AwaitClose => {
+            Ending::AwaitClose(then) => {
                 // After a goodbye the client closes with its application's code (PROTOCOL §5.7).
                 let mut socket = self;
-                let peer_closed = timeout(GOODBYE_CLOSE_WAIT, async {
+                let peer_closed = timeout(Duration::from_millis(then.wait_ms), async {
                     loop {
                         match socket.stream.next().await {
                             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -305,7 +311,7 @@ impl Socket {
                 .await
                 .is_ok();
                 tracing::info!(peer_closed, "connection ended after goodbye");
-                socket.close(close_code::NORMAL, Utf8Bytes::from_static("goodbye")).await;
+                socket.close(then.code, Utf8Bytes::from_static(then.reason)).await;
             }
         }
     }

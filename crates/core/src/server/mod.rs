@@ -24,6 +24,7 @@
 //! assert_eq!(endpoint.poll_event(accepted.id), Some(ServerEvent::Message("hi".into())));
 //! ```
 
+pub mod policy;
 mod store;
 
 pub use store::{MemoryStore, Record, Store};
