@@ -9,6 +9,7 @@
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { extname, join, normalize, resolve, sep } from "node:path";
+import { DEFAULTS } from "./core";
 import { DurableServer, SendError, tokenAuth, type OriginPolicy, type Session } from "./index";
 import { isLoopback, normalizeOrigin } from "./origin";
 
@@ -68,14 +69,14 @@ function parse(argv: string[]): Options {
   const options: Options = {
     listen: "127.0.0.1:8080",
     www: "www",
-    sessionTtlSecs: 120,
-    maxSessions: 10_000,
-    maxMessageBytes: 1 << 20,
-    maxBufferMessages: 10_000,
-    maxBufferBytes: 8 << 20,
-    heartbeatIntervalMs: 15_000,
-    heartbeatTimeoutMs: 10_000,
-    handshakeTimeoutSecs: 10,
+    sessionTtlSecs: DEFAULTS.sessionTtlMs / 1000,
+    maxSessions: DEFAULTS.maxSessions,
+    maxMessageBytes: DEFAULTS.maxMessageBytes,
+    maxBufferMessages: DEFAULTS.maxBufferMessages,
+    maxBufferBytes: DEFAULTS.maxBufferBytes,
+    heartbeatIntervalMs: DEFAULTS.heartbeatIntervalMs,
+    heartbeatTimeoutMs: DEFAULTS.heartbeatTimeoutMs,
+    handshakeTimeoutSecs: DEFAULTS.handshakeTimeoutMs / 1000,
     allowedOrigins: [],
     authTokens: [],
     authTokenFile: undefined,

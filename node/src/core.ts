@@ -8,7 +8,29 @@ const glue = require("../wasm/durable_ws_node.js") as {
   Endpoint: typeof WasmEndpoint;
   close_reason(text: string): string;
   close_timeout_ms(): number;
+  defaults(): Defaults;
 };
+
+/** The servers' defaults, the core's (`server::defaults`): the Rust server has the same. */
+export interface Defaults {
+  sessionTtlMs: number;
+  maxSessions: number;
+  maxSessionsPerIdentity: number;
+  maxProtocolErrors: number;
+  maxBufferedBytes: number;
+  maxMessageBytes: number;
+  maxBufferMessages: number;
+  maxBufferBytes: number;
+  handshakeTimeoutMs: number;
+  shutdownGraceMs: number;
+  maxOutgoingBytes: number;
+  sendTimeoutMs: number;
+  maxMessagesPerSecond: number;
+  burst: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+}
+export const DEFAULTS: Readonly<Defaults> = Object.freeze(glue.defaults());
 
 export type CoreEndpoint = WasmEndpoint;
 export const CoreEndpoint = glue.Endpoint;

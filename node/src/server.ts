@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { CoreEndpoint, closeReason, now } from "./core";
+import { CoreEndpoint, DEFAULTS, closeReason, now } from "./core";
 import type { CoreEnded, WelcomeStatusName } from "./core";
 import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
@@ -218,30 +218,32 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
   constructor(private readonly options: DurableServerOptions = {}) {
     super();
     const heartbeat =
-      options.heartbeat === false ? undefined : { intervalMs: options.heartbeat?.intervalMs ?? 15_000, timeoutMs: options.heartbeat?.timeoutMs ?? 10_000 };
+      options.heartbeat === false
+        ? undefined
+        : { intervalMs: options.heartbeat?.intervalMs ?? DEFAULTS.heartbeatIntervalMs, timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULTS.heartbeatTimeoutMs };
     if (heartbeat && heartbeat.intervalMs <= 0) throw new RangeError("heartbeat.intervalMs must be positive (or heartbeat: false)");
     if (heartbeat && heartbeat.timeoutMs <= 0) throw new RangeError("heartbeat.timeoutMs must be positive");
-    const maxMessageBytes = options.maxMessageBytes ?? 1 << 20;
-    const maxBufferBytes = Math.max(options.maxBufferBytes ?? 8 << 20, maxMessageBytes);
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULTS.maxMessageBytes;
+    const maxBufferBytes = Math.max(options.maxBufferBytes ?? DEFAULTS.maxBufferBytes, maxMessageBytes);
     if ((options.maxBufferMessages ?? 1) < 1) throw new RangeError("maxBufferMessages must be at least 1");
     this.limits = {
       maxMessageBytes,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-      shutdownGraceMs: options.shutdownGraceMs ?? 3000,
-      maxOutgoingBytes: Math.max(1, options.maxOutgoingBytes ?? 1 << 20),
-      sendTimeoutMs: options.sendTimeoutMs ?? 30_000,
-      maxMessagesPerSecond: Math.max(1, options.maxMessagesPerSecond ?? 10_000),
-      burst: Math.max(1, options.burst ?? 10_000),
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      shutdownGraceMs: options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
+      maxOutgoingBytes: Math.max(1, options.maxOutgoingBytes ?? DEFAULTS.maxOutgoingBytes),
+      sendTimeoutMs: options.sendTimeoutMs ?? DEFAULTS.sendTimeoutMs,
+      maxMessagesPerSecond: Math.max(1, options.maxMessagesPerSecond ?? DEFAULTS.maxMessagesPerSecond),
+      burst: Math.max(1, options.burst ?? DEFAULTS.burst),
       heartbeat,
     };
     this.core = new CoreEndpoint(
-      options.sessionTtlMs ?? 120_000,
-      options.maxSessions ?? 10_000,
-      options.maxSessionsPerIdentity ?? 100,
-      options.maxProtocolErrors ?? 3,
-      options.maxBufferedBytes ?? 4 * 2 ** 30,
+      options.sessionTtlMs ?? DEFAULTS.sessionTtlMs,
+      options.maxSessions ?? DEFAULTS.maxSessions,
+      options.maxSessionsPerIdentity ?? DEFAULTS.maxSessionsPerIdentity,
+      options.maxProtocolErrors ?? DEFAULTS.maxProtocolErrors,
+      options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes,
       maxMessageBytes,
-      options.maxBufferMessages ?? 10_000,
+      options.maxBufferMessages ?? DEFAULTS.maxBufferMessages,
       maxBufferBytes,
       heartbeat?.intervalMs ?? 0,
       heartbeat?.timeoutMs ?? 0,

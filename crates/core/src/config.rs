@@ -20,9 +20,19 @@ impl HeartbeatConfig {
     }
 }
 
+impl HeartbeatConfig {
+    /// The default interval between pings.
+    pub const DEFAULT_INTERVAL_MS: Millis = 15_000;
+    /// The default silence after a ping that declares the link dead.
+    pub const DEFAULT_TIMEOUT_MS: Millis = 10_000;
+}
+
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        HeartbeatConfig { interval_ms: 15_000, timeout_ms: 10_000 }
+        HeartbeatConfig {
+            interval_ms: HeartbeatConfig::DEFAULT_INTERVAL_MS,
+            timeout_ms: HeartbeatConfig::DEFAULT_TIMEOUT_MS,
+        }
     }
 }
 

@@ -138,6 +138,37 @@ pub fn close_timeout_ms() -> f64 {
     policy::CLOSE_TIMEOUT_MS as f64
 }
 
+/// The servers' defaults ([`server::defaults`], the heartbeat's and the buffer's), by the names of
+/// the TypeScript options.
+#[wasm_bindgen]
+pub fn defaults() -> JsValue {
+    use server::defaults as d;
+    let object = Object::new();
+    let heartbeat = HeartbeatConfig::default();
+    let buffer = BufferLimits::default();
+    for (key, value) in [
+        ("sessionTtlMs", d::SESSION_TTL_MS as f64),
+        ("maxSessions", d::MAX_SESSIONS as f64),
+        ("maxSessionsPerIdentity", d::MAX_SESSIONS_PER_IDENTITY as f64),
+        ("maxProtocolErrors", d::MAX_PROTOCOL_ERRORS as f64),
+        ("maxBufferedBytes", d::MAX_BUFFERED_BYTES as f64),
+        ("maxMessageBytes", d::MAX_MESSAGE_BYTES as f64),
+        ("maxBufferMessages", buffer.max_messages as f64),
+        ("maxBufferBytes", buffer.max_bytes as f64),
+        ("handshakeTimeoutMs", d::HANDSHAKE_TIMEOUT_MS as f64),
+        ("shutdownGraceMs", d::SHUTDOWN_GRACE_MS as f64),
+        ("maxOutgoingBytes", d::MAX_OUTGOING_BYTES as f64),
+        ("sendTimeoutMs", d::SEND_TIMEOUT_MS as f64),
+        ("maxMessagesPerSecond", d::MAX_MESSAGES_PER_SECOND as f64),
+        ("burst", d::BURST as f64),
+        ("heartbeatIntervalMs", heartbeat.interval_ms as f64),
+        ("heartbeatTimeoutMs", heartbeat.timeout_ms as f64),
+    ] {
+        set(&object, key, value);
+    }
+    object.into()
+}
+
 fn hex(token: &Token) -> String {
     token.0.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use durable_ws_core::server::defaults;
 use durable_ws_core::{BufferLimits, HeartbeatConfig, SessionConfig};
 
 use durable_ws_server::{
@@ -32,33 +33,33 @@ pub struct Options {
     #[arg(long, value_name = "DIR", default_value = "www")]
     pub www: PathBuf,
     /// How long a disconnected session is kept for a resume, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    #[arg(long, value_name = "SECS", default_value_t = defaults::SESSION_TTL_MS / 1000)]
     pub session_ttl_secs: u64,
     /// Most sessions held at once; a new session beyond it is refused with close code 1013.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_SESSIONS)]
     pub max_sessions: usize,
     /// Largest message accepted, in bytes (larger ones close the connection with 1009).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
     /// Most messages a session holds for its client (sent, unacknowledged, plus queued). A
     /// session that would need more is dropped: its connection closes with 1013 and the resume
     /// gets "lost (overflow)".
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = BufferLimits::default().max_messages)]
     pub max_buffer_messages: usize,
     /// Most bytes of payload a session holds for its client (same rule); at least
     /// --max-message-bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = BufferLimits::default().max_bytes)]
     pub max_buffer_bytes: usize,
     /// Time between the server's heartbeat pings, in ms: durable.v1 pings on durable
     /// connections, WebSocket pings on plain ones. 0 turns the heartbeat off.
-    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    #[arg(long, value_name = "MS", default_value_t = HeartbeatConfig::DEFAULT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
     /// How long after a heartbeat ping a silent connection is declared half-open and dropped,
     /// in ms (its durable session stays resumable).
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    #[arg(long, value_name = "MS", default_value_t = HeartbeatConfig::DEFAULT_TIMEOUT_MS)]
     pub heartbeat_timeout_ms: u64,
     /// How long a new durable connection may take to send its Hello, in seconds (then 1002).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = defaults::HANDSHAKE_TIMEOUT_MS / 1000)]
     pub handshake_timeout_secs: u64,
     /// Origin allowed to open WebSockets, as `scheme://host[:port]`; repeatable; '*' allows every
     /// origin. Others get HTTP 403 at the handshake. Handshakes without an Origin header

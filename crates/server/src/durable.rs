@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use durable_ws_core::server::defaults;
 use durable_ws_core::server::policy::{self, Closing};
 
 use durable_ws_core::server::{EndReason, Ended, Endpoint, EndpointConfig, SessionId};
@@ -70,21 +71,21 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            session_ttl: Duration::from_secs(120),
-            max_sessions: 10_000,
-            max_sessions_per_identity: 100,
-            max_message_bytes: 1 << 20,
+            session_ttl: Duration::from_millis(defaults::SESSION_TTL_MS),
+            max_sessions: defaults::MAX_SESSIONS,
+            max_sessions_per_identity: defaults::MAX_SESSIONS_PER_IDENTITY,
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             buffer: BufferLimits::default(),
             inbound_queue: 64,
             heartbeat: Some(HeartbeatConfig::default()),
-            handshake_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(3),
-            max_protocol_errors: 3,
-            max_buffered_bytes: 4 << 30,
-            max_outgoing_bytes: 1 << 20,
-            send_timeout: Duration::from_secs(30),
-            max_messages_per_second: 10_000,
-            burst: 10_000,
+            handshake_timeout: Duration::from_millis(defaults::HANDSHAKE_TIMEOUT_MS),
+            shutdown_grace: Duration::from_millis(defaults::SHUTDOWN_GRACE_MS),
+            max_protocol_errors: defaults::MAX_PROTOCOL_ERRORS,
+            max_buffered_bytes: defaults::max_buffered_bytes(),
+            max_outgoing_bytes: defaults::MAX_OUTGOING_BYTES,
+            send_timeout: Duration::from_millis(defaults::SEND_TIMEOUT_MS),
+            max_messages_per_second: defaults::MAX_MESSAGES_PER_SECOND,
+            burst: defaults::BURST,
         }
     }
 }

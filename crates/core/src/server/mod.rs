@@ -24,6 +24,7 @@
 //! assert_eq!(endpoint.poll_event(accepted.id), Some(ServerEvent::Message("hi".into())));
 //! ```
 
+pub mod defaults;
 pub mod policy;
 mod store;
 
@@ -93,11 +94,11 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
             session: SessionConfig::default(),
-            ttl_ms: 120_000,
-            max_sessions: 10_000,
+            ttl_ms: defaults::SESSION_TTL_MS,
+            max_sessions: defaults::MAX_SESSIONS,
             max_sessions_per_owner: usize::MAX,
-            max_protocol_errors: 3,
-            max_buffered_bytes: 4 << 30,
+            max_protocol_errors: defaults::MAX_PROTOCOL_ERRORS,
+            max_buffered_bytes: defaults::max_buffered_bytes(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use durable_ws_core::HeartbeatConfig;
 use durable_ws_testkit::conformance::{cases, run, Config, Outcome};
 
 /// The durable.v1 conformance suite: checks a server's wire behaviour case by case.
@@ -27,10 +28,10 @@ struct Args {
     handshake_timeout_ms: u64,
     /// The server's heartbeat interval, in ms (0: the server does not ping; the heartbeat
     /// cases are skipped).
-    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    #[arg(long, value_name = "MS", default_value_t = HeartbeatConfig::DEFAULT_INTERVAL_MS)]
     heartbeat_interval_ms: u64,
     /// The server's heartbeat timeout, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    #[arg(long, value_name = "MS", default_value_t = HeartbeatConfig::DEFAULT_TIMEOUT_MS)]
     heartbeat_timeout_ms: u64,
     /// How long any single expected frame may take, in ms.
     #[arg(long, value_name = "MS", default_value_t = 3_000)]
