@@ -291,15 +291,7 @@ impl Engine {
 
     /// The current session's token in hex (tests and the demo address the server's fault endpoints with it).
     pub(crate) fn session_token_hex(&self) -> Option<String> {
-        let token = self.shared.read(|state| state.client.session_token())??;
-        Some(
-            token
-                .0
-                .iter()
-                .flat_map(|b| [b >> 4, b & 15])
-                .map(|d| char::from_digit(d.into(), 16).unwrap_or('0'))
-                .collect(),
-        )
+        Some(self.shared.read(|state| state.client.session_token())??.to_hex())
     }
 
     /// Wakes `waker` at the next acknowledgement, session loss or close.

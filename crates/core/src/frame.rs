@@ -18,6 +18,40 @@ pub const TOKEN_LEN: usize = 16;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Token(pub [u8; TOKEN_LEN]);
 
+impl Token {
+    /// Its text form: 32 lowercase hex digits (for URLs and storage; it is a credential, so never
+    /// for logs). Written by hand: the browser build carries no formatting machinery.
+    ///
+    /// ```
+    /// use durable_ws_core::Token;
+    /// let token = Token([0xab; 16]);
+    /// assert_eq!(token.to_hex(), "ab".repeat(16));
+    /// assert_eq!(Token::from_hex(&token.to_hex()), Some(token));
+    /// assert_eq!(Token::from_hex("ab"), None);
+    /// ```
+    pub fn to_hex(&self) -> String {
+        self.0
+            .iter()
+            .flat_map(|b| [b >> 4, b & 15])
+            .map(|digit| char::from_digit(digit.into(), 16).unwrap_or('0'))
+            .collect()
+    }
+
+    /// Reads 32 hex digits (either case); `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Token> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 2 * TOKEN_LEN {
+            return None;
+        }
+        let mut token = [0; TOKEN_LEN];
+        for (byte, pair) in token.iter_mut().zip(bytes.chunks_exact(2)) {
+            let digit = |b: u8| (b as char).to_digit(16);
+            *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+        Some(Token(token))
+    }
+}
+
 impl core::fmt::Debug for Token {
     // Tokens are credentials: never print them whole.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

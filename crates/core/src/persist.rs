@@ -51,9 +51,7 @@ impl Position {
         out.push_str(FORMAT);
         out.push(':');
         if let Some(token) = self.token {
-            for digit in token.0.iter().flat_map(|b| [b >> 4, b & 15]) {
-                out.push(char::from_digit(digit.into(), 16).unwrap_or('0'));
-            }
+            out.push_str(&token.to_hex());
         }
         for number in
             [Some(self.wire_base), Some(self.acked), Some(self.delivered), self.unsent_after].into_iter().flatten()
@@ -72,7 +70,7 @@ impl Position {
         }
         let token = match fields.next() {
             Some("") => None,
-            Some(hex) => Some(Token(decode_token(hex).ok_or(StorageError::Corrupt("token"))?)),
+            Some(hex) => Some(Token::from_hex(hex).ok_or(StorageError::Corrupt("token"))?),
             None => return Err(StorageError::Corrupt("token")),
         };
         let mut number = |what| fields.next().and_then(|n| n.parse::<u64>().ok()).ok_or(StorageError::Corrupt(what));
@@ -109,19 +107,6 @@ fn push_decimal(out: &mut String, mut number: u64) {
         }
     }
     out.extend(digits[at..].iter().map(|&d| char::from(d)));
-}
-
-fn decode_token(hex: &str) -> Option<[u8; 16]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let mut token = [0; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let digit = |b: u8| (b as char).to_digit(16);
-        token[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(token)
 }
 
 /// What the driver must write, in one step (a storage transaction), then report with

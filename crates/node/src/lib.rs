@@ -169,21 +169,6 @@ pub fn defaults() -> JsValue {
     object.into()
 }
 
-fn hex(token: &Token) -> String {
-    token.0.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex(text: &str) -> Option<Token> {
-    if text.len() != 32 || !text.is_ascii() {
-        return None;
-    }
-    let mut token = [0u8; 16];
-    for (i, byte) in token.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(Token(token))
-}
-
 #[wasm_bindgen]
 impl Endpoint {
     /// An endpoint with these limits (see the TypeScript `ServerOptions` for each one).
@@ -446,12 +431,12 @@ impl Endpoint {
 
     /// `session`'s token as 32 hex digits (a credential: for fault endpoints, never logs).
     pub fn token_hex(&self, session: f64) -> Option<String> {
-        self.inner.record(id(session)).map(|record| hex(&record.token))
+        self.inner.record(id(session)).map(|record| record.token.to_hex())
     }
 
     /// The session holding the token `hex` (32 hex digits); -1 if none.
     pub fn find(&self, hex: &str) -> f64 {
-        parse_hex(hex).and_then(|token| self.inner.find(&token)).map_or(-1.0, |id| id.0 as f64)
+        Token::from_hex(hex).and_then(|token| self.inner.find(&token)).map_or(-1.0, |id| id.0 as f64)
     }
 
     /// `session`'s counters: `[sent, acked, pending, replayed, received, duplicatesDropped]`.

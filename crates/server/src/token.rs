@@ -10,21 +10,14 @@ pub(crate) fn random_token() -> Result<Token, getrandom::Error> {
     Ok(Token(bytes))
 }
 
-/// The token as 32 lowercase hex digits.
+/// The token as 32 lowercase hex digits ([`Token::to_hex`]).
 pub fn token_to_hex(token: &Token) -> String {
-    token.0.iter().map(|b| format!("{b:02x}")).collect()
+    token.to_hex()
 }
 
-/// Parses 32 hex digits; `None` for anything else.
+/// Parses 32 hex digits; `None` for anything else ([`Token::from_hex`]).
 pub fn token_from_hex(hex: &str) -> Option<Token> {
-    if hex.len() != 2 * TOKEN_LEN || !hex.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0; TOKEN_LEN];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(Token(bytes))
+    Token::from_hex(hex)
 }
 
 #[cfg(test)]

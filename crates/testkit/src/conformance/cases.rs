@@ -60,10 +60,6 @@ fn note(text: impl Into<String>) -> CaseResultOf {
     Ok(Some(text.into()))
 }
 
-fn hex(token: &Token) -> String {
-    token.0.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub(super) fn all() -> Vec<Case> {
     let mut cases = vec![
         case("negotiation/selects-durable.v1", "§2", quick, selects_durable),
@@ -933,7 +929,7 @@ async fn expired_while_attached(ctx: Arc<Ctx>) -> CaseResultOf {
     let (mut conn, token) = ctx.session().await?;
     conn.echo_text(1, "m1").await?;
     let (status, body) =
-        http_post(admin, &format!("/admin/expire?session={}", hex(&token))).await.map_err(Verdict::Fail)?;
+        http_post(admin, &format!("/admin/expire?session={}", token.to_hex())).await.map_err(Verdict::Fail)?;
     ensure!(status == 200, "POST /admin/expire: HTTP {status} {body}");
     let (code, reason) = conn.expect_close().await?;
     ensure!(code == 4004, "the session was expired while attached: expected close 4004, got {code} {reason:?}");
