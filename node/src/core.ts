@@ -8,6 +8,7 @@ const glue = require("../wasm/durable_ws_node.js") as {
   Endpoint: typeof WasmEndpoint;
   close_reason(text: string): string;
   close_timeout_ms(): number;
+  refusal_code(code: number): number;
   defaults(): Defaults;
 };
 
@@ -37,6 +38,8 @@ export const CoreEndpoint = glue.Endpoint;
 
 /** `text` as a close reason: at most 123 bytes, cut on a character boundary (the core's policy). */
 export const closeReason = (text: string): string => glue.close_reason(text);
+/** The code an application's refusal closes with: an invalid one becomes 4403 (the core's policy). */
+export const refusalCode = (code: number): number => glue.refusal_code(Number.isInteger(code) && code >= 0 && code <= 65535 ? code : 0);
 /** How long a closing handshake may take before the connection is dropped (the core's policy). */
 export const CLOSE_TIMEOUT_MS = glue.close_timeout_ms();
 

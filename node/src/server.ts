@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { CoreEndpoint, DEFAULTS, closeReason, now } from "./core";
+import { CLOSE_TIMEOUT_MS, CoreEndpoint, DEFAULTS, closeReason, now, refusalCode } from "./core";
 import type { CoreEnded, WelcomeStatusName } from "./core";
 import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
@@ -305,8 +305,8 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     if (identity instanceof Refusal) {
       this.counters.auth_failures++;
       this.emit("refused", request, identity.code, identity.reason);
-      ws.close(identity.code, closeReason(identity.reason));
-      setTimeout(() => ws.terminate(), 1000).unref();
+      ws.close(refusalCode(identity.code), closeReason(identity.reason));
+      setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
       return;
     }
     const path = (request.url ?? "/").split("?")[0]!;

@@ -219,12 +219,16 @@ test("a session the application ends says goodbye; a client that does not close 
   await close();
 });
 
-test("a close reason is cut to 123 bytes on a character boundary", async () => {
+test("a close reason is cut to 123 bytes on a character boundary; a refusal's invalid code becomes 4403", async () => {
   const reason = `${"a".repeat(120)}😀x`; // 125 bytes: the emoji does not fit
   const { url, close } = await serve({ authenticate: () => Refusal.forbidden(reason) });
   const raw = await Raw.open(url);
   assert.deepEqual(await raw.closed, { code: 4403, reason: "a".repeat(120) });
   await close();
+  const invalid = await serve({ authenticate: () => new Refusal(1006, "reserved code") });
+  const refused = await Raw.open(invalid.url);
+  assert.deepEqual(await refused.closed, { code: 4403, reason: "reserved code" });
+  await invalid.close();
 });
 
 test("node/README.md shows examples/express-app/server.mjs verbatim", () => {

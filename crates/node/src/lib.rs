@@ -132,6 +132,12 @@ pub fn close_reason(text: &str) -> String {
     policy::close_reason(text).to_owned()
 }
 
+/// The code an application's refusal closes with (an invalid one becomes 4403).
+#[wasm_bindgen]
+pub fn refusal_code(code: u16) -> u16 {
+    policy::refusal_code(code)
+}
+
 /// How long a closing handshake may take before the connection is dropped (ms).
 #[wasm_bindgen]
 pub fn close_timeout_ms() -> f64 {

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use durable_ws_core::close_code;
+use durable_ws_core::server::policy;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
@@ -135,7 +136,7 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
             if let Some(refusal) = refusal {
                 Counters::add(&durable.inner.counters.auth_failures, 1);
                 tracing::warn!(code = refusal.code, reason = %refusal.reason, "connection refused");
-                let ending = Ending::Close(refusal.code, close_reason(&refusal.reason));
+                let ending = Ending::Close(policy::refusal_code(refusal.code), close_reason(&refusal.reason));
                 return socket.end(ending, &durable.inner.counters).await;
             }
             match (durable_offered, plain) {

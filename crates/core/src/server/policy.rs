@@ -56,6 +56,22 @@ pub fn on_session_end(reason: EndReason) -> Closing {
     }
 }
 
+/// The code an application's refusal closes with: its own if a server may send it (1000, 1003,
+/// 1007–1014 or 3000–4999), else 4403 (forbidden: the client stops, as the application meant).
+///
+/// ```
+/// use durable_ws_core::server::policy::refusal_code;
+/// assert_eq!(refusal_code(4401), 4401);
+/// assert_eq!(refusal_code(1006), 4403); // reserved: never sent on the wire
+/// assert_eq!(refusal_code(7), 4403);
+/// ```
+pub fn refusal_code(code: u16) -> u16 {
+    match code {
+        1000 | 1003 | 1007..=1014 | 3000..=4999 => code,
+        _ => close_code::FORBIDDEN,
+    }
+}
+
 /// `text` as a close reason: its longest prefix of at most [`MAX_CLOSE_REASON_BYTES`] bytes that
 /// ends on a character boundary.
 ///
