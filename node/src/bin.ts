@@ -5,7 +5,7 @@
 //   durable-ws-server-node --listen 127.0.0.1:8080 [--www DIR] [--enable-faults] [--auth-token NAME=SECRET] …
 //
 // Routes: /echo (durable echo when durable.v1 is offered, plain echo otherwise), /chat (one room, durable.v1
-// only), GET /stats (JSON counters), POST /admin/cut|stall|expire (with --enable-faults), static files of --www.
+// only), GET /stats (JSON counters), POST /admin/cut|stall|expire|end (with --enable-faults), static files of --www.
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { extname, join, normalize, resolve, sep } from "node:path";
@@ -31,7 +31,7 @@ Options:
   --allowed-origin ORIGIN        origin allowed to open WebSockets; repeatable; '*' for all [default: same host]
   --auth-token NAME=SECRET       access token naming identity NAME; repeatable [default: none, auth off]
   --auth-token-file FILE         access tokens, one NAME=SECRET per line (# comments)
-  --enable-faults                serve POST /admin/cut, /admin/stall, /admin/expire (never in production)
+  --enable-faults                serve POST /admin/cut, /admin/stall, /admin/expire, /admin/end (never in production)
   -h, --help                     print this help
 `;
 
@@ -222,7 +222,7 @@ function main() {
 
   function adminRoute(url: URL, request: IncomingMessage, response: ServerResponse) {
     const action = url.pathname.slice("/admin/".length);
-    if (!["cut", "stall", "expire"].includes(action)) return json(response, 404, { error: "not found" });
+    if (!["cut", "stall", "expire", "end"].includes(action)) return json(response, 404, { error: "not found" });
     if (request.method !== "POST") return json(response, 405, { error: "method not allowed" });
     const which = url.searchParams.get("session") ?? (action === "stall" ? "all" : null);
     if (which === null) return json(response, 400, { error: "missing session=all|<token-hex>" });
@@ -239,6 +239,10 @@ function main() {
       if (ms === null) return json(response, 400, { error: "missing ms=N" });
       if (!/^\d+$/.test(ms) || Number(ms) > 600_000) return json(response, 400, { error: "ms must be at most 600000" });
       affected = durable.stall(Number(ms), target);
+    } else if (action === "end") {
+      const sessions = target ? [target] : durable.liveSessions;
+      for (const session of sessions) session.end();
+      affected = sessions.length;
     } else {
       affected = (target ? [target] : durable.liveSessions).filter((session) => durable.expire(session)).length;
     }
@@ -281,7 +285,7 @@ function main() {
     heartbeat: options.heartbeatIntervalMs > 0 ? { intervalMs: options.heartbeatIntervalMs, timeoutMs: options.heartbeatTimeoutMs } : false,
     handshakeTimeoutMs: options.handshakeTimeoutSecs * 1000,
     plain: (ws, request) => {
-      if (request.url?.split("?")[0] === "/chat") return ws.close(1008, "chat requires durable.v1");
+      if (request.url?.split("?")[0] === "/chat") return ws.close(1008, "durable.v1 required");
       // The plain echo: no recovery (what was on the wire at a cut is lost).
       ws.on("message", (data, isBinary) => {
         if (ws.readyState !== ws.OPEN) return;

@@ -5,6 +5,8 @@
 //!   current connections for N ms (a half-open link).
 //! - `POST /admin/expire?session=all|<token-hex>`: forget sessions (their connections are
 //!   dropped), so the next resume gets `LostUnknown`.
+//! - `POST /admin/end?session=all|<token-hex>`: end sessions as the application would (a goodbye
+//!   after what is queued; the client stops for good).
 //!
 //! Every answer is JSON (`{"affected": n}` or `{"error": ...}`). The routes sit behind the
 //! WebSockets' checks (`routes.rs`): a page the origin policy refuses gets HTTP 403, and with
@@ -28,7 +30,11 @@ const MAX_STALL: Duration = Duration::from_secs(600);
 
 /// The `/admin` routes.
 pub fn routes() -> Router<Durable> {
-    Router::new().route("/admin/cut", post(cut)).route("/admin/stall", post(stall)).route("/admin/expire", post(expire))
+    Router::new()
+        .route("/admin/cut", post(cut))
+        .route("/admin/stall", post(stall))
+        .route("/admin/expire", post(expire))
+        .route("/admin/end", post(end))
 }
 
 #[derive(Deserialize)]
@@ -97,6 +103,21 @@ async fn expire(State(durable): State<Durable>, Query(query): Query<Target>) -> 
     };
     let affected = ids.into_iter().filter(|id| durable.expire(*id)).count();
     tracing::info!(affected, "admin: expire");
+    affected_response(affected)
+}
+
+/// Ends sessions as the application would (`SessionHandle::end`): a goodbye after what is queued.
+async fn end(State(durable): State<Durable>, Query(query): Query<Target>) -> Response {
+    let ids = match target(&durable, query.session.as_deref(), false) {
+        Ok(Some(id)) => vec![id],
+        Ok(None) => durable.session_ids(),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let affected = ids.len();
+    for id in ids {
+        durable.session(id).end();
+    }
+    tracing::info!(affected, "admin: end");
     affected_response(affected)
 }
 
