@@ -331,10 +331,11 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
         heard = false;
         ws.ping();
         timer = setTimeout(() => {
-          if (heard) return ping();
+          // Answered: the next ping an interval after this one (as the Rust server's keepalive).
+          if (heard) return void (timer = setTimeout(ping, Math.max(0, heartbeat.intervalMs - heartbeat.timeoutMs))).unref();
           this.counters.heartbeat_timeouts++;
           ws.close(4000, "heartbeat timeout");
-          setTimeout(() => ws.terminate(), 1000).unref();
+          setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
         }, heartbeat.timeoutMs);
         timer.unref();
       };

@@ -231,6 +231,18 @@ test("a close reason is cut to 123 bytes on a character boundary; a refusal's in
   await invalid.close();
 });
 
+test("plain connections are pinged once per heartbeat interval (as by the Rust server), not once per timeout", async () => {
+  const { url, close } = await serve({ heartbeat: { intervalMs: 300, timeoutMs: 100 }, plain: () => {} });
+  const ws = new WebSocket(url); // no durable.v1: plain mode
+  let pings = 0;
+  ws.on("ping", () => pings++);
+  await new Promise((resolve) => ws.once("open", resolve));
+  await new Promise((resolve) => setTimeout(resolve, 1_050));
+  ws.close();
+  assert.ok(pings >= 2 && pings <= 4, `${pings} pings in 1 s (one per 300 ms interval)`);
+  await close();
+});
+
 test("node/README.md shows examples/express-app/server.mjs verbatim", () => {
   const readme = readFileSync(join(PACKAGE_DIR, "README.md"), "utf8");
   const marker = "<!-- example: examples/express-app/server.mjs -->\n```js\n";
