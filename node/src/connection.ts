@@ -95,7 +95,12 @@ export class Connection {
       server.settle();
       return this.close(answer.code, answer.reason);
     }
-    if (answer.superseded >= 0) server.connection(answer.superseded)?.close(4409, "superseded: session resumed on another connection");
+    if (answer.superseded >= 0) {
+      const old = server.connection(answer.superseded);
+      // Resumed here: the old connection no longer drives the session (its close is no `disconnected`).
+      if (old?.session && old.session.conn === old) old.session.conn = undefined;
+      old?.close(4409, "superseded: session resumed on another connection");
+    }
     let session: Session;
     if (answer.created) {
       if (answer.status !== "new") server.counters.sessions_lost++;

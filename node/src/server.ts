@@ -580,7 +580,11 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     const session = this.sessions.get(ended.session);
     if (ended.reason === "expired") this.counters.sessions_expired++;
     if (ended.reason === "overflow") this.counters.sessions_overflowed++;
-    if (ended.attached >= 0) this.connections.get(ended.attached)?.end(ended.closing);
+    if (ended.attached >= 0) {
+      // The session is over, not waiting for a resume: closing its connection is no `disconnected`.
+      if (session) session.conn = undefined;
+      this.connections.get(ended.attached)?.end(ended.closing);
+    }
     if (!session) return;
     this.sessions.delete(ended.session);
     for (const name of session.rooms) {

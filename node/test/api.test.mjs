@@ -231,6 +231,25 @@ test("a close reason is cut to 123 bytes on a character boundary; a refusal's in
   await invalid.close();
 });
 
+test("a superseded or an ended session's connection closes without a `disconnected` event (as in the Rust server)", async () => {
+  const { durable, url, close } = await serve();
+  let session;
+  durable.on("session", (s) => (session = s));
+  const a = await Raw.open(url);
+  const { token } = await a.hello();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const events = [];
+  for (const name of ["disconnected", "resumed", "ended"]) session.on(name, () => events.push(name));
+  const b = await Raw.open(url);
+  await b.hello({ token, last: 0 });
+  assert.equal((await a.closed).code, 4409);
+  durable.expire(session);
+  assert.equal((await b.closed).code, 4004);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(events, ["resumed", "ended"]);
+  await close();
+});
+
 test("plain connections are pinged once per heartbeat interval (as by the Rust server), not once per timeout", async () => {
   const { url, close } = await serve({ heartbeat: { intervalMs: 300, timeoutMs: 100 }, plain: () => {} });
   const ws = new WebSocket(url); // no durable.v1: plain mode
