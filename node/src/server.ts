@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import { CLOSE_TIMEOUT_MS, CoreEndpoint, DEFAULTS, closeReason, now, refusalCode } from "./core";
-import type { CoreEnded, WelcomeStatusName } from "./core";
+import type { CoreEnded, Defaults, WelcomeStatusName } from "./core";
 import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
 import { isLoopback, originAllowed, type OriginPolicy } from "./origin";
@@ -87,14 +87,8 @@ export interface DurableServerOptions {
 }
 
 /** @internal The limits in force. */
-export interface Limits {
-  maxMessageBytes: number;
-  handshakeTimeoutMs: number;
-  shutdownGraceMs: number;
-  maxOutgoingBytes: number;
-  sendTimeoutMs: number;
-  maxMessagesPerSecond: number;
-  burst: number;
+export interface Limits
+  extends Pick<Defaults, "maxMessageBytes" | "handshakeTimeoutMs" | "shutdownGraceMs" | "maxOutgoingBytes" | "sendTimeoutMs" | "maxMessagesPerSecond" | "burst"> {
   heartbeat: { intervalMs: number; timeoutMs: number } | undefined;
 }
 

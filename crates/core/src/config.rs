@@ -14,17 +14,15 @@ pub struct HeartbeatConfig {
 }
 
 impl HeartbeatConfig {
-    /// When the ping after one at `now` is due (an interval of 0 is taken as 1 ms).
-    pub(crate) fn next_ping(&self, now: Millis) -> Millis {
-        now.saturating_add(self.interval_ms.max(1))
-    }
-}
-
-impl HeartbeatConfig {
     /// The default interval between pings.
     pub const DEFAULT_INTERVAL_MS: Millis = 15_000;
     /// The default silence after a ping that declares the link dead.
     pub const DEFAULT_TIMEOUT_MS: Millis = 10_000;
+
+    /// When the ping after one at `now` is due (an interval of 0 is taken as 1 ms).
+    pub(crate) fn next_ping(&self, now: Millis) -> Millis {
+        now.saturating_add(self.interval_ms.max(1))
+    }
 }
 
 impl Default for HeartbeatConfig {

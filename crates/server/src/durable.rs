@@ -6,10 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use durable_ws_core::server::defaults;
 use durable_ws_core::server::policy::{self, Closing};
-
-use durable_ws_core::server::{EndReason, Ended, Endpoint, EndpointConfig, SessionId};
+use durable_ws_core::server::{defaults, EndReason, Ended, Endpoint, EndpointConfig, SessionId};
 use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, SessionConfig};
 use tokio::sync::{mpsc, watch, Notify};
 

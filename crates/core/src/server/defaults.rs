@@ -16,11 +16,6 @@ pub const MAX_PROTOCOL_ERRORS: u32 = 3;
 /// Most payload bytes all sessions' buffers hold together (a `u64`: more than a 32-bit `usize`
 /// holds; see [`max_buffered_bytes`]).
 pub const MAX_BUFFERED_BYTES: u64 = 4 << 30;
-
-/// [`MAX_BUFFERED_BYTES`] as this platform counts bytes (at most `usize::MAX`).
-pub fn max_buffered_bytes() -> usize {
-    usize::try_from(MAX_BUFFERED_BYTES).unwrap_or(usize::MAX)
-}
 /// The largest message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// How long a new connection may take to send its HELLO.
@@ -35,3 +30,8 @@ pub const SEND_TIMEOUT_MS: Millis = 30_000;
 pub const MAX_MESSAGES_PER_SECOND: u32 = 10_000;
 /// Messages one client may send at once above the average.
 pub const BURST: u32 = 10_000;
+
+/// [`MAX_BUFFERED_BYTES`] as this platform counts bytes (at most `usize::MAX`).
+pub fn max_buffered_bytes() -> usize {
+    usize::try_from(MAX_BUFFERED_BYTES).unwrap_or(usize::MAX)
+}
