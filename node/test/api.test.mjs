@@ -83,6 +83,15 @@ async function serve(options = {}) {
   return { server, durable, url, close: async () => (await durable.close(), server.close()) };
 }
 
+/** A server with one raw client attached to its session: `{ ...serve(), session, client, token }`. */
+async function attachedSession(options) {
+  const served = await serve(options);
+  const session = new Promise((resolve) => served.durable.once("session", resolve));
+  const client = await Raw.open(served.url);
+  const { token } = await client.hello();
+  return { ...served, session: await session, client, token };
+}
+
 test("a session per session, messages once and in order, send resolves on the client's ACK, resumes keep the session", async () => {
   const { durable, url, close } = await serve();
   const sessions = [];
@@ -157,12 +166,7 @@ test("rooms keep one order for every member and take sends from anywhere; sendTo
 });
 
 test("an expired session ends with what its client never confirmed; its send promises reject; the connection gets 4004", async () => {
-  const { durable, url, close } = await serve();
-  let session;
-  durable.on("session", (s) => (session = s));
-  const a = await Raw.open(url);
-  await a.hello();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { durable, close, session, client: a } = await attachedSession();
   const first = session.send("one");
   const second = session.send("two");
   await a.text();
@@ -202,12 +206,7 @@ test("authenticate refuses after the upgrade with its close code and reason; clo
 });
 
 test("a session the application ends says goodbye; a client that does not close is closed with 1000 after 5 s (the core's policy)", { timeout: 10_000 }, async () => {
-  const { durable, url, close } = await serve();
-  let session;
-  durable.on("session", (s) => (session = s));
-  const a = await Raw.open(url);
-  await a.hello();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { close, session, client: a } = await attachedSession();
   const ended = new Promise((resolve) => session.on("ended", resolve));
   session.end();
   assert.equal((await ended).reason, "closed");
@@ -232,12 +231,7 @@ test("a close reason is cut to 123 bytes on a character boundary; a refusal's in
 });
 
 test("a superseded or an ended session's connection closes without a `disconnected` event (as in the Rust server)", async () => {
-  const { durable, url, close } = await serve();
-  let session;
-  durable.on("session", (s) => (session = s));
-  const a = await Raw.open(url);
-  const { token } = await a.hello();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { durable, url, close, session, client: a, token } = await attachedSession();
   const events = [];
   for (const name of ["disconnected", "resumed", "ended"]) session.on(name, () => events.push(name));
   const b = await Raw.open(url);
