@@ -77,6 +77,12 @@ async function client(server, { path = "/echo", protocols = ["durable.v1"] } = {
 /** How long after `since` a close came, as the rows compare it. */
 const when = (ms) => (ms < 2_000 ? "at once" : ms >= 4_000 && ms < 7_000 ? "after ≈5 s" : `after ${ms} ms`);
 
+/** The server's close of `c`: code, reason, and when it came after `since`. */
+async function closeOf(c, since) {
+  const { code, reason, at } = await c.closed;
+  return { code, reason, delay: when(at - since) };
+}
+
 /** Runs `scenario(server)` against both servers at once; each returns { code, reason, delay }. */
 async function both(pair, scenario) {
   const [rust, node] = await Promise.all([scenario(pair.rust), scenario(pair.node)]);
@@ -93,8 +99,7 @@ const rows = [
       await admin(server.http, `/admin/end?session=${token}`);
       await c.next(8);
       const since = Date.now();
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -105,8 +110,7 @@ const rows = [
       await c.hello();
       const since = Date.now();
       c.send([8]);
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -117,8 +121,7 @@ const rows = [
       const token = await c.hello();
       const since = Date.now();
       await admin(server.http, `/admin/expire?session=${token}`);
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -128,8 +131,7 @@ const rows = [
       const c = await client(server);
       const since = Date.now();
       c.send([5, 0]);
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -140,8 +142,7 @@ const rows = [
       await c.hello();
       const since = Date.now();
       c.send([3, 5, 0x68, 0x69]); // DATA seq 5 "hi": 1 was expected
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -152,8 +153,7 @@ const rows = [
       await c.hello();
       const since = Date.now();
       c.send([0x7f]);
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -164,8 +164,7 @@ const rows = [
       await c.hello();
       const since = Date.now();
       c.ws.send("plain text");
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -174,8 +173,7 @@ const rows = [
     async run(server) {
       const since = Date.now();
       const c = await client(server, { path: "/chat", protocols: [] });
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
   {
@@ -187,8 +185,7 @@ const rows = [
       await c.hello();
       const since = Date.now();
       c.send([3, 1, ...Buffer.alloc(MAX_MESSAGE_BYTES * 2, 0x61)]);
-      const { code, reason, at } = await c.closed;
-      return { code, reason, delay: when(at - since) };
+      return closeOf(c, since);
     },
   },
 ];
@@ -206,9 +203,7 @@ test("both servers close the same way: a client that stops answering PINGs (hear
   const silent = await both(quick, async (server) => {
     const c = await client(server);
     await c.hello();
-    const since = Date.now();
-    const { code, reason, at } = await c.closed; // the PINGs go unanswered
-    return { code, reason, delay: when(at - since) };
+    return closeOf(c, Date.now()); // the PINGs go unanswered
   });
   assert.deepEqual(silent.node, silent.rust);
   assert.deepEqual(silent.rust, { code: 4000, reason: "heartbeat timeout", delay: "at once" });
