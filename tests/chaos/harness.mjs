@@ -57,14 +57,18 @@ export function spawnUntil(command, args, pattern, { timeoutMs = 30_000, env, cw
   });
 }
 
-/** Ends a child process and waits for it to be gone. */
+/** Ends a child process and waits for it to be gone; `{ forced }`: it outlived `signal` by 5 s and was killed. */
 export function stopProcess(child, signal = "SIGTERM") {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ forced: false });
   return new Promise((resolve) => {
-    const hard = setTimeout(() => child.kill("SIGKILL"), 5000);
+    let forced = false;
+    const hard = setTimeout(() => {
+      forced = true;
+      child.kill("SIGKILL");
+    }, 5000);
     child.once("exit", () => {
       clearTimeout(hard);
-      resolve();
+      resolve({ forced });
     });
     child.kill(signal);
   });

@@ -64,14 +64,17 @@ const settled = (expected) => (s) => !s.sending && s.received >= expected && s.p
 async function restart(i, signal, tally) {
   const stats = await serverStats(nodes[i].http).catch(() => ({}));
   tally.redelivered += stats.redelivered ?? 0;
-  await nodes[i].stop(signal);
+  const { log } = nodes[i];
+  const { forced } = await nodes[i].stop(signal);
+  // What the node said (warnings and errors) and whether it had to be killed: the assertions' messages show it.
+  tally.stops.push(`node ${i} (${signal}${forced ? ", killed after 5 s" : ""}): ${log.join("").slice(-1500) || "nothing logged"}`);
   await sleep(300); // clients reach only the other node meanwhile
   nodes[i] = await startNode(nodes[i].port);
 }
 
 /** 2000 echoes through the balancer while each node is restarted in turn with `signal`. */
 async function echoThroughRestarts(name, signal) {
-  const tally = { redelivered: 0 };
+  const tally = { redelivered: 0, stops: [] };
   await page.evaluate(
     ({ name, url, options, count, pacing }) => {
       window.chaos.durable(name, url, options);
@@ -92,12 +95,12 @@ async function echoThroughRestarts(name, signal) {
 }
 
 test("echo through a rolling restart (SIGTERM, node after node), no stickiness, cuts: 0 lost, 0 duplicated, 0 reordered", { timeout: 90_000 }, async () => {
-  const { result, echoes } = await echoThroughRestarts("rolling", "SIGTERM");
+  const { result, echoes, tally } = await echoThroughRestarts("rolling", "SIGTERM");
   console.log(`rolling restart: cuts ${result.events.reconnecting}, resumed ${result.events.resumed}, echoes ${JSON.stringify(echoes)}`);
-  assert.deepEqual(echoes, { delivered: MESSAGES, lost: 0, duplicated: 0, reordered: 0 });
+  assert.deepEqual(echoes, { delivered: MESSAGES, lost: 0, duplicated: 0, reordered: 0 }, `echoes ${JSON.stringify(echoes)}; ${tally.stops.join("; ")}`);
   assert.equal(result.received, MESSAGES);
   assert.equal(result.resolved, MESSAGES, "every send() acknowledged");
-  assert.equal(result.sessionLost, 0, "no sessionlost");
+  assert.equal(result.sessionLost, 0, `no sessionlost; ${tally.stops.join("; ")}`);
   assert.ok(result.events.reconnecting >= 20, `cut at least 20 times (saw ${result.events.reconnecting})`);
   assert.deepEqual(problems, []);
 });
