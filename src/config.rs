@@ -48,6 +48,8 @@ pub(crate) struct EngineConfig {
     pub(crate) protocols: Vec<String>,
     /// The name of a persisted session and how to open its storage.
     pub(crate) persist: Option<(String, crate::persist::StoreOpener)>,
+    /// The `WebSocket` constructor to use instead of the global one (the JS API's `WebSocket` option).
+    pub(crate) websocket: Option<js_sys::Function>,
 }
 
 /// Whether `url` is absolute with a scheme `new WebSocket` accepts (the JS API checks it in `face.js`).

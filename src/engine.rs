@@ -124,6 +124,8 @@ struct State {
     fixed_url: Option<String>,
     /// `durable.v1` first, then the extra ones.
     protocols: Vec<String>,
+    /// The application's `WebSocket` constructor, if it gave one.
+    websocket: Option<js_sys::Function>,
     socket: Option<Socket>,
     /// Bumped for every connect and close, so late events of an old attempt are ignored.
     attempt: u64,
@@ -194,6 +196,7 @@ impl Engine {
                     me: me.clone(),
                     fixed_url,
                     protocols,
+                    websocket: config.websocket,
                     socket: None,
                     attempt: 0,
                     timer,
@@ -717,7 +720,7 @@ impl State {
     fn open(&mut self, url: &str, now: Millis, out: &mut VecDeque<Delivery>) {
         let target = self.me.clone();
         let attempt = self.attempt;
-        let opened = Socket::open(url, &self.protocols, move |event, at| {
+        let opened = Socket::open(url, &self.protocols, self.websocket.as_ref(), move |event, at| {
             input_at(&target, Input::Socket { attempt, event }, Some(at))
         });
         match opened {

@@ -38,19 +38,26 @@ pub(crate) struct Socket {
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
     _on_error: Closure<dyn FnMut(Event)>,
+    /// Made by a constructor of the application's (e.g. `ws` in Node), which may keep a view of the bytes given to
+    /// `send` beyond the call: it gets a copy, never a view of the wasm memory.
+    foreign: bool,
 }
 
 impl Socket {
-    /// Opens a socket to `url` offering `protocols` (in order); `on_event` receives what it does
-    /// and when (the event's `timeStamp`, on the `clock` scale).
-    /// Fails with the browser's exception (a `SyntaxError` for a bad URL or protocol).
+    /// Opens a socket to `url` offering `protocols` (in order), with `constructor` if given (else the
+    /// global `WebSocket`); `on_event` receives what it does and when (the event's `timeStamp`, on the
+    /// `clock` scale). Fails with the browser's exception (a `SyntaxError` for a bad URL or protocol).
     pub(crate) fn open(
         url: &str,
         protocols: &[String],
+        constructor: Option<&js_sys::Function>,
         on_event: impl Fn(SocketEvent, Millis) + 'static,
     ) -> Result<Socket, JsValue> {
         let offered: Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
-        let ws = WebSocket::new_with_str_sequence(url, &offered)?;
+        let ws: WebSocket = match constructor {
+            Some(constructor) => js_sys::Reflect::construct(constructor, &Array::of2(&url.into(), &offered))?.unchecked_into(),
+            None => WebSocket::new_with_str_sequence(url, &offered)?,
+        };
         ws.set_binary_type(BinaryType::Arraybuffer);
 
         let on_event: Rc<dyn Fn(SocketEvent, Millis)> = Rc::new(on_event);
@@ -76,12 +83,23 @@ impl Socket {
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        Ok(Socket { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close, _on_error: on_error })
+        Ok(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+            _on_error: on_error,
+            foreign: constructor.is_some(),
+        })
     }
 
     /// Sends a binary message. Errors (socket not open) are ignored: the session replays.
     pub(crate) fn send_binary(&self, bytes: &[u8]) {
-        let _ = self.ws.send_with_u8_array(bytes);
+        let _ = if self.foreign {
+            self.ws.send_with_array_buffer_view(&Uint8Array::from(bytes))
+        } else {
+            self.ws.send_with_u8_array(bytes)
+        };
     }
 
     /// Sends a text message (plain mode only).

@@ -57,7 +57,7 @@ pub struct Core {
 #[wasm_bindgen]
 impl Core {
     /// Starts connecting to `url`, or, without one, to what the URL function gives before each
-    /// attempt. `numbers`: see [`client_config`]; `protocols`: comma-separated tokens; `persist`:
+    /// attempt. `numbers`: see `client_config`; `protocols`: comma-separated tokens; `persist`:
     /// the persisted session's name, with `open_store` the `openStore` of `src/store.js`.
     #[wasm_bindgen(constructor)]
     pub fn new(
@@ -67,6 +67,7 @@ impl Core {
         protocols: &str,
         persist: Option<String>,
         open_store: Option<js_sys::Function>,
+        websocket: Option<js_sys::Function>,
     ) -> Result<Core, String> {
         let client = client_config(numbers)?;
         let sink = Rc::new(sink);
@@ -86,7 +87,7 @@ impl Core {
         let protocols = protocols.split(',').filter(|p| !p.is_empty()).map(String::from).collect();
         let out = sink.clone();
         let persist = persist.zip(open_store).map(|(name, open)| (name, crate::persist::function_opener(open)));
-        let config = EngineConfig { client, url, protocols, persist };
+        let config = EngineConfig { client, url, protocols, persist, websocket };
         let engine = Engine::start(config, move |output, later| emit(&out, output, later));
         Ok(Core { engine, sink, asking })
     }

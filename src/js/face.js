@@ -3,28 +3,46 @@
 // this module checks arguments, encodes payloads, and turns the engine's outputs into DOM events and errors.
 // scripts/minify-pkg.mjs bundles it with wasm-bindgen's glue (imported below as ./durable_ws_glue.js) and the storage
 // of persisted sessions (src/store.js, imported as ./store.js) into the package's durable_ws.js.
-import init, { initSync, Core } from "./durable_ws_glue.js";
+import init, { initSync as compile, Core } from "./durable_ws_glue.js";
 import { openStore } from "./store.js";
 
-export { initSync };
+/** Whether the wasm module is instantiated (`init()` resolved or `initSync()` returned). */
+let ready = false;
+
+/** Compiles and instantiates the wasm module from its bytes or a `WebAssembly.Module`, synchronously. */
+export function initSync(module) {
+  const exports = compile(module);
+  ready = true;
+  return exports;
+}
 
 /**
  * Fetches and compiles the wasm module (once): `durable_ws_bg.wasm` next to this module unless `input` says otherwise.
  * Vite's dev server pre-bundles dependencies into `node_modules/.vite/deps/` without their files (vitejs/vite#8427):
- * from there, the module is fetched from the package's own directory.
+ * from there, the module is fetched from the package's own directory. Where the module is a file (Node, Deno, Bun
+ * without a bundler), it is read from disk: Node's `fetch` reads no `file:` URL.
  */
 export default async function load(input) {
-  if (input !== undefined) return init(input);
+  if (input !== undefined) return instantiated(init(input));
   const url = new URL("durable_ws_bg.wasm", import.meta.url); // the form bundlers recognise (and emit the file for)
   const deps = url.pathname.match(/^(.*\/)\.vite\/deps(?:_temp_[^/]*)?\/durable_ws_bg\.wasm$/);
   if (deps) url.pathname = `${deps[1]}durable-ws/durable_ws_bg.wasm`;
+  // `process.getBuiltinModule` (Node 20.16+, Deno, Bun) rather than an import of node:fs, which browser bundles reject.
+  const fs = url.protocol == "file:" && globalThis.process?.getBuiltinModule?.("fs");
   try {
-    return await init({ module_or_path: url });
+    const source = fs ? await fs.promises.readFile(url) : url;
+    return await instantiated(init({ module_or_path: source }));
   } catch (e) {
-    if (!(e instanceof WebAssembly.CompileError)) throw e;
+    if (!(e instanceof WebAssembly.CompileError) && !fs) throw e;
     // (Under `vite` with another cacheDir: optimizeDeps.exclude, as README.md says.)
     throw new Error(`durable-ws: no wasm module at ${url} (${e.message}); serve it there or pass its URL to init()`, { cause: e });
   }
+}
+
+async function instantiated(exports) {
+  const done = await exports;
+  ready = true;
+  return done;
 }
 
 // Indices shared with src/js/core.rs: the output kinds (the first seven are the event types), error codes and
@@ -108,13 +126,15 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
    * attempt). Throws a `TypeError` for invalid arguments.
    */
   constructor(url, options) {
+    if (!ready)
+      throw error(3, 0, "durable-ws is not initialised: `await init()` (the package's default export) before `new DurableWebSocket()`");
     if (typeof url == "string") {
       if (!/^(wss?|https?):\/\//i.test(url))
         throw new TypeError("DurableWebSocket: url must be absolute (ws://, wss://, http:// or https://)");
     } else if (typeof url != "function") {
       throw new TypeError("DurableWebSocket: url must be a string or a function returning one (or a promise of one)");
     }
-    const [numbers, protocols, persist] = readOptions(options);
+    const [numbers, protocols, persist, WebSocket] = readOptions(options);
     const state = (this[STATE] = new State(numbers[13] == 1, typeof url == "function" && url));
     const sink = {
       t: (kind, a, b, c, text) => state.output(kind, a, b, c, text),
@@ -122,7 +142,7 @@ export const DurableWebSocket = { [CLASS_NAME]: class {
     };
     try {
       const open = persist === undefined ? undefined : openStore;
-      state.core = new Core(sink, state.urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join(), persist, open);
+      state.core = new Core(sink, state.urlFunction ? undefined : url, Float64Array.from(numbers), protocols.join(), persist, open, WebSocket);
     } catch (problem) {
       throw typeof problem == "string" ? new TypeError(problem) : problem;
     }
@@ -407,7 +427,7 @@ class State {
 // The options object, checked field by field: unknown keys (typos), wrong types and out-of-range values throw a
 // TypeError naming the field. Gives the numbers `Core` reads (src/js/options.rs) and the subprotocols.
 const KEYS = {
-  options: ["reconnect", "connectTimeoutMs", "closeTimeoutMs", "heartbeat", "buffer", "protocols", "terminalCloseCodes", "json", "persist"],
+  options: ["reconnect", "connectTimeoutMs", "closeTimeoutMs", "heartbeat", "buffer", "protocols", "terminalCloseCodes", "json", "persist", "WebSocket"],
   "options.reconnect": ["minDelayMs", "maxDelayMs", "factor", "jitter", "maxAttempts", "stableAfterMs"],
   "options.heartbeat": ["intervalMs", "timeoutMs"],
   "options.buffer": ["maxMessages", "maxBytes", "maxMessageBytes"],
@@ -470,5 +490,9 @@ function readOptions(options) {
   const persist = o.persist;
   if (persist !== undefined && !(typeof persist == "string" && persist.length >= 1 && persist.length <= 200))
     fail("options.persist", "must be a session name of 1 to 200 characters");
-  return [terminal ? [...numbers, 1, ...terminal] : numbers, protocols, persist];
+  const WebSocket = o.WebSocket;
+  if (WebSocket !== undefined && typeof WebSocket != "function") fail("options.WebSocket", "must be a WebSocket constructor");
+  if (WebSocket === undefined && typeof globalThis.WebSocket != "function")
+    fail("options.WebSocket", 'is needed: this runtime has no WebSocket (in Node 20: `import { WebSocket } from "ws"`, then { WebSocket })');
+  return [terminal ? [...numbers, 1, ...terminal] : numbers, protocols, persist, WebSocket];
 }

@@ -101,6 +101,11 @@ export interface DurableWebSocketOptions {
    * Default: not persisted.
    */
   persist?: string;
+  /**
+   * The `WebSocket` constructor to use where the runtime has none (Node 20: `import { WebSocket } from "ws"`), or
+   * instead of the global one. Default: `globalThis.WebSocket`.
+   */
+  WebSocket?: new (url: string, protocols: string[]) => unknown;
 }
 
 /** Counters since the socket was created. */

@@ -235,7 +235,7 @@ impl Options {
             return invalid("persist", "the name must have 1 to 200 bytes");
         }
         let persist = self.persist.map(|name| (name, crate::persist::module_opener()));
-        Ok(EngineConfig { client: self.client, url: self.url, protocols: self.protocols, persist })
+        Ok(EngineConfig { client: self.client, url: self.url, protocols: self.protocols, persist, websocket: None })
     }
 }
 
