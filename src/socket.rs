@@ -55,7 +55,9 @@ impl Socket {
     ) -> Result<Socket, JsValue> {
         let offered: Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
         let ws: WebSocket = match constructor {
-            Some(constructor) => js_sys::Reflect::construct(constructor, &Array::of2(&url.into(), &offered))?.unchecked_into(),
+            Some(constructor) => {
+                js_sys::Reflect::construct(constructor, &Array::of2(&url.into(), &offered))?.unchecked_into()
+            }
             None => WebSocket::new_with_str_sequence(url, &offered)?,
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
