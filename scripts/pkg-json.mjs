@@ -43,7 +43,7 @@ const version = crateField("version");
 const license = crateField("license");
 const repository = crateField("repository");
 const description = crateField("description");
-for (const [field, value] of Object.entries({ version, license, repository, description })) {
+for (const [field, value] of Object.entries({ version, license, description })) {
   if (!value) fail(`Cargo.toml has no ${field} for the root crate`);
 }
 
@@ -53,13 +53,20 @@ const wasm = "durable_ws_bg.wasm";
 for (const file of [entry, types, wasm]) {
   if (!existsSync(join(PKG, file))) fail(`${join(PKG, file)} is missing: was it built with --target web?`);
 }
+// `durable-ws/react` (src/js/react.js), shipped as written: React is an optional peer dependency.
+const react = { entry: "react.js", types: "react.d.ts" };
+for (const file of Object.values(react)) copyFileSync(join(REPO_ROOT, "src/js", file), join(PKG, file));
+
+// The license texts (the package declares `MIT OR Apache-2.0`), listed in `files` below.
+const licenses = ["LICENSE-MIT", "LICENSE-APACHE"];
+for (const file of licenses) copyFileSync(join(REPO_ROOT, file), join(PKG, file));
 
 const packageJson = {
   name: "durable-ws",
   version,
   description,
   license,
-  repository: { type: "git", url: repository },
+  ...(repository ? { repository: { type: "git", url: repository } } : {}),
   keywords: ["websocket", "reconnect", "resume", "wasm", "reliable"],
   type: "module",
   main: `./${entry}`,
@@ -67,11 +74,14 @@ const packageJson = {
   types: `./${types}`,
   exports: {
     ".": { types: `./${types}`, default: `./${entry}` },
+    "./react": { types: `./${react.types}`, default: `./${react.entry}` },
     [`./${wasm}`]: `./${wasm}`,
     "./package.json": "./package.json",
   },
+  peerDependencies: { react: ">=18" },
+  peerDependenciesMeta: { react: { optional: true } },
   sideEffects: false,
-  files: [entry, types, wasm, `${wasm}.d.ts`, "README.md"].filter((file) =>
+  files: [entry, types, wasm, `${wasm}.d.ts`, react.entry, react.types, "README.md", ...licenses].filter((file) =>
     existsSync(join(PKG, file)),
   ),
 };

@@ -233,7 +233,7 @@ stage_browser_tests() {
 }
 
 # End-to-end tests with stages of their own (they need a build first) are left out here.
-OWN_STAGE_E2E_TESTS=(tests/e2e/frameworks.test.mjs tests/e2e/npm-consumer.test.mjs)
+OWN_STAGE_E2E_TESTS=(tests/e2e/frameworks.test.mjs tests/e2e/npm-consumer.test.mjs tests/e2e/react.test.mjs)
 
 e2e_test_files() {
     local file
@@ -261,31 +261,103 @@ stage_examples() {
     node --test tests/e2e/frameworks.test.mjs
 }
 
-# The npm package as an application gets it: tests/npm-consumer (Vite + TypeScript; vite and typescript pinned
-# by its package-lock.json) installs the tarball that `npm pack` makes of pkg/ (with --no-save: package.json and
-# the lockfile stay as committed), type-checks, builds, and runs the README snippet in Chromium against /echo.
+# The npm package as applications get it, each installing the tarball that `npm pack` makes of pkg/ (with --no-save:
+# package.json and the lockfile stay as committed; dependencies pinned by the lockfile), type-checked and built:
+# - tests/npm-consumer (Vite + TypeScript): the README snippet in Chromium against /echo, built and under `vite`;
+# - tests/react-app (React 19 in StrictMode, `durable-ws/react`): rendered on the server (Vite SSR) and hydrated in
+#   Chromium, against a reference server of its own (tests/e2e/react.test.mjs).
 stage_npm_consumer() {
     [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
-    local app=tests/npm-consumer tarball
-    rm -rf "$app/dist" "$app"/durable-ws-*.tgz
+    local app tarball
+    for app in tests/npm-consumer tests/react-app; do
+        rm -rf "$app/dist" "$app"/durable-ws-*.tgz
+        say "npm ci (in $app)"
+        (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
+        say "npm pack pkg"
+        tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
+        say "npm install --no-save ./$tarball"
+        (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
+        say "tsc --noEmit (in $app)"
+        (cd "$app" && ./node_modules/.bin/tsc --noEmit)
+    done
+    say "vite build (in tests/npm-consumer)"
+    (cd tests/npm-consumer && ./node_modules/.bin/vite build)
+    say "vite build, for the browser and for the server (in tests/react-app)"
+    (cd tests/react-app && npm run build)
+    local rc=0
+    node --test tests/e2e/npm-consumer.test.mjs || rc=1
+    node --test tests/e2e/react.test.mjs || rc=1
+    return $rc
+}
+
+# The npm package in every runtime with a WebSocket: tests/runtimes (ws, and Node 22, Deno 2 and Bun as the npm
+# packages `node`, `deno` and `bun`, pinned by its package-lock.json) installs the tarball that `npm pack` makes of
+# pkg/ (with --no-save), then tests/runtimes/runtimes.test.mjs runs the README's code in Node 20 (the system's, with
+# ws), Node 22, Deno, Bun and Chromium's Worker and SharedWorker against a reference server of its own (from
+# target/$server_profile, which the server stage builds) behind a cutting chaos proxy, and prints each runtime's
+# figures.
+stage_runtimes() {
+    [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
+    export DURABLE_WS_BIN_DIR="$REPO_ROOT/target/$server_profile"
+    [[ -x $DURABLE_WS_BIN_DIR/durable-ws-server && -x $DURABLE_WS_BIN_DIR/chaos-proxy ]] ||
+        die "no durable-ws-server and chaos-proxy in $DURABLE_WS_BIN_DIR: run the server stage first"
+    local app=tests/runtimes tarball
+    rm -f "$app"/durable-ws-*.tgz
     say "npm ci (in $app)"
     (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
     say "npm pack pkg"
     tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
     say "npm install --no-save ./$tarball"
     (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
-    say "tsc --noEmit"
-    (cd "$app" && ./node_modules/.bin/tsc --noEmit)
-    say "vite build"
-    (cd "$app" && ./node_modules/.bin/vite build)
-    node --test tests/e2e/npm-consumer.test.mjs
+    node --test tests/runtimes/runtimes.test.mjs
+}
+
+# Ready to publish (issue 22). The crates meant for crates.io (the workspace members without `publish = false`) are
+# packaged by `cargo package` (in dependency order, each built from its .crate with the others in a local registry,
+# as crates.io would have them) and their .crate files checked by scripts/check-packages.mjs: licenses, readme,
+# nothing from fuzz/ or fixtures, no large file, no placeholder URL. Their docs build with warnings as errors: the
+# workspace's libraries (bins left out: the reference server's bin is named like the server library), then the root
+# crate with every feature, as docs.rs builds it (package.metadata.docs.rs), and the server with every feature. The npm
+# package pkg/ (the wasm-package stage builds it) is packed and checked: contents, the `exports` map, its types with
+# TypeScript under moduleResolution bundler and node16. The Node.js package node/ is checked by the node-server stage,
+# which builds it. Every check runs; any failure fails the stage.
+stage_packages() {
+    local failed=0 name file
+    local -a selection=() crates=()
+    while read -r name file; do
+        selection+=(-p "$name")
+        crates+=("$file")
+    done < <(node scripts/check-packages.mjs --publishable-crates)
+    ((${#crates[@]})) || die "no workspace member is meant for crates.io"
+    # --allow-dirty: what would be packaged from the working tree, committed or not.
+    say "cargo package --allow-dirty ${selection[*]}"
+    if cargo package --allow-dirty "${selection[@]}"; then
+        node scripts/check-packages.mjs "${crates[@]}" || failed=1
+    else
+        failed=1
+    fi
+    say "cargo doc --workspace --no-deps --lib (RUSTDOCFLAGS=-D warnings)"
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib || failed=1
+    for name in durable-ws durable-ws-server; do
+        say "cargo doc -p $name --no-deps --all-features (RUSTDOCFLAGS=-D warnings)"
+        RUSTDOCFLAGS="-D warnings" cargo doc -p "$name" --no-deps --lib --all-features || failed=1
+    done
+    if [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]]; then
+        say "node scripts/check-packages.mjs pkg"
+        node scripts/check-packages.mjs pkg || failed=1
+    else
+        warn "pkg/ is not built: run the wasm-package stage first"
+        failed=1
+    fi
+    ((failed == 0)) || die "package checks failed (see above)"
 }
 
 # The Node.js server (node/, `durable-ws-server` on npm: crates/node, the core's server Endpoint in wasm, under a
 # TypeScript driver over ws): built (npm ci, wasm + tsc), then the conformance suite against its reference program
 # as against the Rust server (/echo with the fault endpoints, then the auth cases against a second one with
 # --auth-token), its API tests (node/test), then its end-to-end tests (tests/e2e/node-*.test.mjs: the chaos suite in Chromium, the Express
-# example under cuts). Everything goes to the end; any failure fails the stage.
+# example under cuts), then the package as published (scripts/check-packages.mjs node). Everything goes to the end;
+# any failure fails the stage.
 stage_node_server() {
     local bin="target/$server_profile/durable-ws-conformance" rc=0 port pid
     say "npm ci && npm run build (in node/)"
@@ -324,6 +396,9 @@ stage_node_server() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     DURABLE_WS_NODE_TESTS=1 node --test tests/e2e/node-*.test.mjs || rc=1
+    # The package as published (see stage_packages): contents, licenses, types with TypeScript.
+    say "node scripts/check-packages.mjs node"
+    node scripts/check-packages.mjs node || rc=1
     return $rc
 }
 
@@ -339,6 +414,8 @@ all_stages() {
     if has_e2e_tests; then echo e2e-tests; fi
     if [[ -f examples/Cargo.toml ]]; then echo examples; fi
     if [[ -d tests/npm-consumer ]]; then echo npm-consumer; fi
+    if [[ -d tests/runtimes ]]; then echo runtimes; fi
+    if [[ -f scripts/check-packages.mjs ]]; then echo packages; fi
     if [[ -f node/package.json ]]; then echo node-server; fi
 }
 

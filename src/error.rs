@@ -57,7 +57,7 @@ pub enum Error {
 }
 
 /// The error of a [`Codec`](crate::typed::Codec) (serde_json's, postcard's, …), shared so that
-/// [`Error`] stays `Clone`. It displays as the codec's error, whose sources are its sources;
+/// [`Error`](enum@Error) stays `Clone`. It displays as the codec's error, whose sources are its sources;
 /// [`get_ref`](Self::get_ref) gives it for downcasting. Two are equal when they display alike.
 #[derive(Clone)]
 pub struct CodecError(Arc<dyn std::error::Error + Send + Sync + 'static>);

@@ -2,7 +2,7 @@
 //!
 //! The codec is part of the type and defaults to [`Json`] whatever the features: enabling
 //! `postcard` (here or anywhere else in the build) never changes what `DurableSocket<Out, In>`
-//! sends. [`Json`] implements [`Codec`] with the `json` feature, [`Postcard`] exists with the
+//! sends. [`Json`] implements [`Codec`] with the `json` feature, `Postcard` exists with the
 //! `postcard` feature; any other format is a [`Codec`] of your own.
 //!
 //! ```no_run

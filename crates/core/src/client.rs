@@ -367,7 +367,7 @@ impl Client {
         self.connection_lost(now, code, reason, was_clean);
     }
 
-    /// Queues an application message (see [`Session::send`]); `Err(Closed)` once closed for good.
+    /// Queues an application message (see the session's `send`); `Err(Closed)` once closed for good.
     pub fn send(&mut self, now: Millis, payload: Payload) -> Result<u64, SendError> {
         if self.closed_by_user || self.state == ClientState::Closed {
             return Err(SendError::Closed);
@@ -465,7 +465,7 @@ impl Client {
         self.actions.pop_front()
     }
 
-    /// The next message to send on the open socket (see [`Session::poll_transmit`]).
+    /// The next message to send on the open socket (see the session's `poll_transmit`).
     #[must_use]
     pub fn poll_transmit(&mut self, now: Millis, buf: &mut Vec<u8>) -> Option<MessageKind> {
         let kind = self.session.poll_transmit(now, buf);

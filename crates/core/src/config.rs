@@ -34,7 +34,8 @@ impl Default for HeartbeatConfig {
     }
 }
 
-/// Configuration of a [`Session`](crate::Session).
+/// Configuration of a session, on either side: [`ClientConfig::session`](crate::ClientConfig::session)
+/// and the server's [`EndpointConfig::session`](crate::server::EndpointConfig::session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
     /// Bounds of the replay buffer (sent, unacknowledged messages plus queued ones).

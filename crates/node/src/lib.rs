@@ -342,7 +342,7 @@ impl Endpoint {
     }
 
     /// Sends one text message to every session of `sessions`, in that order, with one copy in
-    /// memory (see [`broadcast`](Self::broadcast)).
+    /// memory (see `broadcast`).
     pub fn broadcast_text(&mut self, now: f64, sessions: &[f64], text: String, evict_full: bool) -> Option<Vec<f64>> {
         self.broadcast(millis(now), sessions, Payload::Text(text), evict_full)
     }

@@ -53,7 +53,7 @@ const QUIET_TARGETS: &[&str] = &[
 ];
 
 /// Logs to stderr: `RUST_LOG` filters (default `info`), colours only on a terminal. Whatever it
-/// says, the [`QUIET_TARGETS`] (and their modules) never log below `info`, so tokens and
+/// says, the `QUIET_TARGETS` (and their modules) never log below `info`, so tokens and
 /// payloads stay out of the logs at every level.
 pub fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;

@@ -1,35 +1,99 @@
-//! Server-wide counters, served as JSON at `GET /stats`.
+//! Server-wide counters, served as JSON at `GET /stats`; each is also a metric
+//! ([`crate::metrics`]), so `/stats` and `/metrics` count the same events.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use durable_ws_core::server::metrics::{self as m, direction, handshake, limit};
+use metrics::Label;
 use serde::Serialize;
 
+/// A counter of `/stats` that is also a metric (a counter of [`m::ALL`] with fixed labels).
+#[derive(Debug)]
+pub(crate) struct Tally {
+    value: AtomicU64,
+    metric: Option<(&'static str, &'static [Label])>,
+}
+
+impl Tally {
+    const fn metric(metric: m::Metric, labels: &'static [Label]) -> Tally {
+        Tally { value: AtomicU64::new(0), metric: Some((metric.name, labels)) }
+    }
+
+    /// Counted for `/stats` only (a fault injected by a test).
+    const fn stats_only() -> Tally {
+        Tally { value: AtomicU64::new(0), metric: None }
+    }
+
+    fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+const fn label(key: &'static str, value: &'static str) -> Label {
+    Label::from_static_parts(key, value)
+}
+
 /// Monotonic counters, updated by connections and the session store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub replayed: AtomicU64,
-    pub duplicates_dropped: AtomicU64,
-    pub resumes: AtomicU64,
-    pub sessions_lost: AtomicU64,
-    pub sessions_expired: AtomicU64,
-    pub sessions_overflowed: AtomicU64,
-    pub cuts: AtomicU64,
-    pub origin_rejections: AtomicU64,
-    pub auth_failures: AtomicU64,
-    pub heartbeat_timeouts: AtomicU64,
-    pub protocol_errors: AtomicU64,
-    pub unconfirmed_at_end: AtomicU64,
-    pub store_errors: AtomicU64,
-    pub sessions_moved: AtomicU64,
-    pub redelivered: AtomicU64,
+    pub messages_in: Tally,
+    pub messages_out: Tally,
+    pub replayed: Tally,
+    pub duplicates_dropped: Tally,
+    pub resumes: Tally,
+    pub sessions_lost: Tally,
+    pub sessions_expired: Tally,
+    pub sessions_overflowed: Tally,
+    pub cuts: Tally,
+    pub origin_rejections: Tally,
+    pub auth_failures: Tally,
+    pub heartbeat_timeouts: Tally,
+    pub protocol_errors: Tally,
+    pub unconfirmed_at_end: Tally,
+    pub store_errors: Tally,
+    pub sessions_moved: Tally,
+    pub redelivered: Tally,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        const IN: &[Label] = &[label("direction", direction::IN)];
+        const OUT: &[Label] = &[label("direction", direction::OUT)];
+        const RESUMED: &[Label] = &[label("outcome", handshake::RESUMED), label("reason", handshake::NONE)];
+        const ORIGIN: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::ORIGIN)];
+        const AUTH: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::AUTH)];
+        const EXPIRED: &[Label] = &[label("reason", "expired")];
+        const OVERFLOW: &[Label] = &[label("limit", limit::REPLAY_BUFFER)];
+        Counters {
+            messages_in: Tally::metric(m::MESSAGES, IN),
+            messages_out: Tally::metric(m::MESSAGES, OUT),
+            replayed: Tally::metric(m::REPLAYED, &[]),
+            duplicates_dropped: Tally::metric(m::DUPLICATES, &[]),
+            resumes: Tally::metric(m::HANDSHAKES, RESUMED),
+            // Recorded with the lost reason where it happens (`crate::metrics::handshake`).
+            sessions_lost: Tally::stats_only(),
+            sessions_expired: Tally::metric(m::SESSIONS_ENDED, EXPIRED),
+            sessions_overflowed: Tally::metric(m::LIMITS, OVERFLOW),
+            cuts: Tally::stats_only(),
+            origin_rejections: Tally::metric(m::HANDSHAKES, ORIGIN),
+            auth_failures: Tally::metric(m::HANDSHAKES, AUTH),
+            heartbeat_timeouts: Tally::metric(m::HEARTBEAT_TIMEOUTS, &[]),
+            protocol_errors: Tally::metric(m::PROTOCOL_ERRORS, &[]),
+            unconfirmed_at_end: Tally::metric(m::UNCONFIRMED_AT_END, &[]),
+            store_errors: Tally::metric(m::STORE_ERRORS, &[]),
+            sessions_moved: Tally::metric(m::STORE_FENCED, &[]),
+            redelivered: Tally::metric(m::REDELIVERED, &[]),
+        }
+    }
 }
 
 impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub fn add(tally: &Tally, n: u64) {
         if n > 0 {
-            counter.fetch_add(n, Ordering::Relaxed);
+            tally.value.fetch_add(n, Ordering::Relaxed);
+            if let Some((name, labels)) = tally.metric {
+                metrics::counter!(name, labels.iter()).increment(n);
+            }
         }
     }
 }
@@ -87,7 +151,7 @@ pub struct Stats {
 
 impl Stats {
     pub(crate) fn snapshot(counters: &Counters, sessions: usize, connections: usize) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = Tally::get;
         Stats {
             sessions: sessions as u64,
             connections: connections as u64,

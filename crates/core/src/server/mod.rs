@@ -25,6 +25,7 @@
 //! ```
 
 pub mod defaults;
+pub mod metrics;
 pub mod policy;
 mod store;
 
@@ -535,7 +536,7 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
         true
     }
 
-    /// Adds a session restored from shared storage (see [`Session::restored`]'s arguments),
+    /// Adds a session restored from shared storage (see the session's `restored` for its arguments),
     /// detached and waiting for the resume of its client; `None` if `token` is held already, or
     /// if the stored numbers leave no room to go on (corrupt storage: the resume gets
     /// `LostUnknown`).
@@ -566,7 +567,7 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     }
 
     /// With shared storage: session `id` acknowledges no client message beyond `limit` until it
-    /// is raised (see [`Session::set_ack_limit`]).
+    /// is raised (see the session's `set_ack_limit`).
     pub fn set_ack_limit(&mut self, now: Millis, id: SessionId, limit: u64) {
         if let Some(record) = self.store.get_mut(id) {
             record.session.set_ack_limit(now, limit);
