@@ -545,6 +545,11 @@ impl Session {
         self.out.last_seq()
     }
 
+    /// Sequence number of the newest message ever transmitted (0 before the first).
+    pub fn highest_sent(&self) -> u64 {
+        self.highest_sent
+    }
+
     /// The payload of own unconfirmed message `seq`.
     pub fn queued(&self, seq: u64) -> Option<&std::sync::Arc<Payload>> {
         self.out.get_shared(seq)

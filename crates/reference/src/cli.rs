@@ -87,6 +87,10 @@ pub struct Options {
     /// are skipped); added to --auth-token. Keeps secrets out of the process list. [default: none]
     #[arg(long, value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// A bearer token that lets clients beyond loopback read /stats and /metrics
+    /// (`Authorization: Bearer TOKEN`). [default: none: loopback clients only]
+    #[arg(long, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
     /// Serve the fault-injection endpoints under /admin (never in production), behind the same
     /// origin check and access tokens as the WebSockets. [default: off]
     #[arg(long)]
@@ -279,6 +283,7 @@ impl Options {
             origins,
             authenticator: self.authenticator()?,
             enable_faults: self.enable_faults,
+            metrics_token: self.metrics_token.clone(),
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             session,
             max_sessions_per_identity: self.max_sessions_per_identity,

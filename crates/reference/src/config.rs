@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub limits: ServeLimits,
     /// The Redis keeping the sessions (`None`: this process's memory).
     pub redis: Option<String>,
+    /// A bearer token that opens `/stats` and `/metrics` to clients beyond loopback (`None`:
+    /// loopback only).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             burst: library.burst,
             limits: ServeLimits::default(),
             redis: None,
+            metrics_token: None,
         }
     }
 }

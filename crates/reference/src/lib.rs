@@ -4,7 +4,9 @@
 //! - `GET /echo`: a durable echo session when the client offers `durable.v1`, a plain echo
 //!   otherwise ([`echo`]).
 //! - `GET /chat`: one room broadcasting every message to every member, durable only ([`chat`]).
-//! - `GET /stats`: counters as JSON ([`Stats`]).
+//! - `GET /stats`: counters as JSON ([`Stats`]); `GET /metrics`: the metrics in the Prometheus
+//!   text format (both to loopback clients and `--metrics-token` only); `GET /healthz`,
+//!   `GET /readyz`.
 //! - `POST /admin/cut|stall|expire`: fault injection, only with [`ServerConfig::enable_faults`],
 //!   behind the same origin check and access tokens as the WebSockets.
 //! - `/`: static files of [`ServerConfig::www`].
@@ -21,6 +23,7 @@ pub mod chat;
 pub mod cli;
 mod config;
 pub mod echo;
+mod monitoring;
 mod routes;
 
 use std::future::Future;

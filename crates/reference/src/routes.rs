@@ -3,17 +3,17 @@
 //!
 //! The WebSocket routes and `/admin/*` sit behind the same checks: the origin policy (HTTP 403
 //! for a page it does not allow), then the access tokens when there are any (WebSockets: close
-//! 4401/4403 after the upgrade; `/admin`: HTTP 401/403). `/stats` and the static files are open.
+//! 4401/4403 after the upgrade; `/admin`: HTTP 401/403). The static files are open; `/stats`,
+//! `/metrics`, `/healthz` and `/readyz` are [`crate::monitoring`]'s.
 
 use std::net::SocketAddr;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN, VARY};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
-use durable_ws_server::{Durable, OriginLayer, Stats, TokenAuthLayer};
+use axum::Router;
+use durable_ws_server::{Durable, OriginLayer, TokenAuthLayer};
 use tower_http::services::ServeDir;
 
 use crate::config::ServerConfig;
@@ -37,22 +37,11 @@ pub fn router(durable: &Durable, config: &ServerConfig, listen: SocketAddr) -> R
         let admin = guarded(admin::routes()).layer(middleware::from_fn(allow_checked_origin)).layer(origin_check);
         router = router.merge(admin);
     }
-    let stats = Router::new().route("/stats", get(stats)).layer(middleware::map_response(allow_any_origin));
-    router = router.merge(stats);
+    router = router.merge(crate::monitoring::routes(config));
     if let Some(www) = &config.www {
         router = router.fallback_service(ServeDir::new(www));
     }
     router.with_state(durable.clone())
-}
-
-async fn stats(State(durable): State<Durable>) -> Json<Stats> {
-    Json(durable.stats())
-}
-
-/// Pages served from elsewhere (the demo, browser tests) may read the stats: counters only.
-async fn allow_any_origin(mut response: Response) -> Response {
-    response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    response
 }
 
 /// Lets the request's page read the answer: behind the origin check, the page is an allowed one.

@@ -38,6 +38,7 @@ fn help_documents_every_flag_with_its_default() {
         "--allowed-origin",
         "--auth-token",
         "--auth-token-file",
+        "--metrics-token",
         "--enable-faults",
         "--public-host",
         "--max-sessions-per-identity",

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use durable_ws_core::frame::Frame;
+use durable_ws_core::server::metrics::direction;
 use durable_ws_core::server::{policy, Accepted, InputError, Refused, ServerEvent, SessionId};
 use durable_ws_core::{close_code, MessageKind, PayloadRef, Token, WelcomeStatus};
 use tokio::sync::{mpsc, watch, Notify};
@@ -45,6 +46,14 @@ pub(crate) async fn run(durable: Durable, mut socket: Socket, identity: Identity
 
 /// Waits for the first frame, which must be a `Hello`.
 async fn handshake(socket: &mut Socket, durable: &Durable) -> Result<Option<(Token, u64)>, Ending> {
+    let hello = read_hello(socket, durable).await;
+    if matches!(hello, Err(Ending::Close(..))) {
+        crate::metrics::refused(durable_ws_core::server::metrics::handshake::MALFORMED);
+    }
+    hello
+}
+
+async fn read_hello(socket: &mut Socket, durable: &Durable) -> Result<Option<(Token, u64)>, Ending> {
     let input = timeout(durable.inner.config.handshake_timeout, socket.next(None, None, Gate::Open)).await;
     let Ok(input) = input else {
         return Err(Ending::close(close_code::PROTOCOL_ERROR, "no hello in time"));
@@ -79,6 +88,7 @@ fn open(
             Err(Refused::TokenInUse) => continue,
             Err(refused) => {
                 durable.settle(&mut state);
+                crate::metrics::refused_session(&refused);
                 tracing::warn!(%refused, "session refused");
                 let reason = match refused {
                     Refused::OwnerQuota => "too many sessions for this identity",
@@ -92,6 +102,7 @@ fn open(
     };
     durable.settle(&mut state);
     let counters = &durable.inner.counters;
+    crate::metrics::handshake(accepted.status, accepted.foreign);
     match accepted.status {
         WelcomeStatus::New => tracing::info!(session = %accepted.id, "session created"),
         WelcomeStatus::Resumed => {
@@ -126,6 +137,7 @@ fn open(
                 wake: wake.clone(),
                 rooms: Default::default(),
                 seen: Default::default(),
+                ack_clock: Default::default(),
                 processed: processed.clone(),
                 #[cfg(feature = "redis")]
                 stored: None,
@@ -237,8 +249,9 @@ async fn drive(
                 match event {
                     ServerEvent::Message(payload) => delivered.push(payload),
                     ServerEvent::Acked { seq } => {
-                        if let Some(slot) = state.slots.get(&id) {
+                        if let Some(slot) = state.slots.get_mut(&id) {
                             slot.progress.send_modify(|progress| progress.acked = seq);
+                            slot.ack_clock.acked(seq, tokio::time::Instant::now());
                         }
                     }
                     ServerEvent::Dead => dead = true,
@@ -246,6 +259,9 @@ async fn drive(
             }
             if let Some(sequence) = state.endpoint.sequence(id) {
                 first = sequence.delivered + 1 - delivered.len() as u64;
+                if let Some(slot) = state.slots.get_mut(&id) {
+                    slot.ack_clock.sent(sequence.sent, tokio::time::Instant::now());
+                }
             }
             if let (Some(stats), Some(slot)) = (state.endpoint.stats(id), state.slots.get_mut(&id)) {
                 Counters::add(&inner.counters.replayed, stats.replayed.saturating_sub(slot.seen.replayed));
@@ -271,6 +287,7 @@ async fn drive(
                 }
             }
             Counters::add(&inner.counters.messages_in, delivered.len() as u64);
+            crate::metrics::bytes(direction::IN, delivered.iter().map(durable_ws_core::Payload::len).sum());
             let mut waiting: std::collections::VecDeque<_> = (first..).zip(delivered.drain(..)).collect();
             while !waiting.is_empty() {
                 // A full inbox stops reading this client until its application catches up (control
@@ -306,6 +323,7 @@ async fn drive(
             let since = *full_since.get_or_insert(at);
             let give_up = since + config.send_timeout;
             if at >= give_up {
+                crate::metrics::limit(durable_ws_core::server::metrics::limit::SLOW_CLIENT);
                 return Ending::close(close_code::TRY_AGAIN_LATER, "client too slow: outgoing queue full");
             }
             // Only the give-up deadline: the session's (a due ack) waits for room to transmit.

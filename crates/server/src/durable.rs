@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use durable_ws_core::server::metrics::direction;
 use durable_ws_core::server::policy::{self, Closing};
 use durable_ws_core::server::{defaults, EndReason, Ended, Endpoint, EndpointConfig, SessionId};
 use durable_ws_core::{BufferLimits, HeartbeatConfig, Payload, SessionConfig};
@@ -280,6 +281,8 @@ pub(crate) struct Slot {
     pub seen: durable_ws_core::SessionStats,
     /// The last client message the application finished with.
     pub processed: Arc<std::sync::atomic::AtomicU64>,
+    /// When its messages went out, for the acknowledgement delay.
+    pub ack_clock: crate::metrics::AckClock,
     #[cfg(feature = "redis")]
     pub stored: Option<crate::shared::Stored>,
 }
@@ -348,6 +351,34 @@ impl Durable {
         stats
     }
 
+    /// Sets the gauges of the sessions held and their replay buffers now (the server sets them every
+    /// second; an exporter may call this before a scrape).
+    pub fn record_gauges(&self) {
+        lock(&self.inner.state).record_gauges();
+    }
+
+    /// Whether the server takes new connections: not once [`shutdown`](Self::shutdown) began, nor
+    /// while its shared storage does not answer (within a second).
+    pub async fn ready(&self) -> bool {
+        if self.inner.connections.shutting_down() {
+            return false;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.inner.shared {
+            return matches!(tokio::time::timeout(Duration::from_secs(1), shared.store.ping()).await, Ok(Ok(())));
+        }
+        true
+    }
+
+    /// The name of this server node in logs and traces: its name in the shared storage, else `local`.
+    pub fn node(&self) -> &str {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.inner.shared {
+            return shared.store.node();
+        }
+        "local"
+    }
+
     /// Graceful shutdown: refuses new connections, closes every open one with 1012 (clients
     /// reconnect; sessions stay resumable while this process lives) and waits up to
     /// [`Config::shutdown_grace`] for them to finish closing.
@@ -364,8 +395,10 @@ impl Durable {
     pub(crate) fn send_payload(&self, id: SessionId, payload: Payload) -> Result<u64, crate::SendError> {
         let now = self.inner.clock.now();
         let mut state = lock(&self.inner.state);
+        let len = payload.len();
         let seq = state.send(now, id, Arc::new(payload))?;
         Counters::add(&self.inner.counters.messages_out, 1);
+        crate::metrics::bytes(direction::OUT, len);
         Ok(seq)
     }
 
@@ -379,6 +412,7 @@ impl Durable {
 
     fn ended(&self, state: &mut State, ended: Ended<Identity>) {
         let counters = &self.inner.counters;
+        crate::metrics::session_ended(ended.reason);
         if ended.reason != EndReason::Moved {
             Counters::add(&counters.unconfirmed_at_end, ended.unconfirmed.len() as u64);
         }
@@ -501,6 +535,12 @@ impl Durable {
 }
 
 impl State {
+    /// Sets the gauges of the sessions held and their replay buffers (the sweeper does, every second at least).
+    pub fn record_gauges(&self) {
+        let buffered = self.slots.keys().filter_map(|&id| self.endpoint.stats(id)).map(|stats| stats.pending).sum();
+        crate::metrics::sessions(self.endpoint.len(), buffered, self.endpoint.buffered_bytes());
+    }
+
     /// Queues a message for session `id`; a full buffer is `Full` (nothing queued).
     pub fn send(
         &mut self,
@@ -537,6 +577,7 @@ async fn sweep_loop(inner: Weak<Inner>) {
                 let mut state = lock(&durable.inner.state);
                 state.endpoint.handle_timeout(now);
                 durable.settle(&mut state);
+                state.record_gauges();
                 state.endpoint.poll_timeout()
             };
             // Sleep until the next expiry, but wake up now and then to notice being dropped.

@@ -27,6 +27,7 @@ mod codec;
 mod connection;
 mod durable;
 mod keepalive;
+pub mod metrics;
 mod origin;
 mod plain;
 mod rate;

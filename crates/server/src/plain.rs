@@ -2,6 +2,7 @@
 //! heartbeat, the same size limit. Nothing is replayed: a plain client reconnects and queues, but
 //! what was on the wire at a cut is lost.
 
+use durable_ws_core::server::metrics::direction;
 use durable_ws_core::{close_code, Payload};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,6 +49,7 @@ impl PlainSocket {
                 let now = Instant::now();
                 let give_up = *self.full_since.get_or_insert(now) + self.durable.inner.config.send_timeout;
                 if now >= give_up {
+                    crate::metrics::limit(durable_ws_core::server::metrics::limit::SLOW_CLIENT);
                     self.end(Ending::close(close_code::TRY_AGAIN_LATER, "client too slow: outgoing queue full")).await;
                     return None;
                 }
@@ -57,10 +59,12 @@ impl PlainSocket {
             let ending = match socket.next(deadline, None, gate).await {
                 Input::Message(Message::Text(text)) if text.len() <= max => {
                     Counters::add(&self.durable.inner.counters.messages_in, 1);
+                    crate::metrics::bytes(direction::IN, text.len());
                     return Some(Payload::Text(text.as_str().to_owned()));
                 }
                 Input::Message(Message::Binary(bytes)) if bytes.len() <= max => {
                     Counters::add(&self.durable.inner.counters.messages_in, 1);
+                    crate::metrics::bytes(direction::IN, bytes.len());
                     return Some(Payload::Binary(bytes.to_vec()));
                 }
                 Input::Message(Message::Text(_) | Message::Binary(_)) => {
@@ -91,6 +95,7 @@ impl PlainSocket {
     pub fn send(&self, payload: Payload) {
         if let Some(socket) = &self.socket {
             Counters::add(&self.durable.inner.counters.messages_out, 1);
+            crate::metrics::bytes(direction::OUT, payload.len());
             socket.send(match payload {
                 Payload::Text(text) => Message::Text(text.into()),
                 Payload::Binary(bytes) => Message::Binary(bytes.into()),

@@ -94,6 +94,11 @@ impl Connections {
         lock(&self.inner).senders.len()
     }
 
+    /// Whether shutdown began.
+    pub fn shutting_down(&self) -> bool {
+        lock(&self.inner).shutting_down
+    }
+
     /// Refuses new connections and tells every open one to close with 1012.
     pub fn begin_shutdown(&self) {
         lock(&self.inner).shutting_down = true;

@@ -128,6 +128,7 @@ impl<C> Room<C> {
         }
         self.durable.settle(&mut state);
         Counters::add(&self.durable.inner.counters.messages_out, reached as u64);
+        crate::metrics::bytes(durable_ws_core::server::metrics::direction::OUT, payload.len() * reached);
         Ok(reached)
     }
 }

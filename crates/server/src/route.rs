@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use durable_ws_core::close_code;
+use durable_ws_core::server::metrics::{handshake, mode};
 use durable_ws_core::server::policy;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
@@ -104,7 +105,7 @@ where
     C: Decode<In> + Encode<Out>,
 {
     Arc::new(move |new: NewSession| {
-        let span = tracing::info_span!("session", id = %new.id, user = %new.identity);
+        let span = tracing::info_span!("session", id = %new.id, user = %new.identity, node = new.durable.node(), status = ?new.status);
         let session =
             Session::new(new.durable, new.id, new.identity, new.status, new.inbound, new.progress, new.processed);
         tokio::spawn(handler(session).instrument(span));
@@ -132,7 +133,8 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
             tracing::info!(durable = durable_offered, "connection opened");
             let config = &durable.inner.config;
             let bucket = crate::rate::Bucket::new(config.max_messages_per_second, config.burst, tokio::time::Instant::now());
-            let socket = Socket::new(ws, guard, config.max_outgoing_bytes, bucket);
+            let mut socket = Socket::new(ws, guard, config.max_outgoing_bytes, bucket);
+            socket.count_as(if durable_offered { mode::DURABLE } else { mode::PLAIN });
             if let Some(refusal) = refusal {
                 Counters::add(&durable.inner.counters.auth_failures, 1);
                 tracing::warn!(code = refusal.code, reason = %refusal.reason, "connection refused");
@@ -143,6 +145,7 @@ fn upgrade(durable: Durable, request: Request, spawn: Spawn, plain: Option<Plain
                 (true, _) => connection::run(durable, socket, identity, spawn).await,
                 (false, Some(plain)) => plain(PlainSocket::new(durable, socket)).await,
                 (false, None) => {
+                    crate::metrics::refused(handshake::NOT_DURABLE);
                     let ending = Ending::close(close_code::POLICY_VIOLATION, "durable.v1 required");
                     socket.end(ending, &durable.inner.counters).await;
                 }

@@ -134,6 +134,7 @@ pub async fn serve(
             }
         };
         let Some(slot) = slots.take(peer.ip()) else {
+            crate::metrics::limit(durable_ws_core::server::metrics::limit::CONNECTIONS);
             refused.hit(|suppressed| {
                 tracing::warn!(peer = %peer, open = slots.open(), suppressed, "connection refused: too many connections (in total or from this IP)")
             });

@@ -163,6 +163,7 @@ fn restore(
             rooms,
             seen: Default::default(),
             processed: processed.clone(),
+            ack_clock: Default::default(),
             stored: Some(stored),
         },
     );
@@ -657,6 +658,7 @@ fn append(durable: &Durable, room: &Arc<str>, id: SessionId, seq: u64, payload: 
     if seq != cursor + 1 {
         return true;
     }
+    let len = payload.len();
     match state.send(now, id, payload) {
         Ok(own) => {
             if let Some(stored) = state.slots.get_mut(&id).and_then(|slot| slot.stored.as_mut()) {
@@ -664,6 +666,7 @@ fn append(durable: &Durable, room: &Arc<str>, id: SessionId, seq: u64, payload: 
                 stored.room_marks.push_back((own, room.clone(), seq));
             }
             Counters::add(&durable.inner.counters.messages_out, 1);
+            crate::metrics::bytes(durable_ws_core::server::metrics::direction::OUT, len);
             true
         }
         Err(crate::SendError::Full) => {

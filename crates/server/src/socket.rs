@@ -137,6 +137,8 @@ pub(crate) struct Socket {
     stalled_until: Option<Instant>,
     /// When anything (pings and pongs included) last arrived from the peer.
     last_heard: Instant,
+    /// Counted open until dropped, then its lifetime by close code.
+    metric: crate::metrics::Connection,
 }
 
 impl Socket {
@@ -157,6 +159,7 @@ impl Socket {
             guard,
             stalled_until: None,
             last_heard: Instant::now(),
+            metric: crate::metrics::Connection::new(),
         }
     }
 
@@ -180,6 +183,11 @@ impl Socket {
     /// The connection's id in the registry.
     pub fn id(&self) -> ConnId {
         self.guard.id
+    }
+
+    /// Counts the connection as open in `mode` (`durable` or `plain`) in the metrics.
+    pub fn count_as(&mut self, mode: &'static str) {
+        self.metric.count_as(mode);
     }
 
     /// When anything last arrived from the peer.
@@ -279,7 +287,13 @@ impl Socket {
     }
 
     /// Ends the connection as `ending` says, and logs how (protocol errors are counted).
-    pub async fn end(self, ending: Ending, counters: &Counters) {
+    pub async fn end(mut self, ending: Ending, counters: &Counters) {
+        self.metric.closed_with(match &ending {
+            Ending::Close(code, _) => *code,
+            Ending::AwaitClose(then) => then.code,
+            Ending::Drop(Dropped::PeerClosed(Some(code))) => *code,
+            Ending::Drop(_) => close_code::ABNORMAL,
+        });
         match ending {
             Ending::Close(code, reason) => {
                 if matches!(
@@ -287,6 +301,9 @@ impl Socket {
                     close_code::PROTOCOL_ERROR | close_code::MESSAGE_TOO_BIG | close_code::INVALID_PAYLOAD
                 ) {
                     Counters::add(&counters.protocol_errors, 1);
+                    if code == close_code::MESSAGE_TOO_BIG {
+                        crate::metrics::limit(durable_ws_core::server::metrics::limit::MESSAGE_SIZE);
+                    }
                     tracing::warn!(code, reason = reason.as_str(), "connection closed: protocol error");
                 } else {
                     tracing::info!(code, reason = reason.as_str(), "connection closed");

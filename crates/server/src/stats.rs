@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ::metrics::Label;
 use durable_ws_core::server::metrics::{self as m, direction, handshake, limit};
-use metrics::Label;
 use serde::Serialize;
 
 /// A counter of `/stats` that is also a metric (a counter of [`m::ALL`] with fixed labels).
@@ -62,7 +62,6 @@ impl Default for Counters {
         const RESUMED: &[Label] = &[label("outcome", handshake::RESUMED), label("reason", handshake::NONE)];
         const ORIGIN: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::ORIGIN)];
         const AUTH: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::AUTH)];
-        const EXPIRED: &[Label] = &[label("reason", "expired")];
         const OVERFLOW: &[Label] = &[label("limit", limit::REPLAY_BUFFER)];
         Counters {
             messages_in: Tally::metric(m::MESSAGES, IN),
@@ -72,7 +71,8 @@ impl Default for Counters {
             resumes: Tally::metric(m::HANDSHAKES, RESUMED),
             // Recorded with the lost reason where it happens (`crate::metrics::handshake`).
             sessions_lost: Tally::stats_only(),
-            sessions_expired: Tally::metric(m::SESSIONS_ENDED, EXPIRED),
+            // Recorded with every other end reason (`crate::metrics::session_ended`).
+            sessions_expired: Tally::stats_only(),
             sessions_overflowed: Tally::metric(m::LIMITS, OVERFLOW),
             cuts: Tally::stats_only(),
             origin_rejections: Tally::metric(m::HANDSHAKES, ORIGIN),
@@ -92,7 +92,7 @@ impl Counters {
         if n > 0 {
             tally.value.fetch_add(n, Ordering::Relaxed);
             if let Some((name, labels)) = tally.metric {
-                metrics::counter!(name, labels.iter()).increment(n);
+                ::metrics::counter!(name, labels.iter()).increment(n);
             }
         }
     }

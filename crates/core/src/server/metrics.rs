@@ -229,6 +229,8 @@ pub mod handshake {
     pub const OVERFLOW: &str = "overflow";
     /// `lost`: it belongs to another identity.
     pub const FOREIGN: &str = "foreign";
+    /// `lost`: an impossible resume point, or the session was dropped after protocol errors.
+    pub const INVALID: &str = "invalid";
     /// `refused`: the identity holds its most sessions.
     pub const OWNER_LIMIT: &str = "owner_limit";
     /// `refused`: the server holds its most sessions, or its buffer budget is spent.
@@ -239,6 +241,8 @@ pub mod handshake {
     pub const ORIGIN: &str = "origin";
     /// `refused`: a malformed or missing HELLO.
     pub const MALFORMED: &str = "malformed";
+    /// `refused`: the client did not offer `durable.v1` where it is required.
+    pub const NOT_DURABLE: &str = "not_durable";
 }
 
 /// Label values of [`LIMITS`].
@@ -255,6 +259,41 @@ pub mod limit {
     pub const SLOW_CLIENT: &str = "slow_client";
     /// A session whose replay buffer overflowed.
     pub const REPLAY_BUFFER: &str = "replay_buffer";
+}
+
+/// Label values of [`CONNECTIONS_ACTIVE`].
+pub mod mode {
+    /// A `durable.v1` connection.
+    pub const DURABLE: &str = "durable";
+    /// A plain WebSocket (no `durable.v1`).
+    pub const PLAIN: &str = "plain";
+}
+
+/// The `reason` of [`SESSIONS_ENDED`] for `reason`.
+pub fn end_reason(reason: super::EndReason) -> &'static str {
+    use super::EndReason;
+    match reason {
+        EndReason::Goodbye => "goodbye",
+        EndReason::Closed => "closed",
+        EndReason::Expired => "expired",
+        EndReason::Overflow => "overflow",
+        EndReason::ProtocolErrors => "protocol_errors",
+        EndReason::Moved => "moved",
+    }
+}
+
+/// The `outcome` and `reason` of [`HANDSHAKES`] for a session opened with `status` (`foreign`: the
+/// session asked for belongs to another identity).
+pub fn handshake_outcome(status: crate::WelcomeStatus, foreign: bool) -> (&'static str, &'static str) {
+    use crate::WelcomeStatus;
+    match status {
+        WelcomeStatus::New => (handshake::NEW, handshake::NONE),
+        WelcomeStatus::Resumed => (handshake::RESUMED, handshake::NONE),
+        WelcomeStatus::LostUnknown => (handshake::LOST, handshake::EXPIRED),
+        WelcomeStatus::LostOverflow => (handshake::LOST, handshake::OVERFLOW),
+        WelcomeStatus::LostRefused if foreign => (handshake::LOST, handshake::FOREIGN),
+        WelcomeStatus::LostRefused => (handshake::LOST, handshake::INVALID),
+    }
 }
 
 /// Label values of [`MESSAGES`] and [`MESSAGE_BYTES`].

@@ -196,6 +196,8 @@ pub struct Sequence {
     pub acked: u64,
     /// Highest own message queued.
     pub queued: u64,
+    /// Highest own message ever transmitted.
+    pub sent: u64,
 }
 
 /// A session as shared storage holds it, for [`Endpoint::restore`].
@@ -593,7 +595,12 @@ impl<O: Owner, S: Store<O>> Endpoint<O, S> {
     /// confirmed, own messages queued)`, each the highest so far.
     pub fn sequence(&self, id: SessionId) -> Option<Sequence> {
         let session = &self.store.get(id)?.session;
-        Some(Sequence { delivered: session.delivered(), acked: session.acked(), queued: session.last_queued() })
+        Some(Sequence {
+            delivered: session.delivered(),
+            acked: session.acked(),
+            queued: session.last_queued(),
+            sent: session.highest_sent(),
+        })
     }
 
     /// The payload of session `id`'s own unconfirmed message `seq`.

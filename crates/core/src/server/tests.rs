@@ -233,7 +233,7 @@ fn a_session_restored_from_storage_resumes_where_storage_left_it() {
     let unconfirmed = ["c", "d"].map(|text| std::sync::Arc::new(Payload::from(text))).to_vec();
     let id = endpoint.restore(0, token(4), "ann", Restored { acked: 2, unconfirmed, delivered: 7 }).unwrap();
     assert_eq!(endpoint.restore(0, token(4), "ann", Restored::default()), None, "held already");
-    assert_eq!(endpoint.sequence(id), Some(Sequence { delivered: 7, acked: 2, queued: 4 }));
+    assert_eq!(endpoint.sequence(id), Some(Sequence { delivered: 7, acked: 2, queued: 4, sent: 4 }));
     let accepted = endpoint.hello(1, 1, "ann", Some((token(4), 3)), token(9)).unwrap();
     assert_eq!((accepted.id, accepted.status), (id, WelcomeStatus::Resumed));
     assert_eq!(

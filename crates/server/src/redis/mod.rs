@@ -194,14 +194,20 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// Whether Redis answers.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING").query_async::<()>(&mut self.con()).await?;
+        Ok(())
+    }
+
     /// This node's name (random per process).
     pub fn node(&self) -> &str {
         &self.inner.node
     }
 
-    fn con(&self) -> ConnectionManager {
+    fn con(&self) -> Timed {
         self.inner.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.commands.clone()
+        Timed(self.inner.commands.clone())
     }
 
     /// Whether Redis still holds the data this node has seen (its epoch, set once by the first
@@ -561,4 +567,36 @@ fn snapshot(gen: u64, fields: &[Value]) -> Snapshot {
         }
     }
     snapshot
+}
+
+/// The command connection, each round trip counted and timed in the metrics.
+struct Timed(ConnectionManager);
+
+impl redis::aio::ConnectionLike for Timed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let reply = self.0.req_packed_command(cmd).await;
+            crate::metrics::store_round_trip(started.elapsed());
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let reply = self.0.req_packed_commands(pipeline, offset, count).await;
+            crate::metrics::store_round_trip(started.elapsed());
+            reply
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
 }
