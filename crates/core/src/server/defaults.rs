@@ -9,7 +9,7 @@ use crate::Millis;
 pub const SESSION_TTL_MS: Millis = 120_000;
 /// Most sessions held at once.
 pub const MAX_SESSIONS: usize = 10_000;
-/// Most sessions one identity holds at once (the servers'; the core alone counts none).
+/// Most sessions one identity holds at once.
 pub const MAX_SESSIONS_PER_IDENTITY: usize = 100;
 /// Protocol errors in a row after which a session is dropped.
 pub const MAX_PROTOCOL_ERRORS: u32 = 3;

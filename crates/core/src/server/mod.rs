@@ -80,7 +80,7 @@ pub struct EndpointConfig {
     /// Most sessions held at once (attached or waiting for a resume). Default 10 000.
     pub max_sessions: usize,
     /// Most sessions one owner may hold at once (owners whose [`Owner::has_quota`] says so).
-    /// Default: no limit beyond `max_sessions`.
+    /// Default 100 (as both servers').
     pub max_sessions_per_owner: usize,
     /// Connections in a row of one session that may end with a protocol error (with no message
     /// delivered between them) before the session is dropped. Default 3.
@@ -97,7 +97,7 @@ impl Default for EndpointConfig {
             session: SessionConfig::default(),
             ttl_ms: defaults::SESSION_TTL_MS,
             max_sessions: defaults::MAX_SESSIONS,
-            max_sessions_per_owner: usize::MAX,
+            max_sessions_per_owner: defaults::MAX_SESSIONS_PER_IDENTITY,
             max_protocol_errors: defaults::MAX_PROTOCOL_ERRORS,
             max_buffered_bytes: defaults::max_buffered_bytes(),
         }
