@@ -5,12 +5,16 @@
 //   durable-ws-server-node --listen 127.0.0.1:8080 [--www DIR] [--enable-faults] [--auth-token NAME=SECRET] …
 //
 // Routes: /echo (durable echo when durable.v1 is offered, plain echo otherwise), /chat (one room, durable.v1
-// only), GET /stats (JSON counters), POST /admin/cut|stall|expire|end (with --enable-faults), static files of --www.
+// only), GET /stats (JSON counters) and GET /metrics (Prometheus text) for loopback clients and --metrics-token,
+// GET /healthz and /readyz (503 while draining after SIGTERM), POST /admin/cut|stall|expire|end (with
+// --enable-faults), static files of --www.
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
-import { DEFAULTS } from "./core";
-import { DurableServer, SendError, tokenAuth, type OriginPolicy, type Session } from "./index";
+import { DEFAULTS, METRIC_LABELS } from "./core";
+import { DurableServer, METRICS_CONTENT_TYPE, SendError, tokenAuth, type OriginPolicy, type Session } from "./index";
 import { isLoopback, normalizeOrigin } from "./origin";
 
 const HELP = `durable-ws-server-node: the durable-ws reference server on Node.js (durable.v1 sessions over ws)
@@ -31,6 +35,8 @@ Options:
   --allowed-origin ORIGIN        origin allowed to open WebSockets; repeatable; '*' for all [default: same host]
   --auth-token NAME=SECRET       access token naming identity NAME; repeatable [default: none, auth off]
   --auth-token-file FILE         access tokens, one NAME=SECRET per line (# comments)
+  --metrics-token TOKEN          a bearer token that lets clients beyond loopback read /stats and /metrics
+                                 (Authorization: Bearer TOKEN) [default: none: loopback clients only]
   --enable-faults                serve POST /admin/cut, /admin/stall, /admin/expire, /admin/end (never in production)
   -h, --help                     print this help
 `;
@@ -54,6 +60,7 @@ interface Options {
   allowedOrigins: string[];
   authTokens: Array<[string, string]>;
   authTokenFile: string | undefined;
+  metricsToken: string | undefined;
   enableFaults: boolean;
 }
 
@@ -80,6 +87,7 @@ function parse(argv: string[]): Options {
     allowedOrigins: [],
     authTokens: [],
     authTokenFile: undefined,
+    metricsToken: undefined,
     enableFaults: false,
   };
   const numeric: Record<string, keyof Options> = {
@@ -107,6 +115,7 @@ function parse(argv: string[]): Options {
     else if (arg === "--allowed-origin") options.allowedOrigins.push(next());
     else if (arg === "--auth-token") options.authTokens.push(parseToken(next()));
     else if (arg === "--auth-token-file") options.authTokenFile = next();
+    else if (arg === "--metrics-token") options.metricsToken = next();
     else if (numeric[arg]) {
       const text = next();
       const n = Number(text);
@@ -183,6 +192,8 @@ function serveStatic(root: string, request: IncomingMessage, response: ServerRes
   }
 }
 
+const PLAIN = "text/plain; charset=utf-8";
+
 function notFound(response: ServerResponse) {
   response.writeHead(404, { "content-type": "text/plain" });
   response.end("not found\n");
@@ -191,6 +202,24 @@ function notFound(response: ServerResponse) {
 function json(response: ServerResponse, status: number, body: unknown) {
   response.writeHead(status, { "content-type": "application/json", "access-control-allow-origin": "*" });
   response.end(JSON.stringify(body));
+}
+
+const digest = (text: string) => createHash("sha256").update(text).digest();
+
+/**
+ * Whether `request` may read /stats and /metrics (as the Rust reference server's monitoring routes): from a loopback
+ * address, or with `Authorization: Bearer` and the --metrics-token (compared in constant time). Not public by default.
+ */
+function monitoringAllowed(request: IncomingMessage, token: string | undefined): boolean {
+  const peer = (request.socket.remoteAddress ?? "").replace(/^::ffff:/i, "");
+  if ((isIP(peer) === 4 && peer.startsWith("127.")) || peer === "::1") return true;
+  const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? "")?.[1];
+  return token !== undefined && bearer !== undefined && timingSafeEqual(digest(bearer), digest(token));
+}
+
+function text(request: IncomingMessage, response: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) {
+  response.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "cache-control": "no-store", ...headers });
+  response.end(request.method === "HEAD" ? undefined : body);
 }
 
 function main() {
@@ -211,10 +240,24 @@ function main() {
   }
   const www = resolve(options.www);
   let durable: DurableServer;
+  // From SIGTERM until the connections are closed: /readyz answers 503 (the listener stays open meanwhile).
+  let draining = false;
 
   const http = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://x");
-    if (url.pathname === "/stats" && (request.method === "GET" || request.method === "HEAD")) return json(response, 200, durable.stats());
+    const read = request.method === "GET" || request.method === "HEAD";
+    // /stats and /metrics: counters only (no names, tokens or payloads), readable by any page (CORS *), but only
+    // for loopback clients and the --metrics-token. /healthz and /readyz say nothing but a status: open.
+    if ((url.pathname === "/stats" || url.pathname === "/metrics") && read) {
+      const cors = { "access-control-allow-origin": "*" };
+      if (!monitoringAllowed(request, options.metricsToken)) {
+        return text(request, response, 403, PLAIN, "monitoring is open to loopback clients and to --metrics-token only", cors);
+      }
+      if (url.pathname === "/stats") return json(response, 200, durable.stats());
+      return text(request, response, 200, METRICS_CONTENT_TYPE, durable.metrics(), cors);
+    }
+    if (url.pathname === "/healthz" && read) return text(request, response, 200, PLAIN, "ok");
+    if (url.pathname === "/readyz" && read) return draining ? text(request, response, 503, PLAIN, "not ready") : text(request, response, 200, PLAIN, "ready");
     if (options.enableFaults && url.pathname.startsWith("/admin/")) return adminRoute(url, request, response);
     if (request.method !== "GET" && request.method !== "HEAD") return notFound(response);
     serveStatic(www, request, response);
@@ -285,11 +328,14 @@ function main() {
     heartbeat: options.heartbeatIntervalMs > 0 ? { intervalMs: options.heartbeatIntervalMs, timeoutMs: options.heartbeatTimeoutMs } : false,
     handshakeTimeoutMs: options.handshakeTimeoutSecs * 1000,
     plain: (ws, request) => {
-      if (request.url?.split("?")[0] === "/chat") return ws.close(1008, "durable.v1 required");
-      // The plain echo: no recovery (what was on the wire at a cut is lost).
+      if (request.url?.split("?")[0] === "/chat") {
+        // Counted as the Rust server counts its durable-only route's refusal.
+        durable.recorder.refused(METRIC_LABELS.handshake.NOT_DURABLE);
+        return ws.close(1008, "durable.v1 required");
+      }
+      // The plain echo: no recovery (what was on the wire at a cut is lost). Counted as messages out by the server.
       ws.on("message", (data, isBinary) => {
         if (ws.readyState !== ws.OPEN) return;
-        durable.counters.messages_out++;
         ws.send(data, { binary: isBinary });
       });
     },
@@ -345,13 +391,13 @@ function main() {
     process.stdout.write(`durable-ws-server listening on ${shown}\n`);
   });
 
-  let stopping = false;
   const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
+    if (draining) return;
+    draining = true;
     log("shutting down: closing connections with 1012");
-    http.close();
+    // Not ready from now on; HTTP is still answered (/readyz: 503) until the WebSockets have closed.
     await durable.close();
+    http.close();
     http.closeAllConnections?.();
     log("stopped");
     process.exit(0);

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { WebSocket } from "ws";
-import { CLOSE_TIMEOUT_MS, closeReason, now } from "./core";
+import { CLOSE_TIMEOUT_MS, METRIC_LABELS, closeReason, now } from "./core";
 import type { CoreClosing, CoreHello, CoreInputError } from "./core";
+import type { OpenConnection } from "./metrics";
 import type { DurableServer } from "./server";
 import { decoded, Session } from "./session";
 
@@ -26,6 +27,10 @@ export class Connection {
   private tokens: number;
   private refilled = now();
   private paused = false;
+  /** Counted in the metrics while open, then its lifetime by close code. */
+  private readonly open: OpenConnection;
+  /** Something arrived since the session's replay and duplicate counters were last added up. */
+  private heard = false;
 
   constructor(
     private readonly server: DurableServer,
@@ -36,13 +41,18 @@ export class Connection {
     private readonly path: string,
   ) {
     this.tokens = server.limits.burst;
+    this.open = server.recorder.open(ws, METRIC_LABELS.mode.DURABLE);
     ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
-    ws.on("error", () => {
+    ws.on("error", (error) => {
       // ws closes the connection itself (1002 / 1007 / 1009 for what the peer did wrong) and emits "close".
       this.server.counters.protocol_errors++;
+      this.server.recorder.wsError(error);
     });
-    this.handshakeTimer = setTimeout(() => this.close(1002, "no hello in time"), server.limits.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(() => {
+      server.recorder.refused(METRIC_LABELS.handshake.MALFORMED);
+      this.close(1002, "no hello in time");
+    }, server.limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
   }
 
@@ -53,12 +63,12 @@ export class Connection {
       return;
     }
     this.limitRate();
+    this.heard = true;
     if (!this.session) return this.hello(data, isBinary);
     const server = this.server;
     const error = server.core.handle_message(now(), this.session.id, this.id, data, !isBinary) as CoreInputError | undefined;
     if (error) {
       if (error.notAttached) return this.cut();
-      server.counters.protocol_errors++;
       server.settle();
       return this.close(error.code, closeReason(error.reason));
     }
@@ -85,16 +95,23 @@ export class Connection {
   private hello(data: Buffer, isBinary: boolean) {
     clearTimeout(this.handshakeTimer);
     const server = this.server;
-    if (!isBinary) return this.close(1002, "first frame must be binary hello");
+    const recorder = server.recorder;
+    if (!isBinary) {
+      recorder.refused(METRIC_LABELS.handshake.MALFORMED);
+      return this.close(1002, "first frame must be binary hello");
+    }
     let answer: CoreHello;
     for (;;) {
       answer = server.core.hello(now(), this.id, this.identity ?? undefined, data, randomBytes(16)) as CoreHello;
       if (answer.ok || !answer.retry) break;
     }
     if (!answer.ok) {
+      if (answer.code === 1002) recorder.refused(METRIC_LABELS.handshake.MALFORMED);
+      else recorder.refusedSession(answer.reason);
       server.settle();
       return this.close(answer.code, answer.reason);
     }
+    recorder.welcome(answer.status, answer.foreign);
     if (answer.superseded >= 0) {
       const old = server.connection(answer.superseded);
       // Resumed here: the old connection no longer drives the session (its close is no `disconnected`).
@@ -144,9 +161,11 @@ export class Connection {
     // Every frame of this pass in one write (writev) instead of one syscall each.
     const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     let corked = false;
+    let wrote = false;
     while (room > 0) {
       const batch = core.transmit(t, session.id, this.id, room);
       if (!batch) break;
+      wrote = true;
       if (!corked && socket) {
         socket.cork();
         corked = true;
@@ -161,6 +180,8 @@ export class Connection {
       room = max - ws.bufferedAmount;
     }
     if (corked) socket!.uncork();
+    const recorder = server.recorder;
+    if (wrote) session.ackClock.sent(core.highest_sent(session.id), performance.now());
     this.setBlocked(room <= 0);
     let dead = false;
     const delivered: Array<string | Uint8Array> = [];
@@ -168,21 +189,30 @@ export class Connection {
       const event = core.poll_event(session.id) as string | Uint8Array | number | undefined;
       if (event === undefined) break;
       if (typeof event === "number") {
-        if (event >= 0) session.confirm(event);
-        else dead = true;
+        if (event >= 0) {
+          session.confirm(event);
+          session.ackClock.acked(event, performance.now(), recorder.ackDelay);
+        } else dead = true;
       } else {
         delivered.push(event);
       }
+    }
+    if (this.heard) {
+      // Replays and dropped duplicates follow what arrived (a resume, a client sending again).
+      this.heard = false;
+      server.noteStats(session);
     }
     server.settle();
     // Delivered by the core (and soon acknowledged): the application gets them whatever happens next.
     if (delivered.length > 0) {
       server.counters.messages_in += delivered.length;
+      recorder.received(delivered);
       for (const data of delivered) server.deliver(session, decoded(data));
     }
     if (this.closing) return;
     if (dead) {
       server.counters.heartbeat_timeouts++;
+      recorder.heartbeatTimeouts.inc();
       return this.close(4000, "heartbeat timeout");
     }
     const at = core.timeout(session.id);
@@ -215,7 +245,9 @@ export class Connection {
       this.pump();
     });
     this.blockedTimer = setTimeout(() => {
-      if (this.blocked) this.close(1013, "client too slow: outgoing queue full");
+      if (!this.blocked) return;
+      this.server.recorder.limit(METRIC_LABELS.limit.SLOW_CLIENT);
+      this.close(1013, "client too slow: outgoing queue full");
     }, this.server.limits.sendTimeoutMs);
     this.blockedTimer.unref();
   }
@@ -223,6 +255,8 @@ export class Connection {
   /** Detaches the session (it waits for a resume) and closes with `code` after what was written. */
   close(code: number, reason: string) {
     if (this.closing) return;
+    // 1002, 1007 and 1009 count as protocol errors (as in the Rust server), whoever decided on them.
+    if (this.server.recorder.closing(this.open, code)) this.server.counters.protocol_errors++;
     this.detach();
     this.closing = true;
     this.clearTimers();
@@ -237,6 +271,7 @@ export class Connection {
   end(closing: CoreClosing) {
     if (closing.how === "close") return this.close(closing.code, closing.reason);
     if (closing.how !== "await" || this.closing) return;
+    this.open.code ??= closing.code;
     this.detach();
     this.closing = true;
     this.clearTimers();

@@ -10,6 +10,9 @@ const glue = require("../wasm/durable_ws_node.js") as {
   close_timeout_ms(): number;
   refusal_code(code: number): number;
   defaults(): Defaults;
+  metrics(): MetricSpec[];
+  metric_labels(): MetricLabels;
+  known_series(): { name: string; values: string[] }[];
 };
 
 /** The servers' defaults, the core's (`server::defaults`): the Rust server has the same. */
@@ -32,6 +35,43 @@ export interface Defaults {
   heartbeatTimeoutMs: number;
 }
 export const DEFAULTS: Readonly<Defaults> = Object.freeze(glue.defaults());
+
+/** One metric of the servers (`durable_ws_core::server::metrics::ALL`): the Rust server records the same. */
+export interface MetricSpec {
+  /** The full name (`durable_ws_…`). */
+  name: string;
+  kind: "counter" | "gauge" | "histogram";
+  /** The `# HELP` text. */
+  help: string;
+  /** The label names, in order. */
+  labels: string[];
+  /** Upper bounds of a histogram's buckets (empty for the others). */
+  buckets: number[];
+  /** Recorded only by a server on shared storage (`STORE_ONLY`): not by this one. */
+  storeOnly: boolean;
+}
+
+/** The metrics' label values (the core's `metrics::{handshake, limit, direction, mode}`), and how this package's names map to them. */
+export interface MetricLabels {
+  handshake: Record<"NEW" | "RESUMED" | "LOST" | "REFUSED" | "NONE" | "EXPIRED" | "OVERFLOW" | "FOREIGN" | "INVALID" | "OWNER_LIMIT" | "CAPACITY" | "AUTH" | "ORIGIN" | "MALFORMED" | "NOT_DURABLE", string>;
+  limit: Record<"CONNECTIONS" | "OWNER_SESSIONS" | "CAPACITY" | "MESSAGE_SIZE" | "SLOW_CLIENT" | "REPLAY_BUFFER", string>;
+  direction: Record<"IN" | "OUT", string>;
+  mode: Record<"DURABLE" | "PLAIN", string>;
+  /** An end reason → the `reason` of `durable_ws_sessions_ended_total`. */
+  ended: Record<string, string>;
+  /** A WELCOME status → `[outcome, reason]` of `durable_ws_handshakes_total`; `foreign`: when the session asked for is another identity's. */
+  welcome: Record<string, [string, string]>;
+  foreign: Record<string, [string, string]>;
+  /** A refused HELLO's close reason → `[reason of the handshake, limit]`. */
+  refused: Record<string, [string, string]>;
+}
+
+/** The metrics table of the core (names, kinds, help texts, labels, buckets). */
+export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze(glue.metrics());
+/** The metrics' label values, from the core. */
+export const METRIC_LABELS: Readonly<MetricLabels> = Object.freeze(glue.metric_labels());
+/** The labelled series shown at 0 from the start (their label values are known in advance), from the core. */
+export const KNOWN_SERIES: readonly { name: string; values: string[] }[] = Object.freeze(glue.known_series());
 
 export type CoreEndpoint = WasmEndpoint;
 export const CoreEndpoint = glue.Endpoint;

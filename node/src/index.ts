@@ -5,6 +5,7 @@ export type { Authenticate, DurableServerEvents, DurableServerOptions, Heartbeat
 export { Delivery, Session } from "./session";
 export type { EndInfo, Message, Sendable, SessionEvents, UnconfirmedMessage } from "./session";
 export { Refusal, SendError, UnconfirmedError } from "./errors";
+export { METRICS_CONTENT_TYPE } from "./metrics";
 export type { SendErrorCode } from "./errors";
 export type { EndReason, WelcomeStatusName } from "./core";
 export { requestToken, tokenAuth, TOKEN_COOKIE, TOKEN_QUERY_PARAMETER } from "./auth";

@@ -3,10 +3,11 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { CLOSE_TIMEOUT_MS, CoreEndpoint, DEFAULTS, closeReason, now, refusalCode } from "./core";
+import { CLOSE_TIMEOUT_MS, CoreEndpoint, DEFAULTS, METRIC_LABELS, closeReason, now, refusalCode } from "./core";
 import type { CoreEnded, Defaults, WelcomeStatusName } from "./core";
 import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
+import { byteLength, ServerMetrics, type OpenConnection } from "./metrics";
 import { isLoopback, originAllowed, type OriginPolicy } from "./origin";
 import { decoded, encode, Session, type Message, type Sendable } from "./session";
 
@@ -200,7 +201,9 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
   private readonly rooms = new Map<string, Room>();
   private readonly identities = new Map<string | null, Set<Session>>();
   private readonly connections = new Map<number, Connection>();
-  private readonly plainSockets = new Set<WebSocket>();
+  /** @internal What the server records for `metrics()`. */
+  readonly recorder = new ServerMetrics();
+  private readonly plainSockets = new Map<WebSocket, OpenConnection>();
   private nextConn = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweepAt = Infinity;
@@ -242,6 +245,11 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
       heartbeat?.intervalMs ?? 0,
       heartbeat?.timeoutMs ?? 0,
     );
+    this.recorder.gauges(() => {
+      // The replay and duplicate counters of the live sessions, as of now.
+      for (const session of this.sessions.values()) this.noteStats(session);
+      return { sessions: this.core.len(), bufferedMessages: this.core.buffered_messages(), bufferedBytes: this.core.buffered_bytes() };
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -277,6 +285,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     const loopback = this.listensOnLoopback();
     if (!originAllowed(this.options.allowedOrigins, request, loopback)) {
       this.counters.origin_rejections++;
+      this.recorder.refused(METRIC_LABELS.handshake.ORIGIN);
       this.emit("refused", request, 403, "origin not allowed");
       socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 19\r\nConnection: close\r\n\r\norigin not allowed\n");
       return;
@@ -298,8 +307,12 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     }
     if (identity instanceof Refusal) {
       this.counters.auth_failures++;
+      this.recorder.refused(METRIC_LABELS.handshake.AUTH);
+      const code = refusalCode(identity.code);
+      const open = this.recorder.open(ws, ws.protocol === SUBPROTOCOL ? METRIC_LABELS.mode.DURABLE : METRIC_LABELS.mode.PLAIN);
+      if (this.recorder.closing(open, code)) this.counters.protocol_errors++;
       this.emit("refused", request, identity.code, identity.reason);
-      ws.close(refusalCode(identity.code), closeReason(identity.reason));
+      ws.close(code, closeReason(identity.reason));
       setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
       return;
     }
@@ -311,11 +324,25 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
 
   private acceptPlain(ws: WebSocket, request: IncomingMessage) {
     const plain = this.options.plain;
+    const recorder = this.recorder;
+    const open = recorder.open(ws, METRIC_LABELS.mode.PLAIN);
     if (!plain) {
+      recorder.refused(METRIC_LABELS.handshake.NOT_DURABLE);
+      recorder.closing(open, 1008);
       ws.close(1008, "durable.v1 required");
       return;
     }
-    this.plainSockets.add(ws);
+    this.plainSockets.set(ws, open);
+    // What the application sends counts as messages out (as the Rust server's PlainSocket::send).
+    const send = ws.send;
+    const counters = this.counters;
+    ws.send = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
+      if (ws.readyState === ws.OPEN) {
+        counters.messages_out++;
+        recorder.sent(byteLength(data));
+      }
+      return (send as (...args: unknown[]) => void).call(this, data, ...rest);
+    } as typeof ws.send;
     const max = this.limits.maxMessageBytes;
     let heard = true;
     let timer: NodeJS.Timeout | undefined;
@@ -328,6 +355,8 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
           // Answered: the next ping an interval after this one (as the Rust server's keepalive).
           if (heard) return void (timer = setTimeout(ping, Math.max(0, heartbeat.intervalMs - heartbeat.timeoutMs))).unref();
           this.counters.heartbeat_timeouts++;
+          recorder.heartbeatTimeouts.inc();
+          recorder.closing(open, 4000);
           ws.close(4000, "heartbeat timeout");
           setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
         }, heartbeat.timeoutMs);
@@ -342,12 +371,22 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     ws.on("pong", alive);
     ws.on("ping", alive);
     // Listeners of the application come after this one: a too-large message never reaches them.
-    ws.on("message", (data: Buffer, isBinary) => {
+    ws.on("message", (data: unknown) => {
       alive();
+      const bytes = byteLength(data);
+      if (bytes > max) {
+        if (recorder.closing(open, 1009)) this.counters.protocol_errors++;
+        ws.close(1009, "message too big");
+        return;
+      }
       this.counters.messages_in++;
-      if ((isBinary ? data.length : data.length) > max) ws.close(1009, "message too big");
+      recorder.messagesIn.inc();
+      recorder.bytesIn.inc(bytes);
     });
-    ws.on("error", () => this.counters.protocol_errors++);
+    ws.on("error", (error) => {
+      this.counters.protocol_errors++;
+      recorder.wsError(error);
+    });
     ws.on("close", () => {
       clearTimeout(timer);
       this.plainSockets.delete(ws);
@@ -400,6 +439,14 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     return room;
   }
 
+  /**
+   * Every metric in the Prometheus text format 0.0.4 (serve it with `METRICS_CONTENT_TYPE`): the Rust server's
+   * names, labels and buckets (`durable_ws_…`, from the same table in the core), so one dashboard reads either.
+   */
+  metrics(): string {
+    return this.recorder.render();
+  }
+
   /** Counters and sizes right now (the Rust server's `/stats`). */
   stats(): Stats {
     for (const session of this.sessions.values()) this.noteStats(session);
@@ -425,7 +472,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     for (const conn of targets) conn.cut();
     let n = targets.length;
     if (!session) {
-      for (const ws of this.plainSockets) ws.terminate();
+      for (const ws of this.plainSockets.keys()) ws.terminate();
       n += this.plainSockets.size;
     }
     this.counters.cuts += n;
@@ -447,13 +494,16 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     this.shuttingDown = true;
     if (this.server && this.onUpgrade) this.server.off("upgrade", this.onUpgrade);
     for (const conn of this.connections.values()) conn.close(1012, "server restart");
-    for (const ws of this.plainSockets) ws.close(1012, "server restart");
+    for (const [ws, open] of this.plainSockets) {
+      this.recorder.closing(open, 1012);
+      ws.close(1012, "server restart");
+    }
     const deadline = Date.now() + this.limits.shutdownGraceMs;
     while ((this.connections.size > 0 || this.plainSockets.size > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     for (const conn of this.connections.values()) conn.cut();
-    for (const ws of this.plainSockets) ws.terminate();
+    for (const ws of this.plainSockets.keys()) ws.terminate();
     clearTimeout(this.sweepTimer);
   }
 
@@ -504,6 +554,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     const seq = typeof payload === "string" ? this.core.send_text(t, session.id, payload) : this.core.send_binary(t, session.id, payload);
     Session.check(seq);
     this.counters.messages_out++;
+    this.recorder.sent(byteLength(payload));
     session.conn?.schedulePump();
     return seq;
   }
@@ -526,6 +577,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
       }
     });
     this.counters.messages_out += reached;
+    if (reached > 0) this.recorder.sent(byteLength(payload), reached);
     this.settle();
     return reached;
   }
@@ -552,8 +604,12 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
   noteStats(session: Session) {
     const stats = this.core.stats(session.id);
     if (!stats) return;
-    this.counters.replayed += stats[3]! - session.seen.replayed;
-    this.counters.duplicates_dropped += stats[5]! - session.seen.duplicatesDropped;
+    const replayed = stats[3]! - session.seen.replayed;
+    const duplicates = stats[5]! - session.seen.duplicatesDropped;
+    this.counters.replayed += replayed;
+    this.counters.duplicates_dropped += duplicates;
+    if (replayed > 0) this.recorder.replayed.inc(replayed);
+    if (duplicates > 0) this.recorder.duplicates.inc(duplicates);
     session.seen = { replayed: stats[3]!, duplicatesDropped: stats[5]! };
   }
 
@@ -573,7 +629,11 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
   private ended(ended: CoreEnded) {
     const session = this.sessions.get(ended.session);
     if (ended.reason === "expired") this.counters.sessions_expired++;
-    if (ended.reason === "overflow") this.counters.sessions_overflowed++;
+    if (ended.reason === "overflow") {
+      this.counters.sessions_overflowed++;
+      this.recorder.limit(METRIC_LABELS.limit.REPLAY_BUFFER);
+    }
+    this.recorder.sessionEnded(ended.reason, ended.unconfirmed.length);
     if (ended.attached >= 0) {
       // The session is over, not waiting for a resume: closing its connection is no `disconnected`.
       if (session) session.conn = undefined;
@@ -593,6 +653,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     if (owned?.size === 0) this.identities.delete(session.identity);
     for (const data of ended.delivered) this.deliver(session, decoded(data));
     this.counters.messages_in += ended.delivered.length;
+    this.recorder.received(ended.delivered);
     const info = { reason: ended.reason, unconfirmed: ended.unconfirmed.map(([seq, data]) => ({ seq, data: decoded(data) })) };
     session.finish(info);
     try {

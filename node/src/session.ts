@@ -4,6 +4,7 @@ import type { EndReason, WelcomeStatusName } from "./core";
 import { SendError, UnconfirmedError } from "./errors";
 import type { DurableServer } from "./server";
 import type { Connection } from "./connection";
+import { AckClock } from "./metrics";
 
 /** A message from a client: a string (text) or a Buffer (binary), exactly as the client sent it. */
 export type Message = string | Buffer;
@@ -108,6 +109,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private waiters: Waiter[] = [];
   /** @internal The core's counters last added to the server's. */
   seen = { replayed: 0, duplicatesDropped: 0 };
+  /** @internal When its messages went out, for the acknowledgement delay. */
+  readonly ackClock = new AckClock();
 
   /** @internal */
   constructor(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use durable_ws_core::frame::Frame;
 use durable_ws_core::server::policy::{self, Closing};
-use durable_ws_core::server::{self, EndReason, EndpointConfig, InputError, Refused, ServerEvent, SessionId};
+use durable_ws_core::server::{self, metrics, EndReason, EndpointConfig, InputError, Refused, ServerEvent, SessionId};
 use durable_ws_core::{
     close_code, BufferLimits, HeartbeatConfig, Payload, PayloadRef, SendError, SessionConfig, Token, WelcomeStatus,
 };
@@ -103,6 +103,17 @@ fn reason_name(reason: EndReason) -> &'static str {
     }
 }
 
+/// A refused session's close reason, and its `reason` in the handshake metric and `limit` in the
+/// limit metric (as the Rust server records them).
+fn refusal(refused: Refused) -> (&'static str, &'static str, &'static str) {
+    use metrics::{handshake, limit};
+    match refused {
+        Refused::OwnerQuota => ("too many sessions for this identity", handshake::OWNER_LIMIT, limit::OWNER_SESSIONS),
+        Refused::Budget => ("server busy: buffer budget spent", handshake::CAPACITY, limit::CAPACITY),
+        _ => ("too many sessions", handshake::CAPACITY, limit::CAPACITY),
+    }
+}
+
 fn send_result(result: Result<u64, SendError>) -> f64 {
     match result {
         Ok(seq) => seq as f64,
@@ -175,6 +186,129 @@ pub fn defaults() -> JsValue {
     object.into()
 }
 
+/// The servers' metrics ([`metrics::ALL`], the Rust server's names, kinds, help texts, labels and
+/// buckets), for the Node.js server's registry: `[{ name, kind, help, labels, buckets, storeOnly }]`
+/// (`storeOnly`: recorded only by a server on shared storage, [`metrics::STORE_ONLY`]).
+#[wasm_bindgen]
+pub fn metrics() -> JsValue {
+    let list: Array = metrics::ALL
+        .iter()
+        .map(|metric| {
+            let object = Object::new();
+            set(&object, "name", metric.name);
+            set(&object, "kind", metric.kind.as_str());
+            set(&object, "help", metric.help);
+            set(&object, "labels", metric.labels.iter().map(|label| JsValue::from_str(label)).collect::<Array>());
+            set(&object, "buckets", metric.buckets.iter().map(|&bound| JsValue::from_f64(bound)).collect::<Array>());
+            set(&object, "storeOnly", metrics::STORE_ONLY.contains(metric));
+            object
+        })
+        .collect();
+    list.into()
+}
+
+/// The series shown at 0 from the start ([`metrics::known_series`]): `[{ name, values }]`, the
+/// label values in the metric's label order.
+#[wasm_bindgen]
+pub fn known_series() -> JsValue {
+    let list: Array = metrics::known_series()
+        .into_iter()
+        .map(|(metric, labels)| {
+            let object = Object::new();
+            set(&object, "name", metric.name);
+            set(&object, "values", labels.iter().map(|(_, value)| JsValue::from_str(value)).collect::<Array>());
+            object
+        })
+        .collect();
+    list.into()
+}
+
+/// The metrics' label values ([`metrics`]'s modules, by their constants' names: `handshake`,
+/// `limit`, `direction`, `mode`), and, by the names this crate gives JavaScript, the labels the
+/// Rust server records for the same events: `ended` (end reason → `reason`), `welcome` and
+/// `foreign` (WELCOME status → `[outcome, reason]`, the latter when the session asked for
+/// belongs to another identity), `refused` (a refused `hello`'s reason → `[reason, limit]`).
+#[wasm_bindgen]
+pub fn metric_labels() -> JsValue {
+    use metrics::{direction, handshake as h, limit as l, mode};
+    let table = |pairs: &[(&str, &str)]| {
+        let object = Object::new();
+        for &(key, value) in pairs {
+            set(&object, key, value);
+        }
+        object
+    };
+    let pair = |(a, b): (&str, &str)| -> JsValue { Array::of2(&JsValue::from_str(a), &JsValue::from_str(b)).into() };
+    let object = Object::new();
+    set(
+        &object,
+        "handshake",
+        table(&[
+            ("NEW", h::NEW),
+            ("RESUMED", h::RESUMED),
+            ("LOST", h::LOST),
+            ("REFUSED", h::REFUSED),
+            ("NONE", h::NONE),
+            ("EXPIRED", h::EXPIRED),
+            ("OVERFLOW", h::OVERFLOW),
+            ("FOREIGN", h::FOREIGN),
+            ("INVALID", h::INVALID),
+            ("OWNER_LIMIT", h::OWNER_LIMIT),
+            ("CAPACITY", h::CAPACITY),
+            ("AUTH", h::AUTH),
+            ("ORIGIN", h::ORIGIN),
+            ("MALFORMED", h::MALFORMED),
+            ("NOT_DURABLE", h::NOT_DURABLE),
+        ]),
+    );
+    set(
+        &object,
+        "limit",
+        table(&[
+            ("CONNECTIONS", l::CONNECTIONS),
+            ("OWNER_SESSIONS", l::OWNER_SESSIONS),
+            ("CAPACITY", l::CAPACITY),
+            ("MESSAGE_SIZE", l::MESSAGE_SIZE),
+            ("SLOW_CLIENT", l::SLOW_CLIENT),
+            ("REPLAY_BUFFER", l::REPLAY_BUFFER),
+        ]),
+    );
+    set(&object, "direction", table(&[("IN", direction::IN), ("OUT", direction::OUT)]));
+    set(&object, "mode", table(&[("DURABLE", mode::DURABLE), ("PLAIN", mode::PLAIN)]));
+    let ended = Object::new();
+    for reason in [
+        EndReason::Goodbye,
+        EndReason::Closed,
+        EndReason::Expired,
+        EndReason::Overflow,
+        EndReason::ProtocolErrors,
+        EndReason::Moved,
+    ] {
+        set(&ended, reason_name(reason), metrics::end_reason(reason));
+    }
+    set(&object, "ended", ended);
+    let (welcome, foreign) = (Object::new(), Object::new());
+    for status in [
+        WelcomeStatus::New,
+        WelcomeStatus::Resumed,
+        WelcomeStatus::LostUnknown,
+        WelcomeStatus::LostOverflow,
+        WelcomeStatus::LostRefused,
+    ] {
+        set(&welcome, status_name(status), pair(metrics::handshake_outcome(status, false)));
+        set(&foreign, status_name(status), pair(metrics::handshake_outcome(status, true)));
+    }
+    set(&object, "welcome", welcome);
+    set(&object, "foreign", foreign);
+    let refused = Object::new();
+    for kind in [Refused::Full, Refused::OwnerQuota, Refused::Budget] {
+        let (reason, handshake, limit) = refusal(kind);
+        set(&refused, reason, pair((handshake, limit)));
+    }
+    set(&object, "refused", refused);
+    object.into()
+}
+
 #[wasm_bindgen]
 impl Endpoint {
     /// An endpoint with these limits (see the TypeScript `ServerOptions` for each one).
@@ -243,14 +377,7 @@ impl Endpoint {
                 result.into()
             }
             Err(Refused::TokenInUse) => refuse(close_code::TRY_AGAIN_LATER, "token in use".into(), true),
-            Err(refused) => {
-                let reason = match refused {
-                    Refused::OwnerQuota => "too many sessions for this identity",
-                    Refused::Budget => "server busy: buffer budget spent",
-                    _ => "too many sessions",
-                };
-                refuse(close_code::TRY_AGAIN_LATER, reason.into(), false)
-            }
+            Err(refused) => refuse(close_code::TRY_AGAIN_LATER, refusal(refused).0.into(), false),
         }
     }
 
@@ -366,6 +493,17 @@ impl Endpoint {
     /// Payload bytes held in all replay buffers together.
     pub fn buffered_bytes(&self) -> f64 {
         self.inner.buffered_bytes() as f64
+    }
+
+    /// Messages held in all replay buffers together (sent or queued, not yet acknowledged).
+    pub fn buffered_messages(&self) -> f64 {
+        self.inner.ids().into_iter().filter_map(|id| self.inner.stats(id)).map(|stats| stats.pending as f64).sum()
+    }
+
+    /// The newest of `session`'s own messages ever transmitted (0 before the first; -1: no such
+    /// session).
+    pub fn highest_sent(&self, session: f64) -> f64 {
+        opt(self.inner.sequence(id(session)).map(|sequence| sequence.sent))
     }
 
     /// The application ends `session`: a goodbye after what is queued.

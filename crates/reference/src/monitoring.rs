@@ -22,8 +22,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::ServerConfig;
 
 /// The process's Prometheus recorder (a process has one global recorder: servers started by
-/// tests in one process share it, as they share the process).
-fn prometheus() -> &'static PrometheusHandle {
+/// tests in one process share it, as they share the process), with `durable`'s metrics described.
+fn prometheus(durable: &Durable) -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let mut builder = PrometheusBuilder::new();
@@ -36,14 +36,14 @@ fn prometheus() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed: /metrics shows only what it did not take");
         }
-        durable_ws_server::metrics::describe();
+        durable_ws_server::metrics::describe(durable);
         handle
     })
 }
 
 /// The monitoring routes.
-pub(crate) fn routes(config: &ServerConfig) -> Router<Durable> {
-    prometheus();
+pub(crate) fn routes(durable: &Durable, config: &ServerConfig) -> Router<Durable> {
+    prometheus(durable);
     let token = config.metrics_token.clone();
     let guarded = Router::new()
         .route("/stats", get(stats))
@@ -59,7 +59,7 @@ async fn stats(State(durable): State<Durable>) -> Json<Stats> {
 
 async fn metrics(State(durable): State<Durable>) -> Response {
     durable.record_gauges();
-    let handle = prometheus();
+    let handle = prometheus(&durable);
     handle.run_upkeep();
     ([(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], handle.render())
         .into_response()
@@ -116,7 +116,7 @@ mod tests {
         }
         let mut request = request.body(Body::empty()).unwrap();
         request.extensions_mut().insert(ConnectInfo(SocketAddr::from((peer, 40000))));
-        routes(config).with_state(durable).oneshot(request).await.unwrap().status()
+        routes(&durable, config).with_state(durable).oneshot(request).await.unwrap().status()
     }
 
     #[tokio::test]

@@ -37,7 +37,7 @@ pub fn router(durable: &Durable, config: &ServerConfig, listen: SocketAddr) -> R
         let admin = guarded(admin::routes()).layer(middleware::from_fn(allow_checked_origin)).layer(origin_check);
         router = router.merge(admin);
     }
-    router = router.merge(crate::monitoring::routes(config));
+    router = router.merge(crate::monitoring::routes(durable, config));
     if let Some(www) = &config.www {
         router = router.fallback_service(ServeDir::new(www));
     }

@@ -287,6 +287,9 @@ pub(crate) struct Slot {
     pub stored: Option<crate::shared::Stored>,
 }
 
+/// [`Durable::node`] of a server without shared storage.
+pub(crate) const LOCAL_NODE: &str = "local";
+
 /// Locks a mutex, ignoring poisoning: no code here panics while holding a lock on purpose, and
 /// the protected state stays consistent between statements.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -376,7 +379,7 @@ impl Durable {
         if let Some(shared) = &self.inner.shared {
             return shared.store.node();
         }
-        "local"
+        LOCAL_NODE
     }
 
     /// Graceful shutdown: refuses new connections, closes every open one with 1012 (clients

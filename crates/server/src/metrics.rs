@@ -11,14 +11,28 @@ use durable_ws_core::server::{EndReason, Refused};
 use durable_ws_core::{close_code, WelcomeStatus};
 use tokio::time::Instant;
 
-/// Gives the installed recorder every metric's help text; call it once, after installing one.
-/// (A Prometheus exporter wants each histogram's buckets too: [`histograms`].)
-pub fn describe() {
+/// Gives the installed recorder every metric's help text, and shows the series whose labels are
+/// known in advance at 0 (a dashboard finds them before the first event; the shared storage's only
+/// when `durable` has one); call it once, after installing a recorder. (A Prometheus exporter wants
+/// each histogram's buckets too: [`histograms`].)
+pub fn describe(durable: &crate::Durable) {
+    let shared = durable.node() != crate::durable::LOCAL_NODE;
     for metric in m::ALL {
         match metric.kind {
             Kind::Counter => ::metrics::describe_counter!(metric.name, metric.help),
             Kind::Gauge => ::metrics::describe_gauge!(metric.name, metric.help),
             Kind::Histogram => ::metrics::describe_histogram!(metric.name, ::metrics::Unit::Seconds, metric.help),
+        }
+        // (The shared storage's come with it: a server in memory shows none.)
+        if metric.labels.is_empty() && metric.kind == Kind::Counter && (shared || !m::STORE_ONLY.contains(metric)) {
+            ::metrics::counter!(metric.name).absolute(0);
+        }
+    }
+    for (metric, labels) in m::known_series() {
+        let labels: Vec<::metrics::Label> = labels.into_iter().map(|(k, v)| ::metrics::Label::new(k, v)).collect();
+        match metric.kind {
+            Kind::Gauge => ::metrics::gauge!(metric.name, labels).increment(0.0),
+            _ => ::metrics::counter!(metric.name, labels).increment(0),
         }
     }
 }
@@ -120,6 +134,8 @@ impl Drop for Connection {
 #[derive(Debug, Default)]
 pub(crate) struct AckClock {
     sent: std::collections::VecDeque<(u64, Instant)>,
+    /// The highest sequence number sampled (an acknowledged one is never sampled again).
+    highest: u64,
 }
 
 impl AckClock {
@@ -128,7 +144,8 @@ impl AckClock {
 
     /// Own messages up to `seq` are on the wire now (if beyond what was sent before).
     pub fn sent(&mut self, seq: u64, now: Instant) {
-        if self.sent.back().is_none_or(|&(last, _)| seq > last) {
+        if seq > self.highest {
+            self.highest = seq;
             if self.sent.len() == Self::MAX {
                 self.sent.pop_front();
             }

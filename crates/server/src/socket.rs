@@ -264,6 +264,8 @@ impl Socket {
                         }
                         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Input::TooLarge,
                         Some(Err(WsError::Utf8(_))) => Input::Broken(close_code::INVALID_PAYLOAD, "invalid UTF-8 in a text message"),
+                        // The peer vanished mid-stream (a cut link): dropped, not a protocol error.
+                        Some(Err(WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake))) => Input::Ended(Dropped::Lost),
                         Some(Err(WsError::Protocol(error))) => Input::Broken(close_code::PROTOCOL_ERROR, ws_protocol_reason(&error)),
                         Some(Err(_)) | None => Input::Ended(Dropped::Lost),
                     },

@@ -59,7 +59,6 @@ impl Default for Counters {
     fn default() -> Self {
         const IN: &[Label] = &[label("direction", direction::IN)];
         const OUT: &[Label] = &[label("direction", direction::OUT)];
-        const RESUMED: &[Label] = &[label("outcome", handshake::RESUMED), label("reason", handshake::NONE)];
         const ORIGIN: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::ORIGIN)];
         const AUTH: &[Label] = &[label("outcome", handshake::REFUSED), label("reason", handshake::AUTH)];
         const OVERFLOW: &[Label] = &[label("limit", limit::REPLAY_BUFFER)];
@@ -68,7 +67,8 @@ impl Default for Counters {
             messages_out: Tally::metric(m::MESSAGES, OUT),
             replayed: Tally::metric(m::REPLAYED, &[]),
             duplicates_dropped: Tally::metric(m::DUPLICATES, &[]),
-            resumes: Tally::metric(m::HANDSHAKES, RESUMED),
+            // Recorded with every other outcome (`crate::metrics::handshake`).
+            resumes: Tally::stats_only(),
             // Recorded with the lost reason where it happens (`crate::metrics::handshake`).
             sessions_lost: Tally::stats_only(),
             // Recorded with every other end reason (`crate::metrics::session_ended`).

@@ -96,13 +96,14 @@ pub const DUPLICATES: Metric = metric(
     "Messages a client sent again that the server already had (dropped).",
     &[],
 );
-/// From a message's first transmission to the client's acknowledgement.
+/// From a message's first transmission to the client's acknowledgement (sampled: the newest
+/// message of each write to the connection, at most 256 waiting per session).
 pub const ACK_DELAY: Metric = Metric {
     buckets: LATENCY_BUCKETS,
     ..metric(
         "durable_ws_ack_delay_seconds",
         Kind::Histogram,
-        "From a message's first transmission to the client's acknowledgement of it.",
+        "From a message's first transmission to the client's acknowledgement (sampled: the last message of each write).",
         &[],
     )
 };
@@ -296,6 +297,39 @@ pub fn handshake_outcome(status: crate::WelcomeStatus, foreign: bool) -> (&'stat
     }
 }
 
+/// Every series of a labelled counter or gauge whose label values are known in advance, as
+/// (metric, labels): the servers show them at 0 from the start, so that a dashboard's queries find
+/// them before the first event (histograms and their `code` label come as they happen).
+pub fn known_series() -> Vec<(Metric, Vec<(&'static str, &'static str)>)> {
+    use handshake as h;
+    let mut series = Vec::new();
+    for m in [mode::DURABLE, mode::PLAIN] {
+        series.push((CONNECTIONS_ACTIVE, vec![("mode", m)]));
+    }
+    let outcomes = [(h::NEW, h::NONE), (h::RESUMED, h::NONE)]
+        .into_iter()
+        .chain([h::EXPIRED, h::OVERFLOW, h::FOREIGN, h::INVALID].map(|reason| (h::LOST, reason)))
+        .chain(
+            [h::OWNER_LIMIT, h::CAPACITY, h::AUTH, h::ORIGIN, h::MALFORMED, h::NOT_DURABLE].map(|r| (h::REFUSED, r)),
+        );
+    for (outcome, reason) in outcomes {
+        series.push((HANDSHAKES, vec![("outcome", outcome), ("reason", reason)]));
+    }
+    for d in [direction::IN, direction::OUT] {
+        series.push((MESSAGES, vec![("direction", d)]));
+        series.push((MESSAGE_BYTES, vec![("direction", d)]));
+    }
+    use super::EndReason as E;
+    for reason in [E::Goodbye, E::Closed, E::Expired, E::Overflow, E::ProtocolErrors, E::Moved] {
+        series.push((SESSIONS_ENDED, vec![("reason", end_reason(reason))]));
+    }
+    use limit as l;
+    for hit in [l::CONNECTIONS, l::OWNER_SESSIONS, l::CAPACITY, l::MESSAGE_SIZE, l::SLOW_CLIENT, l::REPLAY_BUFFER] {
+        series.push((LIMITS, vec![("limit", hit)]));
+    }
+    series
+}
+
 /// Label values of [`MESSAGES`] and [`MESSAGE_BYTES`].
 pub mod direction {
     /// From clients.
@@ -332,5 +366,10 @@ mod tests {
             assert!(m.buckets.windows(2).all(|w| w[0] < w[1]), "{}: buckets ascend", m.name);
         }
         assert!(STORE_ONLY.iter().all(|m| ALL.contains(m)));
+        for (metric, labels) in known_series() {
+            let names: Vec<_> = labels.iter().map(|(name, _)| *name).collect();
+            assert_eq!(names, metric.labels, "{}: known series name its labels, in order", metric.name);
+            assert_ne!(metric.kind, Kind::Histogram);
+        }
     }
 }
