@@ -90,6 +90,11 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
     apt_install redis-server
 fi
 
+# The Prometheus client's own text-format parser (Debian's python3), which the metrics test reads each scrape with.
+if ! /usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+    apt_install python3-prometheus-client
+fi
+
 # Node.js runs Playwright, tsc and esbuild.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt_install nodejs npm

@@ -14,7 +14,9 @@
 //   server, so that its goodbye is not cut), and a second client, straight to
 //   the server, loses its session (/admin/cut, then /admin/expire while it is away: its resume gets `lost`). /metrics
 //   is scraped before and after and parsed as the Prometheus text format (a parser of the format below, strict:
-//   one TYPE per family before its samples, a family's samples together, escapes, no duplicate series); then
+//   one TYPE per family before its samples, a family's samples together, escapes, no duplicate series) and by the
+//   Prometheus project's own parser (its Python client's, Debian's python3-prometheus-client), which must read the
+//   same families and samples; then
 //   every dashboard metric has samples (the store's only on --redis, and none elsewhere), the types, labels,
 //   label values and buckets are the contract's, histograms are well formed (cumulative, +Inf = _count), and the
 //   counters moved by what the clients did (messages and bytes in and out exactly, resumes = /stats resumes ≥ the
@@ -38,6 +40,7 @@ import { once } from "node:events";
 import WebSocket from "ws";
 import { REPO_ROOT, admin, serverStats, siteDir, sleep, startProxy, startServer } from "../chaos/harness.mjs";
 import { startRedis } from "../support/redis.mjs";
+import { spawnSync } from "node:child_process";
 
 const skip = process.env.DURABLE_WS_SERVER && process.env.DURABLE_WS_NODE_TESTS !== "1" ? "run by the node-server stage of scripts/test.sh" : false;
 
@@ -401,11 +404,30 @@ async function scrape(http) {
   const { status, type, body } = await get(http, "/metrics");
   assert.equal(status, 200, `GET ${http}/metrics → ${status}: ${body.slice(0, 200)}`);
   assert.match(type ?? "", /^text\/plain/, "the Prometheus text format's content type");
+  let parsed;
   try {
-    return parsePrometheusText(body);
+    parsed = parsePrometheusText(body);
   } catch (error) {
     throw new Error(`${http}/metrics does not parse as the Prometheus text format: ${error.message}\n${body.slice(0, 3000)}`);
   }
+  // The Prometheus project's own parser (its Python client's) reads the same families and samples.
+  assert.deepEqual(
+    prometheusClientParse(body),
+    [...parsed.values()].map((f) => [f.name, f.type, f.samples.length]),
+    `${http}/metrics: the Prometheus client's parser reads the same families and samples`,
+  );
+  return parsed;
+}
+
+/** `[name, type, samples]` of each family, as prometheus_client.parser (Debian's python3-prometheus-client) reads them. */
+function prometheusClientParse(text) {
+  const script = `
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+print(json.dumps([[f.name + ("_total" if f.type == "counter" else ""), f.type, len(f.samples)] for f in text_string_to_metric_families(sys.stdin.read())]))`;
+  const run = spawnSync("/usr/bin/python3", ["-c", script], { input: text, encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`prometheus_client.parser rejected the scrape: ${run.stderr}`);
+  return JSON.parse(run.stdout);
 }
 
 /** A connection that upgrades to a (plain) WebSocket on /echo and then never reads: it keeps a draining server waiting. */
