@@ -32,6 +32,8 @@ Options:
   --heartbeat-interval-ms MS     time between the server's pings; 0 turns the heartbeat off [default: 15000]
   --heartbeat-timeout-ms MS      silence after a ping before the link is declared dead [default: 10000]
   --handshake-timeout-secs SECS  how long a durable connection may take to send its HELLO [default: 10]
+  --max-outgoing-bytes BYTES     most bytes waiting to be written to one client [default: 1048576]
+  --send-timeout-ms MS           a client whose queue stays full this long is closed with 1013 [default: 30000]
   --allowed-origin ORIGIN        origin allowed to open WebSockets; repeatable; '*' for all [default: same host]
   --auth-token NAME=SECRET       access token naming identity NAME; repeatable [default: none, auth off]
   --auth-token-file FILE         access tokens, one NAME=SECRET per line (# comments)
@@ -57,6 +59,8 @@ interface Options {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   handshakeTimeoutSecs: number;
+  maxOutgoingBytes: number;
+  sendTimeoutMs: number;
   allowedOrigins: string[];
   authTokens: Array<[string, string]>;
   authTokenFile: string | undefined;
@@ -84,6 +88,8 @@ function parse(argv: string[]): Options {
     heartbeatIntervalMs: DEFAULTS.heartbeatIntervalMs,
     heartbeatTimeoutMs: DEFAULTS.heartbeatTimeoutMs,
     handshakeTimeoutSecs: DEFAULTS.handshakeTimeoutMs / 1000,
+    maxOutgoingBytes: DEFAULTS.maxOutgoingBytes,
+    sendTimeoutMs: DEFAULTS.sendTimeoutMs,
     allowedOrigins: [],
     authTokens: [],
     authTokenFile: undefined,
@@ -99,6 +105,8 @@ function parse(argv: string[]): Options {
     "--heartbeat-interval-ms": "heartbeatIntervalMs",
     "--heartbeat-timeout-ms": "heartbeatTimeoutMs",
     "--handshake-timeout-secs": "handshakeTimeoutSecs",
+    "--max-outgoing-bytes": "maxOutgoingBytes",
+    "--send-timeout-ms": "sendTimeoutMs",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;
@@ -327,6 +335,8 @@ function main() {
     maxBufferBytes: options.maxBufferBytes,
     heartbeat: options.heartbeatIntervalMs > 0 ? { intervalMs: options.heartbeatIntervalMs, timeoutMs: options.heartbeatTimeoutMs } : false,
     handshakeTimeoutMs: options.handshakeTimeoutSecs * 1000,
+    maxOutgoingBytes: options.maxOutgoingBytes,
+    sendTimeoutMs: options.sendTimeoutMs,
     plain: (ws, request) => {
       if (request.url?.split("?")[0] === "/chat") {
         // Counted as the Rust server counts its durable-only route's refusal.

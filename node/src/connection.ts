@@ -4,6 +4,7 @@ import type { WebSocket } from "ws";
 import { CLOSE_TIMEOUT_MS, METRIC_LABELS, closeReason, now } from "./core";
 import type { CoreClosing, CoreHello, CoreInputError } from "./core";
 import type { OpenConnection } from "./metrics";
+import { ReadRate } from "./rate";
 import type { DurableServer } from "./server";
 import { decoded, Session } from "./session";
 
@@ -23,10 +24,7 @@ export class Connection {
   private blocked = false;
   private blockedTimer: NodeJS.Timeout | undefined;
   private stalled: { until: number; timer: NodeJS.Timeout; queue: Array<[Buffer, boolean]> } | undefined;
-  // Inbound rate: a token bucket; an empty bucket pauses reading (nothing is dropped).
-  private tokens: number;
-  private refilled = now();
-  private paused = false;
+  private readonly rate: ReadRate;
   /** Counted in the metrics while open, then its lifetime by close code. */
   private readonly open: OpenConnection;
   /** Something arrived since the session's replay and duplicate counters were last added up. */
@@ -40,7 +38,7 @@ export class Connection {
     private readonly request: IncomingMessage,
     private readonly path: string,
   ) {
-    this.tokens = server.limits.burst;
+    this.rate = new ReadRate(ws, server.limits, () => !this.closing && !this.stalled);
     this.open = server.recorder.open(ws, METRIC_LABELS.mode.DURABLE);
     ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
@@ -62,7 +60,7 @@ export class Connection {
       this.stalled.queue.push([data, isBinary]);
       return;
     }
-    this.limitRate();
+    this.rate.took();
     this.heard = true;
     if (!this.session) return this.hello(data, isBinary);
     const server = this.server;
@@ -73,23 +71,6 @@ export class Connection {
       return this.close(error.code, closeReason(error.reason));
     }
     this.schedulePump();
-  }
-
-  private limitRate() {
-    const { maxMessagesPerSecond: rate, burst } = this.server.limits;
-    const t = now();
-    this.tokens = Math.min(burst, this.tokens + ((t - this.refilled) * rate) / 1000);
-    this.refilled = t;
-    this.tokens -= 1;
-    if (this.tokens < 0 && !this.paused) {
-      this.paused = true;
-      this.ws.pause();
-      const wait = Math.ceil((-this.tokens * 1000) / rate);
-      setTimeout(() => {
-        this.paused = false;
-        if (!this.closing && !this.stalled) this.ws.resume();
-      }, wait).unref();
-    }
   }
 
   private hello(data: Buffer, isBinary: boolean) {
@@ -300,7 +281,7 @@ export class Connection {
       const held = this.stalled?.queue ?? [];
       this.stalled = undefined;
       if (this.closing) return;
-      if (!this.paused) this.ws.resume();
+      if (!this.rate.paused) this.ws.resume();
       for (const [data, isBinary] of held) this.onMessage(data, isBinary);
       this.pump();
     }, ms);

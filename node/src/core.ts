@@ -1,11 +1,12 @@
 // The protocol core: crates/node (the Rust `durable_ws_core::server::Endpoint`) compiled to wasm, loaded through
 // its wasm-bindgen glue (`--target nodejs`). Everything about durable.v1 is decided there; this package only
 // drives it (sockets, timers, randomness, application callbacks).
-import type { Endpoint as WasmEndpoint } from "../wasm/durable_ws_node";
+import type { Endpoint as WasmEndpoint, RateBucket as WasmRateBucket } from "../wasm/durable_ws_node";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const glue = require("../wasm/durable_ws_node.js") as {
   Endpoint: typeof WasmEndpoint;
+  RateBucket: typeof WasmRateBucket;
   close_reason(text: string): string;
   close_timeout_ms(): number;
   refusal_code(code: number): number;
@@ -72,6 +73,10 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze(glue.metrics())
 export const METRIC_LABELS: Readonly<MetricLabels> = Object.freeze(glue.metric_labels());
 /** The labelled series shown at 0 from the start (their label values are known in advance), from the core. */
 export const KNOWN_SERIES: readonly { name: string; values: string[] }[] = Object.freeze(glue.known_series());
+
+/** One client's read rate: the core's token bucket (`server::rate`), as the Rust server's. */
+export type RateBucket = WasmRateBucket;
+export const RateBucket = glue.RateBucket;
 
 export type CoreEndpoint = WasmEndpoint;
 export const CoreEndpoint = glue.Endpoint;

@@ -8,6 +8,7 @@ import type { CoreEnded, Defaults, WelcomeStatusName } from "./core";
 import { Connection } from "./connection";
 import { Refusal, SendError } from "./errors";
 import { byteLength, ServerMetrics, type OpenConnection } from "./metrics";
+import { ReadRate } from "./rate";
 import { isLoopback, originAllowed, type OriginPolicy } from "./origin";
 import { decoded, encode, Session, type Message, type Sendable } from "./session";
 
@@ -333,6 +334,23 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
       return;
     }
     this.plainSockets.set(ws, open);
+    const rate = new ReadRate(ws, this.limits, () => ws.readyState === ws.OPEN);
+    // A client that does not read: once its outgoing queue stays over maxOutgoingBytes for sendTimeoutMs, closed
+    // with 1013 (as the Rust server's PlainSocket and durable connections).
+    const { maxOutgoingBytes, sendTimeoutMs } = this.limits;
+    let fullSince: NodeJS.Timeout | undefined;
+    const watchBacklog = () => {
+      if (fullSince || ws.bufferedAmount < maxOutgoingBytes) return;
+      fullSince = setTimeout(() => {
+        fullSince = undefined;
+        if (ws.readyState !== ws.OPEN || ws.bufferedAmount < maxOutgoingBytes) return;
+        recorder.limit(METRIC_LABELS.limit.SLOW_CLIENT);
+        recorder.closing(open, 1013);
+        ws.close(1013, "client too slow: outgoing queue full");
+        setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+      }, sendTimeoutMs);
+      fullSince.unref();
+    };
     // What the application sends counts as messages out (as the Rust server's PlainSocket::send).
     const send = ws.send;
     const counters = this.counters;
@@ -341,7 +359,9 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
         counters.messages_out++;
         recorder.sent(byteLength(data));
       }
-      return (send as (...args: unknown[]) => void).call(this, data, ...rest);
+      const sent = (send as (...args: unknown[]) => void).call(this, data, ...rest);
+      watchBacklog();
+      return sent;
     } as typeof ws.send;
     const max = this.limits.maxMessageBytes;
     let heard = true;
@@ -373,6 +393,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     // Listeners of the application come after this one: a too-large message never reaches them.
     ws.on("message", (data: unknown) => {
       alive();
+      rate.took();
       const bytes = byteLength(data);
       if (bytes > max) {
         if (recorder.closing(open, 1009)) this.counters.protocol_errors++;
@@ -389,6 +410,7 @@ export class DurableServer extends EventEmitter<DurableServerEvents> {
     });
     ws.on("close", () => {
       clearTimeout(timer);
+      clearTimeout(fullSince);
       this.plainSockets.delete(ws);
     });
     plain(ws, request);

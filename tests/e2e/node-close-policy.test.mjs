@@ -19,7 +19,8 @@ const skip = process.env.DURABLE_WS_SERVER && process.env.DURABLE_WS_NODE_TESTS 
 
 const HEARTBEAT = ["--heartbeat-interval-ms", "300", "--heartbeat-timeout-ms", "300"];
 const MAX_MESSAGE_BYTES = 4096;
-const ARGS = ["--max-message-bytes", String(MAX_MESSAGE_BYTES)];
+// A client that does not read is closed (1013) once 64 KiB wait for it for 300 ms.
+const ARGS = ["--max-message-bytes", String(MAX_MESSAGE_BYTES), "--max-outgoing-bytes", "65536", "--send-timeout-ms", "300"];
 
 let site;
 /** { rust, node }: servers with the default heartbeat, and with a short one (for the heartbeat and the shutdown). */
@@ -174,6 +175,22 @@ const rows = [
       const since = Date.now();
       const c = await client(server, { path: "/chat", protocols: [] });
       return closeOf(c, since);
+    },
+  },
+  {
+    name: "a plain client that does not read while its echoes pile up (slow client)",
+    expect: { code: 1013, reason: "client too slow: outgoing queue full" },
+    async run(server) {
+      const c = await client(server, { protocols: [] });
+      const tcp = c.ws._socket;
+      tcp.pause(); // reads nothing: the echoes wait at the server
+      const chunk = "x".repeat(MAX_MESSAGE_BYTES - 96);
+      for (let i = 0; i < 2000; i++) c.ws.send(chunk);
+      // The server gives up 300 ms after its queue filled, then waits up to 1 s for its close to be read.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      tcp.resume();
+      const { code, reason } = await c.closed;
+      return { code, reason };
     },
   },
   {

@@ -186,6 +186,25 @@ pub fn defaults() -> JsValue {
     object.into()
 }
 
+/// One client's read rate ([`server::rate::Bucket`], the Rust server's): `take(now)` for every frame
+/// read (pings and pongs too), the milliseconds to pause reading (0: none).
+#[wasm_bindgen]
+pub struct RateBucket(server::rate::Bucket);
+
+#[wasm_bindgen]
+impl RateBucket {
+    /// A full bucket: `rate` frames per second, `burst` above it, at `now` (ms).
+    #[wasm_bindgen(constructor)]
+    pub fn new(rate: u32, burst: u32, now: f64) -> RateBucket {
+        RateBucket(server::rate::Bucket::new(rate, burst, now))
+    }
+
+    /// Takes a token for a frame read at `now`: how long to pause reading (0: not at all).
+    pub fn take(&mut self, now: f64) -> f64 {
+        self.0.take(now).map_or(0.0, |wait| wait as f64)
+    }
+}
+
 /// The servers' metrics ([`metrics::ALL`], the Rust server's names, kinds, help texts, labels and
 /// buckets), for the Node.js server's registry: `[{ name, kind, help, labels, buckets, storeOnly }]`
 /// (`storeOnly`: recorded only by a server on shared storage, [`metrics::STORE_ONLY`]).

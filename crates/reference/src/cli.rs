@@ -91,6 +91,9 @@ pub struct Options {
     /// (`Authorization: Bearer TOKEN`). [default: none: loopback clients only]
     #[arg(long, value_name = "TOKEN")]
     pub metrics_token: Option<String>,
+    /// Record no metrics and serve no /metrics (404). [default: recorded]
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Serve the fault-injection endpoints under /admin (never in production), behind the same
     /// origin check and access tokens as the WebSockets. [default: off]
     #[arg(long)]
@@ -284,6 +287,7 @@ impl Options {
             authenticator: self.authenticator()?,
             enable_faults: self.enable_faults,
             metrics_token: self.metrics_token.clone(),
+            metrics: !self.no_metrics,
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             session,
             max_sessions_per_identity: self.max_sessions_per_identity,

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// A bearer token that opens `/stats` and `/metrics` to clients beyond loopback (`None`:
     /// loopback only).
     pub metrics_token: Option<String>,
+    /// Record metrics and serve `/metrics` (off: no recorder is installed, `/metrics` is 404).
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             limits: ServeLimits::default(),
             redis: None,
             metrics_token: None,
+            metrics: true,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `/stats` and `/metrics` answer requests from a loopback address, or carrying
 //! `Authorization: Bearer` and the [`ServerConfig::metrics_token`]: not public by default.
 //! `/healthz` and `/readyz` say nothing but a status and are open (load balancers probe them).
+//! With [`ServerConfig::metrics`] off, no recorder is installed: recording costs nothing.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -43,11 +44,13 @@ fn prometheus(durable: &Durable) -> &'static PrometheusHandle {
 
 /// The monitoring routes.
 pub(crate) fn routes(durable: &Durable, config: &ServerConfig) -> Router<Durable> {
-    prometheus(durable);
     let token = config.metrics_token.clone();
-    let guarded = Router::new()
-        .route("/stats", get(stats))
-        .route("/metrics", get(metrics))
+    let mut guarded = Router::new().route("/stats", get(stats));
+    if config.metrics {
+        prometheus(durable);
+        guarded = guarded.route("/metrics", get(metrics));
+    }
+    let guarded = guarded
         .layer(middleware::from_fn(move |request: Request, next: Next| allowed(token.clone(), request, next)))
         .layer(middleware::map_response(allow_any_origin));
     Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).merge(guarded)

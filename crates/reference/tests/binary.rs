@@ -39,6 +39,7 @@ fn help_documents_every_flag_with_its_default() {
         "--auth-token",
         "--auth-token-file",
         "--metrics-token",
+        "--no-metrics",
         "--enable-faults",
         "--public-host",
         "--max-sessions-per-identity",

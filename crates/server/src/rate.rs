@@ -1,28 +1,30 @@
-//! A token bucket: how fast one client's messages are read.
+//! How fast one client's messages are read: the core's token bucket
+//! ([`durable_ws_core::server::rate::Bucket`], the Node.js server's too) on Tokio's clock.
 
 use std::time::Duration;
 
+use durable_ws_core::server::rate;
 use tokio::time::Instant;
 
 /// `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug)]
 pub(crate) struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
+    bucket: rate::Bucket,
+    origin: Instant,
 }
 
 impl Bucket {
     pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        Bucket { rate: f64::from(rate), burst: f64::from(burst), tokens: f64::from(burst), at: now }
+        Bucket { bucket: rate::Bucket::new(rate, burst, 0.0), origin: now }
     }
 
-    /// Takes a token; `Some(instant)` is when the next one is available if none is left now.
+    fn ms(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.origin).as_secs_f64() * 1000.0
+    }
+
+    /// Takes a token; `Some(instant)` is when reading may go on if none is left now.
     pub fn take(&mut self, now: Instant) -> Option<Instant> {
-        self.refill(now);
-        self.tokens -= 1.0;
-        (self.tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        self.bucket.take(self.ms(now)).map(|wait| now + Duration::from_millis(wait))
     }
 
     /// Takes a token for `value` just read, and hands it on.
@@ -33,14 +35,7 @@ impl Bucket {
 
     /// When reading may go on (`None`: now).
     pub fn ready_at(&mut self, now: Instant) -> Option<Instant> {
-        self.refill(now);
-        (self.tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.at = now;
+        self.bucket.ready_in(self.ms(now)).map(|wait| now + Duration::from_millis(wait))
     }
 }
 
@@ -55,7 +50,7 @@ mod tests {
         assert_eq!(bucket.take(start), None);
         assert_eq!(bucket.take(start), None);
         let wait = bucket.take(start).expect("the burst is spent");
-        assert!((wait - start).as_millis().abs_diff(100) <= 1, "{:?}", wait - start);
+        assert_eq!(wait - start, Duration::from_millis(100));
         assert!(bucket.ready_at(start + Duration::from_millis(50)).is_some());
         assert_eq!(bucket.ready_at(start + Duration::from_millis(101)), None);
     }

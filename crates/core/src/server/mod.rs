@@ -27,6 +27,7 @@
 pub mod defaults;
 pub mod metrics;
 pub mod policy;
+pub mod rate;
 mod store;
 
 pub use store::{MemoryStore, Record, Store};
