@@ -266,17 +266,25 @@ stage_examples() {
 # - tests/npm-consumer (Vite + TypeScript): the README snippet in Chromium against /echo, built and under `vite`;
 # - tests/react-app (React 19 in StrictMode, `durable-ws/react`): rendered on the server (Vite SSR) and hydrated in
 #   Chromium, against a reference server of its own (tests/e2e/react.test.mjs).
-stage_npm_consumer() {
+# In the test app $1: `npm ci` (its lockfile's pins), then the tarball `npm pack` makes of pkg/, installed with
+# --no-save (package.json and the lockfile stay as committed).
+install_packed_package() {
+    local app=$1 tarball
     [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
-    local app tarball
+    rm -f "$app"/durable-ws-*.tgz
+    say "npm ci (in $app)"
+    (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
+    say "npm pack pkg"
+    tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
+    say "npm install --no-save ./$tarball (in $app)"
+    (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
+}
+
+stage_npm_consumer() {
+    local app
     for app in tests/npm-consumer tests/react-app; do
-        rm -rf "$app/dist" "$app"/durable-ws-*.tgz
-        say "npm ci (in $app)"
-        (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
-        say "npm pack pkg"
-        tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
-        say "npm install --no-save ./$tarball"
-        (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
+        rm -rf "$app/dist"
+        install_packed_package "$app"
         say "tsc --noEmit (in $app)"
         (cd "$app" && ./node_modules/.bin/tsc --noEmit)
     done
@@ -297,18 +305,10 @@ stage_npm_consumer() {
 # target/$server_profile, which the server stage builds) behind a cutting chaos proxy, and prints each runtime's
 # figures.
 stage_runtimes() {
-    [[ -f pkg/package.json && -f pkg/durable_ws_bg.wasm ]] || die "pkg/ is not built: run the wasm-package stage first"
     export DURABLE_WS_BIN_DIR="$REPO_ROOT/target/$server_profile"
     [[ -x $DURABLE_WS_BIN_DIR/durable-ws-server && -x $DURABLE_WS_BIN_DIR/chaos-proxy ]] ||
         die "no durable-ws-server and chaos-proxy in $DURABLE_WS_BIN_DIR: run the server stage first"
-    local app=tests/runtimes tarball
-    rm -f "$app"/durable-ws-*.tgz
-    say "npm ci (in $app)"
-    (cd "$app" && npm ci --prefer-offline --no-audit --no-fund)
-    say "npm pack pkg"
-    tarball=$(cd "$app" && npm pack ../../pkg --silent | tail -n 1)
-    say "npm install --no-save ./$tarball"
-    (cd "$app" && npm install --no-save --prefer-offline --no-audit --no-fund "./$tarball")
+    install_packed_package tests/runtimes
     node --test tests/runtimes/runtimes.test.mjs
 }
 

@@ -115,6 +115,15 @@ pub enum WelcomeStatus {
 }
 
 impl WelcomeStatus {
+    /// Every status, in wire order.
+    pub const ALL: [WelcomeStatus; 5] = [
+        WelcomeStatus::New,
+        WelcomeStatus::Resumed,
+        WelcomeStatus::LostUnknown,
+        WelcomeStatus::LostOverflow,
+        WelcomeStatus::LostRefused,
+    ];
+
     fn from_byte(b: u8) -> Result<Self, DecodeError> {
         Ok(match b {
             0 => Self::New,
@@ -352,13 +361,7 @@ mod tests {
         roundtrip(Frame::Hello { resume: None });
         roundtrip(Frame::Hello { resume: Some((T, 0)) });
         roundtrip(Frame::Hello { resume: Some((T, u64::MAX)) });
-        for status in [
-            WelcomeStatus::New,
-            WelcomeStatus::Resumed,
-            WelcomeStatus::LostUnknown,
-            WelcomeStatus::LostOverflow,
-            WelcomeStatus::LostRefused,
-        ] {
+        for status in WelcomeStatus::ALL {
             roundtrip(Frame::Welcome { status, token: T, last_received: 42 });
         }
         roundtrip(Frame::Data { seq: 1, payload: PayloadRef::Text("") });

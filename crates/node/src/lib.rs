@@ -295,25 +295,12 @@ pub fn metric_labels() -> JsValue {
     set(&object, "direction", table(&[("IN", direction::IN), ("OUT", direction::OUT)]));
     set(&object, "mode", table(&[("DURABLE", mode::DURABLE), ("PLAIN", mode::PLAIN)]));
     let ended = Object::new();
-    for reason in [
-        EndReason::Goodbye,
-        EndReason::Closed,
-        EndReason::Expired,
-        EndReason::Overflow,
-        EndReason::ProtocolErrors,
-        EndReason::Moved,
-    ] {
+    for reason in EndReason::ALL {
         set(&ended, reason_name(reason), metrics::end_reason(reason));
     }
     set(&object, "ended", ended);
     let (welcome, foreign) = (Object::new(), Object::new());
-    for status in [
-        WelcomeStatus::New,
-        WelcomeStatus::Resumed,
-        WelcomeStatus::LostUnknown,
-        WelcomeStatus::LostOverflow,
-        WelcomeStatus::LostRefused,
-    ] {
+    for status in WelcomeStatus::ALL {
         set(&welcome, status_name(status), pair(metrics::handshake_outcome(status, false)));
         set(&foreign, status_name(status), pair(metrics::handshake_outcome(status, true)));
     }

@@ -750,7 +750,8 @@ impl Harness {
         let next_expiry = self.sessions.iter().filter_map(|s| s.expiry().map(|at| (at, s.id))).min();
         assert_eq!(ep.poll_timeout(), next_expiry.map(|(at, _)| at), "next expiry");
         for s in &self.sessions {
-            let sequence = Sequence { delivered: s.delivered, acked: s.acked, queued: s.last_queued() };
+            let sequence =
+                Sequence { delivered: s.delivered, acked: s.acked, queued: s.last_queued(), sent: s.highest_sent };
             assert_eq!(ep.sequence(s.id), Some(sequence), "{:?}: sequence", s.id);
             assert!(s.acked <= s.highest_sent && s.highest_sent <= s.last_queued(), "{:?}: model numbers", s.id);
             let record = ep.record(s.id).unwrap();
@@ -917,14 +918,7 @@ fn step(h: &mut Harness, input: &mut Bytes<'_>) -> Option<()> {
         }
         9 => {
             let (s, r) = (input.byte()?, input.byte()?);
-            let reason = [
-                EndReason::Goodbye,
-                EndReason::Closed,
-                EndReason::Expired,
-                EndReason::Overflow,
-                EndReason::ProtocolErrors,
-                EndReason::Moved,
-            ][usize::from(r % 6)];
+            let reason = EndReason::ALL[usize::from(r) % EndReason::ALL.len()];
             h.end(h.pick_session(s), reason);
         }
         10 => {

@@ -319,8 +319,7 @@ pub fn known_series() -> Vec<(Metric, Vec<(&'static str, &'static str)>)> {
         series.push((MESSAGES, vec![("direction", d)]));
         series.push((MESSAGE_BYTES, vec![("direction", d)]));
     }
-    use super::EndReason as E;
-    for reason in [E::Goodbye, E::Closed, E::Expired, E::Overflow, E::ProtocolErrors, E::Moved] {
+    for reason in super::EndReason::ALL {
         series.push((SESSIONS_ENDED, vec![("reason", end_reason(reason))]));
     }
     use limit as l;

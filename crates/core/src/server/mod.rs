@@ -188,6 +188,18 @@ pub enum EndReason {
     Moved,
 }
 
+impl EndReason {
+    /// Every reason.
+    pub const ALL: [EndReason; 6] = [
+        EndReason::Goodbye,
+        EndReason::Closed,
+        EndReason::Expired,
+        EndReason::Overflow,
+        EndReason::ProtocolErrors,
+        EndReason::Moved,
+    ];
+}
+
 /// Where a session's numbering stands ([`Endpoint::sequence`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sequence {
