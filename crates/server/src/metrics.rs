@@ -4,6 +4,7 @@
 //! recording costs next to nothing. The counters of `/stats` are recorded here too
 //! ([`crate::stats`]): both count the same events.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use durable_ws_core::server::metrics::{self as m, Kind};
@@ -73,9 +74,14 @@ pub(crate) fn session_ended(reason: EndReason) {
     ::metrics::counter!(m::SESSIONS_ENDED.name, "reason" => m::end_reason(reason)).increment(1);
 }
 
-/// Payload bytes of application messages (`direction`: a [`m::direction`] value).
+/// Payload bytes of application messages (`direction`: a [`m::direction`] value). The hot paths'
+/// handles are looked up once, at the first event (a recorder installed later is not seen by them:
+/// install it before serving).
 pub(crate) fn bytes(direction: &'static str, bytes: usize) {
-    ::metrics::counter!(m::MESSAGE_BYTES.name, "direction" => direction).increment(bytes as u64);
+    static IN: OnceLock<::metrics::Counter> = OnceLock::new();
+    static OUT: OnceLock<::metrics::Counter> = OnceLock::new();
+    let handle = if direction == m::direction::IN { &IN } else { &OUT };
+    handle.get_or_init(|| ::metrics::counter!(m::MESSAGE_BYTES.name, "direction" => direction)).increment(bytes as u64);
 }
 
 /// The sessions held and their replay buffers.
@@ -160,7 +166,10 @@ impl AckClock {
                 break;
             }
             self.sent.pop_front();
-            ::metrics::histogram!(m::ACK_DELAY.name).record(now.saturating_duration_since(at).as_secs_f64());
+            static ACK_DELAY: OnceLock<::metrics::Histogram> = OnceLock::new();
+            ACK_DELAY
+                .get_or_init(|| ::metrics::histogram!(m::ACK_DELAY.name))
+                .record(now.saturating_duration_since(at).as_secs_f64());
         }
     }
 }

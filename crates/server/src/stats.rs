@@ -7,21 +7,23 @@ use ::metrics::Label;
 use durable_ws_core::server::metrics::{self as m, direction, handshake, limit};
 use serde::Serialize;
 
-/// A counter of `/stats` that is also a metric (a counter of [`m::ALL`] with fixed labels).
+/// A counter of `/stats` that is also a metric (a counter of [`m::ALL`] with fixed labels). Its
+/// recorder handle is looked up at the first event (the recorder is installed by then) and kept.
 #[derive(Debug)]
 pub(crate) struct Tally {
     value: AtomicU64,
     metric: Option<(&'static str, &'static [Label])>,
+    handle: std::sync::OnceLock<::metrics::Counter>,
 }
 
 impl Tally {
     const fn metric(metric: m::Metric, labels: &'static [Label]) -> Tally {
-        Tally { value: AtomicU64::new(0), metric: Some((metric.name, labels)) }
+        Tally { value: AtomicU64::new(0), metric: Some((metric.name, labels)), handle: std::sync::OnceLock::new() }
     }
 
     /// Counted for `/stats` only (a fault injected by a test).
     const fn stats_only() -> Tally {
-        Tally { value: AtomicU64::new(0), metric: None }
+        Tally { value: AtomicU64::new(0), metric: None, handle: std::sync::OnceLock::new() }
     }
 
     fn get(&self) -> u64 {
@@ -92,7 +94,7 @@ impl Counters {
         if n > 0 {
             tally.value.fetch_add(n, Ordering::Relaxed);
             if let Some((name, labels)) = tally.metric {
-                ::metrics::counter!(name, labels.iter()).increment(n);
+                tally.handle.get_or_init(|| ::metrics::counter!(name, labels.iter())).increment(n);
             }
         }
     }
