@@ -329,6 +329,15 @@ stage_packages() {
         crates+=("$file")
     done < <(node scripts/check-packages.mjs --publishable-crates)
     ((${#crates[@]})) || die "no workspace member is meant for crates.io"
+    # Cargo verifies a crate against the others from a local registry, taken as unchanged whenever their version is:
+    # a second run in this checkout would build against the first run's sources (extracted into
+    # $CARGO_HOME/registry/src, compiled into target/). These crates are not on crates.io: such copies are leftovers.
+    local published
+    for file in "${crates[@]}"; do
+        published=$(basename "$file" .crate)
+        rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$published"
+    done
+    cargo clean -q "${selection[@]}"
     # --allow-dirty: what would be packaged from the working tree, committed or not.
     say "cargo package --allow-dirty ${selection[*]}"
     if cargo package --allow-dirty "${selection[@]}"; then

@@ -242,7 +242,7 @@ pub fn known_series() -> JsValue {
     list.into()
 }
 
-/// The metrics' label values ([`metrics`]'s modules, by their constants' names: `handshake`,
+/// The metrics' label values ([`metrics`](mod@metrics)'s modules, by their constants' names: `handshake`,
 /// `limit`, `direction`, `mode`), and, by the names this crate gives JavaScript, the labels the
 /// Rust server records for the same events: `ended` (end reason → `reason`), `welcome` and
 /// `foreign` (WELCOME status → `[outcome, reason]`, the latter when the session asked for

@@ -1,8 +1,8 @@
 //! The server's metrics ([`durable_ws_core::server::metrics`]: names, labels and buckets written
-//! once, shared with the Node.js server), recorded through the [`metrics`] facade: install any
-//! recorder (Prometheus, OpenTelemetry, StatsD…) and call [`describe`]. Without a recorder,
-//! recording costs next to nothing. The counters of `/stats` are recorded here too
-//! ([`crate::stats`]): both count the same events.
+//! once, shared with the Node.js server), recorded through the [`metrics`] facade:
+//! install any recorder (Prometheus, OpenTelemetry, StatsD…) and call [`describe`]. Without a
+//! recorder, recording costs next to nothing. Each counter of [`Stats`](crate::Stats) is recorded
+//! here too: both count the same events.
 
 use std::sync::OnceLock;
 use std::time::Duration;
